@@ -1,0 +1,1 @@
+"""shapegen.data (filled in by the method issues)."""

@@ -1,0 +1,1 @@
+"""shapegen.diffusion (filled in by the method issues)."""

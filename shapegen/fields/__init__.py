@@ -1,0 +1,1 @@
+"""shapegen.fields (filled in by the method issues)."""

@@ -1,0 +1,1 @@
+"""shapegen.guidance (filled in by the method issues)."""

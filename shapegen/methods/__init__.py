@@ -1,0 +1,10 @@
+"""Methods: one file per method, registered explicitly in :data:`METHODS`.
+
+Each entry maps the name used on the command line (``--method NAME``) to the module path
+of its LightningModule system. Nothing registers itself by import side effect.
+"""
+
+from __future__ import annotations
+
+METHODS: dict[str, str] = {}
+"""Method name -> ``module:Class`` of its LightningModule (filled as methods land)."""

@@ -1,0 +1,1 @@
+"""shapegen.nn (filled in by the method issues)."""
