@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (with the Blender extra, for the export tests) and run the default test suite.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh blender
+if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
+exec .venv/bin/python -m pytest -q "$@"

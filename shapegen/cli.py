@@ -1,0 +1,67 @@
+"""The ``shapegen`` command.
+
+Every subcommand is one entry of :data:`shapegen.commands.COMMANDS`: positional arguments for
+its inputs and outputs, and a typed dataclass config for everything else, set from
+``--config FILE`` (a YAML preset) and repeatable ``--set key=value`` overrides. Problems the
+user can fix print one line (``error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from shapegen import __version__
+from shapegen.errors import ShapegenError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per command in ``COMMANDS``."""
+    from shapegen.commands import COMMANDS
+
+    parser = argparse.ArgumentParser(
+        prog="shapegen",
+        description="Generate, reconstruct, convert and export 3D shapes (results open in Blender).",
+    )
+    parser.add_argument("--version", action="version", version=f"shapegen {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS.values():
+        p = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(p)
+        if command.config is not None:
+            p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/)")
+            p.add_argument(
+                "--set",
+                dest="overrides",
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="override one config value (repeatable), e.g. --set resolution=256",
+            )
+        p.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        command = args._command
+        config = command.load_config(args) if command.config is not None else None
+        command.run(args, config)
+    except ShapegenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; re-run the command to start again (work that saves checkpoints resumes)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

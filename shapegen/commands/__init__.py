@@ -1,0 +1,16 @@
+"""The table of ``shapegen`` subcommands.
+
+A command is a name, a one-line help, a config schema (a dataclass), a function adding its
+positional arguments and flags, and a ``run(args, config)`` function. New commands are listed
+here explicitly; nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+from shapegen.commands import geometry
+from shapegen.commands.base import Command
+
+COMMANDS: dict[str, Command] = {c.name: c for c in [*geometry.COMMANDS]}
+"""Command name -> :class:`Command`, in the order ``shapegen --help`` lists them."""
+
+__all__ = ["COMMANDS", "Command"]
