@@ -1,0 +1,125 @@
+"""CPU preview rasteriser: analytic silhouettes, occlusion, colours, turntables, file output."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from renderers.preview import rasterize, render_mesh, render_turntable, save_animation, save_image
+
+trimesh = pytest.importorskip("trimesh")
+
+
+def _sphere(radius: float = 1.0, subdivisions: int = 4):
+    tm = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
+    return torch.tensor(tm.vertices, dtype=torch.float32), torch.tensor(tm.faces)
+
+
+def _covered(img: np.ndarray) -> np.ndarray:
+    return (img != 255).any(-1)
+
+
+def test_sphere_projects_to_a_disc_of_the_analytic_radius():
+    v, f = _sphere(1.0)
+    d, fov, size = 4.0, 40.0, 128
+    img = render_mesh(v, f, width=size, height=size, fov_deg=fov, distance=d, elevation_deg=0)
+    assert img.shape == (size, size, 3) and img.dtype == np.uint8
+    mask = _covered(img)
+    # A sphere of radius r at distance d subtends asin(r / d): projected radius f * tan(asin(r / d)).
+    focal = (size / 2) / math.tan(math.radians(fov) / 2)
+    radius_px = focal * math.tan(math.asin(1.0 / d))
+    area_px = mask.sum()
+    assert abs(math.sqrt(area_px / math.pi) - radius_px) < 0.5, (math.sqrt(area_px / math.pi), radius_px)
+    ii, jj = np.nonzero(mask)
+    assert abs(ii.mean() + 0.5 - size / 2) < 0.5 and abs(jj.mean() + 0.5 - size / 2) < 0.5  # centred
+    # Background is pure white; the headlight makes the centre the brightest part.
+    assert (img[~mask] == 255).all()
+    assert img[size // 2, size // 2].mean() > img[ii, jj].mean()
+
+
+def test_auto_fit_keeps_the_object_inside_the_frame():
+    v, f = _sphere(3.0, 2)
+    img = render_mesh(v + 10, f, width=64, height=48)  # off-centre, non-square
+    mask = _covered(img)
+    assert mask.any() and not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def test_nearer_triangle_occludes_farther_one():
+    # Two overlapping squares facing the camera (+Z): red at z = 0.5, green at z = -0.5.
+    quad = torch.tensor([[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0]], dtype=torch.float32)
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    v = torch.cat([quad + torch.tensor([0, 0, 0.5]), quad * 2 + torch.tensor([0, 0, -0.5])])
+    f = torch.cat([faces, faces + 4])
+    colors = torch.tensor([[1.0, 0, 0]] * 4 + [[0, 1.0, 0]] * 4)
+    for order in (f, f.flip(0)):  # independent of the face order
+        img = render_mesh(v, order, vertex_colors=colors, azimuth_deg=0, elevation_deg=0, width=64, height=64, ambient=1.0)
+        centre = img[32, 32].astype(int)
+        assert centre[0] > 200 and centre[1] < 50, centre  # red square in front
+        assert (img[:, 2, 1] > 200).any()  # the larger green square shows around it
+
+
+def test_vertex_colours_appear():
+    v, f = _sphere(1.0, 3)
+    colors = torch.zeros_like(v)
+    colors[:, 2] = (v[:, 0] > 0).float()  # blue on +X, black on -X
+    colors[:, 0] = (v[:, 0] <= 0).float()  # red on -X
+    img = render_mesh(v, f, vertex_colors=colors, azimuth_deg=0, elevation_deg=0, width=64, height=64)
+    left, right = img[32, 20].astype(int), img[32, 44].astype(int)
+    # Camera on +Z looking at -Z with +Y up: world +X is on the image's right.
+    assert left[0] > 100 and left[2] < 30, left
+    assert right[2] > 100 and right[0] < 30, right
+
+
+def test_rasterize_barycentrics_and_empty_pixels():
+    xy = torch.tensor([[[1.0, 1.0], [7.0, 1.0], [1.0, 7.0]]])
+    face_id, bary = rasterize(xy, torch.ones(1, 3), 8, 8)
+    assert face_id[1, 1] == 0 and face_id[7, 7] == -1
+    torch.testing.assert_close(bary[face_id >= 0].sum(-1), torch.ones(int((face_id >= 0).sum())))
+    # Pixel (row 1, column 4) has its centre at (4.5, 1.5): weights (0.5, 7/12, 1/12) of the corners.
+    torch.testing.assert_close(bary[1, 4], torch.tensor([1 - 3.5 / 6 - 0.5 / 6, 3.5 / 6, 0.5 / 6]))
+
+
+def test_turntable_and_files(tmp_path):
+    v, f = _sphere(1.0, 1)
+    frames = render_turntable(v, f, num_frames=4, width=32, height=32)
+    assert len(frames) == 4 and all(fr.shape == (32, 32, 3) for fr in frames)
+    png = save_image(tmp_path / "a.png", frames[0])
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(png)), frames[0])
+    gif = save_animation(tmp_path / "t.gif", frames, fps=10)
+    assert Image.open(gif).n_frames == 4
+    with pytest.raises(ValueError, match=r"\.gif"):
+        save_animation(tmp_path / "t.avi", frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "t.gif"]
+
+
+def test_mp4_without_ffmpeg_suggests_gif(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    with pytest.raises(ValueError, match=r"imageio-ffmpeg.*\.gif"):
+        save_animation(tmp_path / "t.mp4", [np.zeros((8, 8, 3), np.uint8)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_renderers_never_import_shapegen():
+    code = "import sys, renderers.preview; print(any(m == 'shapegen' or m.startswith('shapegen.') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_100k_faces_at_512_in_a_few_seconds():
+    import time
+
+    v, f = _sphere(1.0, 6)  # 81,920 faces
+    v2, f2 = _sphere(0.5, 5)  # + 20,480 faces = 102,400
+    v, f = torch.cat([v, v2 + 1.2]), torch.cat([f, f2 + len(v)])
+    render_mesh(v, f, width=64, height=64)
+    t0 = time.perf_counter()
+    img = render_mesh(v, f, vertex_colors=(v + 1) / 3)
+    assert time.perf_counter() - t0 < 10 and _covered(img).mean() > 0.1
