@@ -31,22 +31,46 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 __all__ = [
-    "triangle_fragments",
-    "rasterize",
     "orbit_camera",
+    "rasterize",
     "render_mesh",
     "render_turntable",
-    "save_image",
     "save_animation",
+    "save_image",
+    "triangle_fragments",
 ]
 
 # Fragments (pixel, face) candidates handled at once; bounds peak memory to ~100 MB.
 _MAX_FRAGMENTS = 2_000_000
 
 
+def _signed_area2(tri: Float[Tensor, "K 3 2"]) -> Float[Tensor, " K"]:
+    """Twice the signed area (positive when counter-clockwise in x-right, y-up axes)."""
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def barycentric_2d(
+    tri: Float[Tensor, "K 3 2"], p: Float[Tensor, "K 2"], area2: Float[Tensor, " K"] | None = None
+) -> Float[Tensor, "K 3"]:
+    """Barycentric weights of points ``p`` in 2D triangles ``tri`` (either winding; may be negative outside).
+
+    Each weight is the signed area of the sub-triangle opposite its corner over the whole
+    (edge functions). Degenerate triangles give non-finite weights; callers filter them.
+    """
+    if area2 is None:
+        area2 = _signed_area2(tri)
+    a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
+
+    def edge(u: Tensor, v: Tensor) -> Tensor:
+        return (v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])
+
+    return torch.stack([edge(b, c), edge(c, a), edge(a, b)], -1) / area2[:, None]
+
+
 def triangle_fragments(
     xy: Float[Tensor, "F 3 2"], height: int, width: int, *, eps: float = 1e-7
-) -> Iterator[tuple[Int[Tensor, "K"], Int[Tensor, "K"], Float[Tensor, "K 3"]]]:
+) -> Iterator[tuple[Int[Tensor, " K"], Int[Tensor, " K"], Float[Tensor, "K 3"]]]:
     """Yield the pixels covered by each triangle, chunk by chunk.
 
     A pixel is covered when its centre lies inside the triangle or on an edge (shared edges
@@ -71,8 +95,7 @@ def triangle_fragments(
     x1 = hi[:, 0].long().clamp(max=width - 1)
     y1 = hi[:, 1].long().clamp(max=height - 1)
     bw, bh = (x1 - x0 + 1).clamp_min(0), (y1 - y0 + 1).clamp_min(0)
-    a, b, c = xy[:, 0], xy[:, 1], xy[:, 2]
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    area = _signed_area2(xy)
     count = bw * bh
     count = torch.where(area.abs() > 1e-12, count, torch.zeros_like(count))
     faces = torch.nonzero(count > 0).squeeze(1)
@@ -94,12 +117,7 @@ def triangle_fragments(
         px = x0[face] + local % w
         py = y0[face] + torch.div(local, w, rounding_mode="floor")
         p = torch.stack([px.float() + 0.5, py.float() + 0.5], -1)
-        pa, pb, pc = a[face], b[face], c[face]
-        # Edge functions: weight of corner k = signed area of the sub-triangle opposite k.
-        def edge(u: Tensor, v: Tensor) -> Tensor:
-            return (v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])
-
-        bary = torch.stack([edge(pb, pc), edge(pc, pa), edge(pa, pb)], -1) / area[face, None]
+        bary = barycentric_2d(xy[face], p, area[face])
         inside = (bary >= -eps).all(-1)
         yield (py * width + px)[inside], face[inside], bary[inside]
 
@@ -125,7 +143,9 @@ def rasterize(
     # Depth gets the bits of an int64 that the face id does not need (31 bits up to 2 ** 31 faces).
     levels = 2 ** min(40, 62 - max(num_faces, 1).bit_length()) - 1
     scale = levels / max(dmax - dmin, 1e-30)
-    key = torch.full((height * width,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device)
+    key = torch.full(
+        (height * width,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device
+    )
     for pix, face, bary in triangle_fragments(xy, height, width):
         z = (bary * depth[face]).sum(-1)
         # Pack (depth, face) so that one scatter-min gives the nearest face; ties -> lower id.
@@ -138,25 +158,23 @@ def rasterize(
     idx = torch.nonzero(hit).squeeze(1)
     if idx.numel():
         f = face_id[idx]
-        p = torch.stack([(idx % width).float() + 0.5, torch.div(idx, width, rounding_mode="floor").float() + 0.5], -1)
-        a, b, c = xy[f, 0], xy[f, 1], xy[f, 2]
-        area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-        def edge(u: Tensor, v: Tensor) -> Tensor:
-            return (v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])
-
-        bary[idx] = torch.stack([edge(b, c), edge(c, a), edge(a, b)], -1) / area[:, None]
+        p = torch.stack(
+            [
+                (idx % width).float() + 0.5,
+                torch.div(idx, width, rounding_mode="floor").float() + 0.5,
+            ],
+            -1,
+        )
+        bary[idx] = barycentric_2d(xy[f], p)
     return face_id.view(height, width), bary.view(height, width, 3)
 
 
 def _look_at(eye: Tensor, target: Tensor, up: Tensor) -> Float[Tensor, "4 4"]:
-    """Camera-to-world matrix, OpenGL axes (looks down -Z). Kept local: renderers.cameras may not exist."""
-    try:  # Prefer the shared helper when it is there, so both agree on conventions.
-        from renderers.cameras import look_at  # type: ignore[import-not-found]
+    """Camera-to-world matrix, OpenGL axes (looks down -Z, +Y up).
 
-        return torch.as_tensor(look_at(eye, target, up), dtype=torch.float32)
-    except Exception:  # noqa: BLE001 - missing module or a different signature: fall back.
-        pass
+    Kept local so previews do not depend on renderers.cameras (written separately); the
+    conventions are the same, and the preview tests pin them (+X appears on the right).
+    """
     z = eye - target
     z = z / z.norm()
     x = torch.linalg.cross(up, z)
@@ -170,7 +188,7 @@ def _look_at(eye: Tensor, target: Tensor, up: Tensor) -> Float[Tensor, "4 4"]:
 
 
 def orbit_camera(
-    center: Float[Tensor, "3"], distance: float, azimuth_deg: float, elevation_deg: float
+    center: Float[Tensor, 3], distance: float, azimuth_deg: float, elevation_deg: float
 ) -> Float[Tensor, "4 4"]:
     """Camera-to-world matrix on a sphere around ``center`` looking at it, +Y up.
 
@@ -178,7 +196,9 @@ def orbit_camera(
     azimuth turns it towards +X, positive elevation raises it towards +Y.
     """
     az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
-    direction = torch.tensor([math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)])
+    direction = torch.tensor(
+        [math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)]
+    )
     center = torch.as_tensor(center, dtype=torch.float32).cpu()
     return _look_at(center + distance * direction, center, torch.tensor([0.0, 1.0, 0.0]))
 
@@ -302,7 +322,13 @@ def render_turntable(
         w, h = kwargs.get("width", 512), kwargs.get("height", 512)
         kwargs["distance"] = 1.05 * radius / math.sin(min(half, math.atan(math.tan(half) * w / h)))
     return [
-        render_mesh(vertices, faces, azimuth_deg=360.0 * k / num_frames, elevation_deg=elevation_deg, **kwargs)
+        render_mesh(
+            vertices,
+            faces,
+            azimuth_deg=360.0 * k / num_frames,
+            elevation_deg=elevation_deg,
+            **kwargs,
+        )
         for k in range(num_frames)
     ]
 
@@ -319,7 +345,9 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
 
     path, tmp = _atomic_target(path)
     try:
-        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
+        Image.fromarray(np.ascontiguousarray(image)).save(
+            tmp, format=Image.registered_extensions().get(path.suffix.lower())
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -341,7 +369,9 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise ValueError(f"writing {path.name} needs imageio-ffmpeg (pip install imageio-ffmpeg); or save as .gif") from None
+            raise ValueError(
+                f"writing {path.name} needs imageio-ffmpeg (pip install imageio-ffmpeg); or save as .gif"
+            ) from None
     elif suffix != ".gif":
         raise ValueError(f"unsupported animation format {suffix!r} for {path}; use .gif or .mp4")
     path, tmp = _atomic_target(path)
@@ -350,8 +380,17 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
             from PIL import Image
 
             images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
-            duration = max(int(round(1000 / fps)), 20)  # GIF delays are in 10 ms steps; browsers clamp < 20 ms
-            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+            duration = max(
+                round(1000 / fps), 20
+            )  # GIF delays are in 10 ms steps; browsers clamp < 20 ms
+            images[0].save(
+                tmp,
+                format="GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=duration,
+                loop=0,
+            )
         else:
             import imageio.v2 as imageio
 

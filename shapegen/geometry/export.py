@@ -46,14 +46,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, PBRMaterial
 from shapegen.io import atomic_path, check_output_path
 
-__all__ = ["export_mesh", "SUPPORTED_SUFFIXES", "srgb_to_linear", "linear_to_srgb"]
+__all__ = ["SUPPORTED_SUFFIXES", "export_mesh", "linear_to_srgb", "srgb_to_linear"]
 
 SUPPORTED_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
 
@@ -109,14 +108,18 @@ def export_mesh(
     try:
         if suffix in (".glb", ".gltf"):
             with atomic_path(path) as tmp:
-                _write_gltf(data, tmp, binary=suffix == ".glb", double_sided=double_sided, name=name)
+                _write_gltf(
+                    data, tmp, binary=suffix == ".glb", double_sided=double_sided, name=name
+                )
         elif suffix == ".ply":
             with atomic_path(path) as tmp:
                 _write_ply(data, tmp, up=ply_up, name=name)
         else:
             _write_obj_atomic(data, path, name=name)
     except OSError as exc:
-        raise ShapegenError(f"cannot write {path}: {exc.strerror or exc}; check the disk space and permissions") from exc
+        raise ShapegenError(
+            f"cannot write {path}: {exc.strerror or exc}; check the disk space and permissions"
+        ) from exc
     return path
 
 
@@ -140,23 +143,50 @@ class _MeshData:
         v = _np(mesh.vertices).astype(np.float32)
         f = _np(mesh.faces).astype(np.int64)
         if len(f) == 0:
-            raise ShapegenError("the mesh has no faces (an empty surface); check the field and the extraction level before exporting")
+            raise ShapegenError(
+                "the mesh has no faces (an empty surface); check the field and the extraction level before exporting"
+            )
         if not np.isfinite(v).all():
-            raise ShapegenError("the mesh has NaN or infinite vertices; fix the field or extraction before exporting")
+            raise ShapegenError(
+                "the mesh has NaN or infinite vertices; fix the field or extraction before exporting"
+            )
         if f.size and (f.min() < 0 or f.max() >= len(v)):
             raise ShapegenError(f"the mesh has face indices outside [0, {len(v)}); it is corrupt")
-        colors = None if mesh.vertex_colors is None else np.clip(_np(mesh.vertex_colors).astype(np.float32), 0, 1)
-        if colors is not None and (colors.ndim != 2 or colors.shape != (len(v), colors.shape[1]) or colors.shape[1] not in (3, 4)):
-            raise ShapegenError(f"vertex_colors must be V x 3 or V x 4 with V = {len(v)}, got {colors.shape}")
+        colors = (
+            None
+            if mesh.vertex_colors is None
+            else np.clip(_np(mesh.vertex_colors).astype(np.float32), 0, 1)
+        )
+        if colors is not None and (
+            colors.ndim != 2
+            or colors.shape != (len(v), colors.shape[1])
+            or colors.shape[1] not in (3, 4)
+        ):
+            raise ShapegenError(
+                f"vertex_colors must be V x 3 or V x 4 with V = {len(v)}, got {colors.shape}"
+            )
         uv = None if mesh.uv is None else _np(mesh.uv).astype(np.float32)
         if uv is not None and uv.shape != (len(v), 2):
             raise ShapegenError(f"uv must be V x 2 with V = {len(v)}, got {uv.shape}")
-        return cls(v, f.astype(np.uint32), colors, uv, _smooth_normals(v, f) if normals else None, mesh.material)
+        return cls(
+            v,
+            f.astype(np.uint32),
+            colors,
+            uv,
+            _smooth_normals(v, f) if normals else None,
+            mesh.material,
+        )
 
     def weld(self) -> tuple[np.ndarray, np.ndarray]:
         """``(first, inverse)``: one representative per distinct (position, colour), first-seen order."""
-        key = self.vertices if self.colors is None else np.concatenate([self.vertices, self.colors], 1)
-        _, first, inverse = np.unique(np.ascontiguousarray(key), axis=0, return_index=True, return_inverse=True)
+        key = (
+            self.vertices
+            if self.colors is None
+            else np.concatenate([self.vertices, self.colors], 1)
+        )
+        _, first, inverse = np.unique(
+            np.ascontiguousarray(key), axis=0, return_index=True, return_inverse=True
+        )
         inverse = inverse.reshape(-1)
         order = np.argsort(first, kind="stable")  # keep first-occurrence order, not sorted order
         rank = np.empty_like(order)
@@ -180,7 +210,9 @@ def _smooth_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     np.add.at(acc, inverse[f].reshape(-1), np.repeat(fn, 3, axis=0))
     n = acc[inverse]
     length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 1.0, 0.0]))  # isolated: any unit
+    n = np.where(
+        length > 1e-20, n / np.maximum(length, 1e-20), np.array([0.0, 1.0, 0.0])
+    )  # isolated: any unit
     return n.astype(np.float32)
 
 
@@ -228,7 +260,12 @@ def _gltf_document(data: _MeshData, *, double_sided: bool, name: str) -> tuple[d
 
     def add_accessor(array: np.ndarray, type_: str, target: int, bounds: bool = False) -> int:
         comp = _UINT if array.dtype == np.uint32 else _FLOAT
-        acc = {"bufferView": add_view(np.ascontiguousarray(array).tobytes(), target), "componentType": comp, "count": int(array.shape[0]), "type": type_}
+        acc = {
+            "bufferView": add_view(np.ascontiguousarray(array).tobytes(), target),
+            "componentType": comp,
+            "count": int(array.shape[0]),
+            "type": type_,
+        }
         if bounds:  # required on POSITION
             acc["min"] = [float(x) for x in array.min(0)]
             acc["max"] = [float(x) for x in array.max(0)]
@@ -242,8 +279,12 @@ def _gltf_document(data: _MeshData, *, double_sided: bool, name: str) -> tuple[d
         attributes["TEXCOORD_0"] = add_accessor(data.uv, "VEC2", _ARRAY_BUFFER)
     if data.colors is not None:
         linear = data.colors.copy()
-        linear[:, :3] = srgb_to_linear(linear[:, :3])  # glTF COLOR_0 is linear; alpha is not encoded
-        attributes["COLOR_0"] = add_accessor(linear.astype(np.float32), f"VEC{linear.shape[1]}", _ARRAY_BUFFER)
+        linear[:, :3] = srgb_to_linear(
+            linear[:, :3]
+        )  # glTF COLOR_0 is linear; alpha is not encoded
+        attributes["COLOR_0"] = add_accessor(
+            linear.astype(np.float32), f"VEC{linear.shape[1]}", _ARRAY_BUFFER
+        )
     primitive = {"attributes": attributes, "mode": 4}
     primitive["indices"] = add_accessor(data.faces.reshape(-1), "SCALAR", _ELEMENT_ARRAY_BUFFER)
 
@@ -268,14 +309,20 @@ def _gltf_document(data: _MeshData, *, double_sided: bool, name: str) -> tuple[d
             "metallicFactor": float(mat.metallic_factor),
             "roughnessFactor": float(mat.roughness_factor),
         }
-        material: dict = {"name": mat.name, "pbrMetallicRoughness": pbr, "doubleSided": bool(double_sided)}
+        material: dict = {
+            "name": mat.name,
+            "pbrMetallicRoughness": pbr,
+            "doubleSided": bool(double_sided),
+        }
         alpha = mat.base_color_factor[3] < 1
         if use_tex and mat.base_color_texture is not None:
             img = _image_u8(mat.base_color_texture)
             pbr["baseColorTexture"] = add_texture(img)
             alpha = alpha or (img.shape[2] == 4 and bool((img[:, :, 3] < 255).any()))
         if use_tex and mat.metallic_roughness_texture is not None:
-            pbr["metallicRoughnessTexture"] = add_texture(_image_u8(mat.metallic_roughness_texture, (0, 1, 2)))
+            pbr["metallicRoughnessTexture"] = add_texture(
+                _image_u8(mat.metallic_roughness_texture, (0, 1, 2))
+            )
         if use_tex and mat.normal_texture is not None:
             material["normalTexture"] = add_texture(_image_u8(mat.normal_texture, (0, 1, 2)))
         if alpha:
@@ -284,7 +331,9 @@ def _gltf_document(data: _MeshData, *, double_sided: bool, name: str) -> tuple[d
         primitive["material"] = 0
         if images:
             doc["images"] = images
-            doc["samplers"] = [{"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}]  # linear, clamp
+            doc["samplers"] = [
+                {"magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071}
+            ]  # linear, clamp
             doc["textures"] = [{"sampler": 0, "source": i} for i in range(len(images))]
     blob.extend(b"\0" * (-len(blob) % 4))
     doc["accessors"] = accessors
@@ -293,10 +342,14 @@ def _gltf_document(data: _MeshData, *, double_sided: bool, name: str) -> tuple[d
     return doc, bytes(blob)
 
 
-def _write_gltf(data: _MeshData, path: Path, *, binary: bool, double_sided: bool, name: str) -> None:
+def _write_gltf(
+    data: _MeshData, path: Path, *, binary: bool, double_sided: bool, name: str
+) -> None:
     doc, blob = _gltf_document(data, double_sided=double_sided, name=name)
     if not binary:
-        doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(blob).decode("ascii")
+        doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(
+            blob
+        ).decode("ascii")
         path.write_text(json.dumps(doc, indent=1))
         return
     text = json.dumps(doc, separators=(",", ":")).encode("utf-8")
@@ -326,7 +379,11 @@ def _obj_files(data: _MeshData, stem: str, name: str) -> dict[str, bytes]:
     pos = data.vertices[first]
     if data.colors is not None:
         # Blender reads `v x y z r g b` as an sRGB colour attribute; OBJ has no alpha.
-        lines.append(_rows("v %.7g %.7g %.7g %.6g %.6g %.6g", np.concatenate([pos, data.colors[first, :3]], 1)))
+        lines.append(
+            _rows(
+                "v %.7g %.7g %.7g %.6g %.6g %.6g", np.concatenate([pos, data.colors[first, :3]], 1)
+            )
+        )
     else:
         lines.append(_rows("v %.7g %.7g %.7g", pos))
     if data.uv is not None:
@@ -363,8 +420,15 @@ def _mtl_files(mat: PBRMaterial, stem: str, *, textured: bool) -> dict[str, byte
     files: dict[str, bytes] = {}
     r, g, b, a = (float(x) for x in mat.base_color_factor)
     rough, metal = float(mat.roughness_factor), float(mat.metallic_factor)
-    lines = [f"# shapegen MTL (PBR extension: Pr/Pm as read by Blender)", f"newmtl {mat.name}"]
-    lines += [f"Kd {r:.6g} {g:.6g} {b:.6g}", "Ka 1 1 1", "Ks 0.5 0.5 0.5", "Ke 0 0 0", f"d {a:.6g}", "illum 2"]
+    lines = ["# shapegen MTL (PBR extension: Pr/Pm as read by Blender)", f"newmtl {mat.name}"]
+    lines += [
+        f"Kd {r:.6g} {g:.6g} {b:.6g}",
+        "Ka 1 1 1",
+        "Ks 0.5 0.5 0.5",
+        "Ke 0 0 0",
+        f"d {a:.6g}",
+        "illum 2",
+    ]
     lines += [f"Pr {rough:.6g}", f"Pm {metal:.6g}"]
     if textured and mat.base_color_texture is not None:
         # MTL has no texture x factor product, so the factor is folded into the image.
@@ -375,8 +439,12 @@ def _mtl_files(mat: PBRMaterial, stem: str, *, textured: bool) -> dict[str, byte
             files[f"{stem}_alpha.png"] = _png_bytes(img[:, :, 3:4])
             lines.append(f"map_d {stem}_alpha.png")
     if textured and mat.metallic_roughness_texture is not None:
-        files[f"{stem}_roughness.png"] = _png_bytes(_image_u8(mat.metallic_roughness_texture, (1,), (rough,)))
-        files[f"{stem}_metallic.png"] = _png_bytes(_image_u8(mat.metallic_roughness_texture, (2,), (metal,)))
+        files[f"{stem}_roughness.png"] = _png_bytes(
+            _image_u8(mat.metallic_roughness_texture, (1,), (rough,))
+        )
+        files[f"{stem}_metallic.png"] = _png_bytes(
+            _image_u8(mat.metallic_roughness_texture, (2,), (metal,))
+        )
         lines += [f"map_Pr {stem}_roughness.png", f"map_Pm {stem}_metallic.png"]
     if textured and mat.normal_texture is not None:
         files[f"{stem}_normal.png"] = _png_bytes(_image_u8(mat.normal_texture, (0, 1, 2)))
@@ -431,7 +499,10 @@ def _write_ply(data: _MeshData, path: Path, *, up: str, name: str) -> None:
     if n is not None:
         vert["nx"], vert["ny"], vert["nz"] = n.T
     if data.uv is not None:
-        vert["s"], vert["t"] = data.uv[:, 0], 1.0 - data.uv[:, 1]  # PLY/Blender: t points up the image
+        vert["s"], vert["t"] = (
+            data.uv[:, 0],
+            1.0 - data.uv[:, 1],
+        )  # PLY/Blender: t points up the image
     if data.colors is not None:
         c8 = np.clip(np.round(data.colors * 255), 0, 255).astype(np.uint8)
         for k, c in enumerate(("red", "green", "blue", "alpha")[: data.colors.shape[1]]):
@@ -441,11 +512,17 @@ def _write_ply(data: _MeshData, path: Path, *, up: str, name: str) -> None:
     face["i"] = data.faces.astype(np.int32)
     ply_type = {"<f4": "float", "u1": "uchar"}
     header = ["ply", "format binary_little_endian 1.0", "comment generated by shapegen"]
-    header.append(f"comment axes: {'+Z up, Blender PLY importer default' if up == 'z' else '+Y up (glTF frame)'}; metres")
+    header.append(
+        f"comment axes: {'+Z up, Blender PLY importer default' if up == 'z' else '+Y up (glTF frame)'}; metres"
+    )
     header.append(f"comment object {name}")
     header.append(f"element vertex {len(v)}")
     header += [f"property {ply_type[t]} {f}" for f, t in fields]
-    header += [f"element face {len(data.faces)}", "property list uchar int vertex_indices", "end_header"]
+    header += [
+        f"element face {len(data.faces)}",
+        "property list uchar int vertex_indices",
+        "end_header",
+    ]
     with open(path, "wb") as fh:
         fh.write(("\n".join(header) + "\n").encode("ascii"))
         fh.write(vert.tobytes())

@@ -24,13 +24,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from renderers.preview import triangle_fragments
+from renderers.preview import barycentric_2d, triangle_fragments
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, PBRMaterial
 
 log = logging.getLogger(__name__)
 
-__all__ = ["uv_atlas", "bake_textures", "bake_vertex_colors", "uv_rasterize"]
+__all__ = ["bake_textures", "bake_vertex_colors", "uv_atlas", "uv_rasterize"]
 
 FieldFn = Callable[[Float[Tensor, "N 3"]], Tensor]
 
@@ -69,7 +69,9 @@ def uv_atlas(
             import xatlas
         except ImportError:
             if method == "xatlas":
-                raise ShapegenError("uv_atlas(method='xatlas') needs xatlas: pip install xatlas (or use method='grid')") from None
+                raise ShapegenError(
+                    "uv_atlas(method='xatlas') needs xatlas: pip install xatlas (or use method='grid')"
+                ) from None
             log.info("xatlas is not installed; using the grid UV atlas")
         else:
             return _xatlas_atlas(mesh, xatlas, resolution, padding)
@@ -80,7 +82,9 @@ def uv_atlas(
 
 def _xatlas_atlas(mesh: Mesh, xatlas, resolution: int, padding: int) -> Mesh:
     atlas = xatlas.Atlas()
-    atlas.add_mesh(mesh.vertices.detach().cpu().numpy(), mesh.faces.detach().cpu().numpy().astype(np.uint32))
+    atlas.add_mesh(
+        mesh.vertices.detach().cpu().numpy(), mesh.faces.detach().cpu().numpy().astype(np.uint32)
+    )
     pack = xatlas.PackOptions()
     pack.resolution = resolution
     pack.padding = padding
@@ -103,7 +107,11 @@ def _grid_atlas(mesh: Mesh, resolution: int, padding: int) -> Mesh:
     cell = 1.0 / cols
     pad = min(padding / resolution, 0.25 * cell)
     k = torch.arange(num_faces, device=mesh.device)
-    origin = torch.stack([(k % cols).float(), torch.div(k, cols, rounding_mode="floor").float()], -1) * cell + pad
+    origin = (
+        torch.stack([(k % cols).float(), torch.div(k, cols, rounding_mode="floor").float()], -1)
+        * cell
+        + pad
+    )
     size = cell - 2 * pad
     # A right triangle per cell; every face gets its own three vertices (all edges are seams).
     corners = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], device=mesh.device) * size
@@ -162,12 +170,8 @@ def uv_rasterize(
         p = torch.stack([jj.float() + 0.5, ii.float() + 0.5], -1)
         a, b, c = tri[:, 0], tri[:, 1], tri[:, 2]
         area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-        def edge(u: Tensor, v: Tensor) -> Tensor:
-            return (v[:, 0] - u[:, 0]) * (p[:, 1] - u[:, 1]) - (v[:, 1] - u[:, 1]) * (p[:, 0] - u[:, 0])
-
         safe = torch.where(area.abs() > 1e-12, area, torch.ones_like(area))
-        w = torch.stack([edge(b, c), edge(c, a), edge(a, b)], -1) / safe[:, None]
+        w = barycentric_2d(tri, p, safe)
         w = torch.where((area.abs() > 1e-12)[:, None], w, torch.full_like(w, 1 / 3)).clamp_min(0)
         w = w / w.sum(-1, keepdim=True).clamp_min(1e-20)
         bary[hit] = w
@@ -181,7 +185,9 @@ def _check_uv(mesh: Mesh) -> None:
         raise ShapegenError("cannot bake textures for a mesh without faces")
 
 
-def _evaluate(fn: FieldFn, points: Tensor, allowed: tuple[int, ...], name: str, chunk: int) -> Tensor:
+def _evaluate(
+    fn: FieldFn, points: Tensor, allowed: tuple[int, ...], name: str, chunk: int
+) -> Tensor:
     """Evaluate ``fn`` in chunks without gradients; returns ``N C`` floats clamped to [0, 1]."""
     out = []
     with torch.no_grad():
@@ -191,11 +197,15 @@ def _evaluate(fn: FieldFn, points: Tensor, allowed: tuple[int, ...], name: str, 
             value = value[:, None] if value.ndim == 1 else value
             if value.ndim != 2 or value.shape[0] != part.shape[0] or value.shape[1] not in allowed:
                 want = " or ".join(f"N x {c}" for c in allowed)
-                raise ValueError(f"{name} must map N x 3 points to {want} values, got {tuple(value.shape)}")
+                raise ValueError(
+                    f"{name} must map N x 3 points to {want} values, got {tuple(value.shape)}"
+                )
             out.append(value)
     values = torch.cat(out) if out else torch.zeros(0, allowed[0], device=points.device)
     if not torch.isfinite(values).all():
-        raise ShapegenError(f"{name} returned NaN or infinite values; check the field before baking")
+        raise ShapegenError(
+            f"{name} returned NaN or infinite values; check the field before baking"
+        )
     return values.clamp(0, 1)
 
 
@@ -251,6 +261,7 @@ def bake_textures(
         name=base.name,
     )
     if roughness_fn is not None or metallic_fn is not None:
+
         def scalar(fn: FieldFn | None, name: str, default: float) -> Tensor:
             if fn is None:
                 return torch.full((points.shape[0], 1), default, device=points.device)

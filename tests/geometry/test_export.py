@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from _export_fixtures import EXTENTS, tall_box, textured_box
+
 from shapegen.errors import ShapegenError
 from shapegen.geometry import export as export_module
 from shapegen.geometry.export import export_mesh, linear_to_srgb, srgb_to_linear
@@ -52,7 +52,9 @@ def test_round_trip_positions_faces_and_colours(tmp_path, fmt):
     # format or loader splits or welds vertices.
     corners = _to_shapegen_frame(np.asarray(tm.vertices), fmt)[np.asarray(tm.faces)]
     np.testing.assert_allclose(corners, mesh.vertices[mesh.faces].numpy(), atol=1e-6)
-    assert len(tm.vertices) == (mesh.num_vertices if fmt != "obj" else len(np.unique(mesh.vertices.numpy(), axis=0)))
+    assert len(tm.vertices) == (
+        mesh.num_vertices if fmt != "obj" else len(np.unique(mesh.vertices.numpy(), axis=0))
+    )
     # Colours: sRGB in OBJ/PLY; glTF stores linear COLOR_0 (spec), trimesh reads it as is.
     got = np.asarray(tm.visual.vertex_colors, np.float64)[np.asarray(tm.faces)][..., :3] / 255
     want = mesh.vertex_colors[mesh.faces].numpy()
@@ -77,14 +79,23 @@ def test_round_trip_uv_and_material(tmp_path, fmt):
         return  # PLY has no material
     material = tm.visual.material
     base = material.baseColorTexture if fmt in ("glb", "gltf") else material.image
-    np.testing.assert_allclose(np.asarray(base, np.float64) / 255, mesh.material.base_color_texture.numpy(), atol=1 / 255)
+    np.testing.assert_allclose(
+        np.asarray(base, np.float64) / 255, mesh.material.base_color_texture.numpy(), atol=1 / 255
+    )
     if fmt in ("glb", "gltf"):
         mr = np.asarray(material.metallicRoughnessTexture, np.float64) / 255
-        np.testing.assert_allclose(mr[..., 1:], mesh.material.metallic_roughness_texture[..., 1:].numpy(), atol=1 / 255)
+        np.testing.assert_allclose(
+            mr[..., 1:], mesh.material.metallic_roughness_texture[..., 1:].numpy(), atol=1 / 255
+        )
         assert material.normalTexture is not None
     else:
         mtl = (tmp_path / "tex.mtl").read_text().split("\n")
-        for line in ("map_Kd tex_basecolor.png", "map_Pr tex_roughness.png", "map_Pm tex_metallic.png", "map_Bump -bm 1 tex_normal.png"):
+        for line in (
+            "map_Kd tex_basecolor.png",
+            "map_Pr tex_roughness.png",
+            "map_Pm tex_metallic.png",
+            "map_Bump -bm 1 tex_normal.png",
+        ):
             assert line in mtl
         from PIL import Image
 
@@ -105,7 +116,9 @@ def test_glb_structure_and_linear_colour_attribute(tmp_path):
     assert {"baseColorTexture", "metallicRoughnessTexture"} <= set(mat["pbrMetallicRoughness"])
     assert "normalTexture" in mat and len(doc["images"]) == 3
     assert all(v["byteOffset"] % 4 == 0 for v in doc["bufferViews"])
-    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(np.linspace(0, 1, 11))), np.linspace(0, 1, 11), atol=1e-9)
+    np.testing.assert_allclose(
+        linear_to_srgb(srgb_to_linear(np.linspace(0, 1, 11))), np.linspace(0, 1, 11), atol=1e-9
+    )
 
 
 def test_ply_up_axis_option(tmp_path):
@@ -120,7 +133,9 @@ def test_obj_welds_seams_but_keeps_uvs(tmp_path):
     mesh = textured_box()  # grid atlas: every face has its own three vertices
     export_mesh(mesh, tmp_path / "w.obj")
     lines = (tmp_path / "w.obj").read_text().splitlines()
-    assert sum(line.startswith("v ") for line in lines) == len(np.unique(mesh.vertices.numpy(), axis=0))
+    assert sum(line.startswith("v ") for line in lines) == len(
+        np.unique(mesh.vertices.numpy(), axis=0)
+    )
     assert sum(line.startswith("vt ") for line in lines) == mesh.num_vertices
 
 
@@ -181,7 +196,9 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, fmt):
         assert target.read_bytes() == target_old
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+@pytest.mark.skipif(
+    os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions"
+)
 def test_unwritable_folder(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()

@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from _export_fixtures import EXTENTS, tall_box, textured_box
+
 from shapegen.geometry.export import export_mesh
 
 pytestmark = pytest.mark.blender
@@ -88,7 +88,13 @@ print("JSON" + json.dumps(result))
 
 
 def _import_in_blender(paths) -> dict:
-    out = subprocess.run([sys.executable, "-c", PROBE, *map(str, paths)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     lines = [line for line in out.stdout.splitlines() if line.startswith("JSON")]
     assert out.returncode == 0 and lines, out.stderr[-3000:] + out.stdout[-3000:]
     return json.loads(lines[-1][4:])
@@ -126,7 +132,9 @@ def test_counts_size_and_up_axis(imported, fmt, kind):
     assert len(got["positions"]) == want_v
     pos = np.asarray(got["positions"])
     # The box is 1.0 tall along shapegen +Y: in Blender it must stand along +Z, metres kept.
-    np.testing.assert_allclose(pos.max(0) - pos.min(0), [EXTENTS[0], EXTENTS[2], EXTENTS[1]], atol=1e-5)
+    np.testing.assert_allclose(
+        pos.max(0) - pos.min(0), [EXTENTS[0], EXTENTS[2], EXTENTS[1]], atol=1e-5
+    )
     np.testing.assert_allclose(pos.mean(0), 0, atol=1e-5)
     # Triangles keep their winding: outward normals, positive volume.
     tri = pos[np.asarray(got["faces"])]
@@ -173,7 +181,9 @@ def test_pbr_material(imported, fmt):
     img = next(i for i in base["images"] if i["size"] == [r, r])
     assert img["colorspace"] == "sRGB"
     px = np.asarray(img["pixels"]).reshape(r, r, 4)[::-1, :, :3]
-    np.testing.assert_allclose(px, textured.material.base_color_texture.numpy(), atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(
+        px, textured.material.base_color_texture.numpy(), atol=1 / 255 + 1e-6
+    )
     # Roughness <- G, Metallic <- B of the metallic-roughness data (one packed image in glTF,
     # two greyscale images in OBJ).
     for sock, channel, value in (("Roughness", 1, 0.6), ("Metallic", 2, 0.2)):

@@ -33,7 +33,9 @@ def _sample(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     """Bilinear texture lookup at glTF UVs (origin top-left), as a viewer would do it."""
     grid = (uv * 2 - 1).view(1, -1, 1, 2)  # grid_sample: x = u, y = v, both in [-1, 1]
     img = texture.permute(2, 0, 1)[None]
-    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", align_corners=False)[0, :, :, 0].T
+    return torch.nn.functional.grid_sample(img, grid, mode="bilinear", align_corners=False)[
+        0, :, :, 0
+    ].T
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -43,8 +45,12 @@ def test_atlas_uv_range_and_topology(method):
     assert atlas.num_faces == mesh.num_faces
     assert atlas.uv.min() >= 0 and atlas.uv.max() <= 1
     # Same triangles in space (vertices only duplicated along seams), same winding.
-    np.testing.assert_allclose(atlas.vertices[atlas.faces].numpy(), mesh.vertices[mesh.faces].numpy(), atol=1e-6)
-    np.testing.assert_allclose(atlas.vertex_colors.numpy(), (atlas.vertices + 0.5).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        atlas.vertices[atlas.faces].numpy(), mesh.vertices[mesh.faces].numpy(), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        atlas.vertex_colors.numpy(), (atlas.vertices + 0.5).numpy(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -77,7 +83,10 @@ def test_bake_reproduces_field_at_surface_points():
     got = _sample(tex, uvs)
     # Tolerance: the field changes by at most |grad| * texel size ~ a few 1e-3 across a texel.
     err = (got - gradient(pts)).abs()
-    assert err.max() < 0.01 and err.mean() < 0.001, (err.max(), err.mean())  # without padding: max 0.28
+    assert err.max() < 0.01 and err.mean() < 0.001, (
+        err.max(),
+        err.mean(),
+    )  # without padding: max 0.28
     mr = baked.material.metallic_roughness_texture
     rough = _sample(mr, uvs)[:, 1]
     assert (rough - (pts[:, 1] + 0.5)).abs().max() < 0.03
@@ -105,7 +114,9 @@ def test_bake_vertex_colors_matches_interpolated_colours():
     w = torch.rand(1000, 3, generator=g) + 0.1
     w = w / w.sum(1, keepdim=True)
     want = (w[:, :, None] * atlas.vertex_colors[atlas.faces[f]]).sum(1)
-    got = _sample(baked.material.base_color_texture, (w[:, :, None] * atlas.uv[atlas.faces[f]]).sum(1))
+    got = _sample(
+        baked.material.base_color_texture, (w[:, :, None] * atlas.uv[atlas.faces[f]]).sum(1)
+    )
     assert (got - want).abs().max() < 0.03
 
 
@@ -118,4 +129,6 @@ def test_user_errors():
     with pytest.raises(ValueError, match="N x 3"):
         bake_textures(uv_atlas(mesh, method="grid"), lambda p: p[:, :2], 16)
     with pytest.raises(ShapegenError, match="vertex_colors"):
-        bake_vertex_colors(Mesh(mesh.vertices, mesh.faces, uv=torch.zeros(mesh.num_vertices, 2)), 16)
+        bake_vertex_colors(
+            Mesh(mesh.vertices, mesh.faces, uv=torch.zeros(mesh.num_vertices, 2)), 16
+        )

@@ -34,9 +34,14 @@ def test_sphere_projects_to_a_disc_of_the_analytic_radius():
     focal = (size / 2) / math.tan(math.radians(fov) / 2)
     radius_px = focal * math.tan(math.asin(1.0 / d))
     area_px = mask.sum()
-    assert abs(math.sqrt(area_px / math.pi) - radius_px) < 0.5, (math.sqrt(area_px / math.pi), radius_px)
+    assert abs(math.sqrt(area_px / math.pi) - radius_px) < 0.5, (
+        math.sqrt(area_px / math.pi),
+        radius_px,
+    )
     ii, jj = np.nonzero(mask)
-    assert abs(ii.mean() + 0.5 - size / 2) < 0.5 and abs(jj.mean() + 0.5 - size / 2) < 0.5  # centred
+    assert (
+        abs(ii.mean() + 0.5 - size / 2) < 0.5 and abs(jj.mean() + 0.5 - size / 2) < 0.5
+    )  # centred
     # Background is pure white; the headlight makes the centre the brightest part.
     assert (img[~mask] == 255).all()
     assert img[size // 2, size // 2].mean() > img[ii, jj].mean()
@@ -46,7 +51,9 @@ def test_auto_fit_keeps_the_object_inside_the_frame():
     v, f = _sphere(3.0, 2)
     img = render_mesh(v + 10, f, width=64, height=48)  # off-centre, non-square
     mask = _covered(img)
-    assert mask.any() and not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    assert mask.any() and not (
+        mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any()
+    )
 
 
 def test_nearer_triangle_occludes_farther_one():
@@ -57,7 +64,16 @@ def test_nearer_triangle_occludes_farther_one():
     f = torch.cat([faces, faces + 4])
     colors = torch.tensor([[1.0, 0, 0]] * 4 + [[0, 1.0, 0]] * 4)
     for order in (f, f.flip(0)):  # independent of the face order
-        img = render_mesh(v, order, vertex_colors=colors, azimuth_deg=0, elevation_deg=0, width=64, height=64, ambient=1.0)
+        img = render_mesh(
+            v,
+            order,
+            vertex_colors=colors,
+            azimuth_deg=0,
+            elevation_deg=0,
+            width=64,
+            height=64,
+            ambient=1.0,
+        )
         centre = img[32, 32].astype(int)
         assert centre[0] > 200 and centre[1] < 50, centre  # red square in front
         assert (img[:, 2, 1] > 200).any()  # the larger green square shows around it
@@ -68,7 +84,9 @@ def test_vertex_colours_appear():
     colors = torch.zeros_like(v)
     colors[:, 2] = (v[:, 0] > 0).float()  # blue on +X, black on -X
     colors[:, 0] = (v[:, 0] <= 0).float()  # red on -X
-    img = render_mesh(v, f, vertex_colors=colors, azimuth_deg=0, elevation_deg=0, width=64, height=64)
+    img = render_mesh(
+        v, f, vertex_colors=colors, azimuth_deg=0, elevation_deg=0, width=64, height=64
+    )
     left, right = img[32, 20].astype(int), img[32, 44].astype(int)
     # Camera on +Z looking at -Z with +Y up: world +X is on the image's right.
     assert left[0] > 100 and left[2] < 30, left
