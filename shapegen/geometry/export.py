@@ -10,6 +10,9 @@ Formats (chosen by the file suffix):
     uses the PBR extension (``Pr``/``Pm``/``map_Pr``/``map_Pm``) and ``map_Bump`` for the
     normal map, which is what Blender's OBJ importer reads. Positions that differ only by a UV
     seam are written once (``v`` is welded, ``vt`` is not), so Blender sees one connected surface.
+    Known Blender limitation (5.0): its OBJ importer tags the roughness, metallic and normal
+    PNGs as sRGB images, so after importing an OBJ set those three to Non-Color (or use .glb,
+    whose importer does this right). The PNGs themselves hold linear data, as MTL readers expect.
     ``.ply``: binary little-endian PLY with normals, ``s t`` UVs and 8-bit ``red green blue
     (alpha)`` colours; no material.
 
