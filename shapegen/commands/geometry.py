@@ -147,7 +147,10 @@ def _render(args: argparse.Namespace, cfg: RenderConfig) -> None:
     view = dict(vertex_colors=mesh.vertex_colors, width=cfg.width, height=cfg.height, elevation_deg=cfg.elevation, fov_deg=cfg.fov)
     if frames:
         images = render_turntable(mesh.vertices, mesh.faces, num_frames=frames, **view)
-        save_animation(out, images, fps=cfg.fps)
+        try:
+            save_animation(out, images, fps=cfg.fps)
+        except ValueError as exc:  # renderers cannot raise ShapegenError (one-way imports)
+            raise ShapegenError(str(exc)) from exc
     else:
         save_image(out, render_mesh(mesh.vertices, mesh.faces, azimuth_deg=cfg.azimuth, **view))
     print(f"wrote {out}")

@@ -50,7 +50,8 @@ class Mesh:
     Attributes:
         vertices: ``V 3`` float positions.
         faces: ``F 3`` int64 vertex indices, counter-clockwise seen from outside.
-        vertex_colors: optional ``V 3|4`` floats in [0, 1].
+        vertex_colors: optional ``V 3|4`` floats in [0, 1], sRGB display values (exporters
+            convert to linear where a format requires it, e.g. glTF ``COLOR_0``).
         uv: optional ``V 2`` texture coordinates (glTF convention: origin top-left), one per
             vertex; UV seams are represented by duplicated vertices.
         material: optional PBR material whose textures are addressed by ``uv``.
