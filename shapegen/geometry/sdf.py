@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +41,9 @@ from shapegen.geometry.mesh import Mesh
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "warp"]
+
+#: Smallest slice of points worth its own CPU thread in the warp backend.
+_MIN_POINTS_PER_THREAD = 2048
 
 #: Upper bound on (point, face) pairs processed at once by the torch reference (~0.5 GB peak).
 PAIR_BUDGET = 1 << 21
@@ -90,18 +94,20 @@ def _closest_point_on_triangles(
     out = torch.where(((d3 >= 0) & (d4 <= d3))[..., None], b, out)
     out = torch.where(((d1 <= 0) & (d2 <= 0))[..., None], a, out)
     # Degenerate triangles (zero area): the region tests above are unreliable, so take the
-    # closest of the three edge projections instead.
+    # closest of the three edge projections instead (only for those columns: they are rare).
     degenerate = torch.cross(ab, ac, dim=-1).norm(dim=-1) <= 1e-12 * (ab.norm(dim=-1) + ac.norm(dim=-1)).square()
-    if bool(degenerate.any()):
+    cols = degenerate.reshape(-1).nonzero().reshape(-1) if degenerate.shape[0] == 1 else None
+    if cols is not None and cols.numel():
+        pa, pb, pc = a[:, cols], b[:, cols], c[:, cols]
         cands = []
-        for s, e in ((a, b), (b, c), (c, a)):
+        for s, e in ((pa, pb), (pb, pc), (pc, pa)):
             se = e - s
             t = div(((p - s) * se).sum(-1), (se * se).sum(-1))
             cands.append(s + se * t[..., None])
-        cands = torch.stack(cands)  # 3 N F 3
-        best = (cands - p).norm(dim=-1).argmin(0)  # N F
+        cands = torch.stack(cands)  # 3 N D 3
+        best = (cands - p).norm(dim=-1).argmin(0)  # N D
         seg = torch.gather(cands, 0, best[None, ..., None].expand(1, *best.shape, 3))[0]
-        out = torch.where(degenerate[..., None], seg, out)
+        out[:, cols] = seg
     return out
 
 
@@ -255,18 +261,23 @@ class MeshSDF:
         backend: ``"auto"`` (warp if it imports, else torch), ``"torch"`` or ``"warp"``.
         accuracy: warp's fast-winding-number accuracy (beta; larger is more exact, slower).
         max_dist: closest-point search radius for warp; points farther than this get ``inf``.
+        num_threads: CPU threads for warp queries (default ``torch.get_num_threads()``).
 
     Example:
         >>> sdf = MeshSDF(load_mesh("chair.obj"))  # doctest: +SKIP
         >>> d = sdf(points)  # N signed distances, negative inside
     """
 
-    def __init__(self, mesh: Mesh, *, backend: Backend = "auto", accuracy: float = 2.0, max_dist: float = 1e6) -> None:
+    def __init__(
+        self, mesh: Mesh, *, backend: Backend = "auto", accuracy: float = 2.0, max_dist: float = 1e6,
+        num_threads: int | None = None,
+    ) -> None:
         if mesh.num_faces == 0:
             raise ShapegenError("cannot compute distances to a mesh without faces")
         self.mesh = mesh
         self.accuracy = float(accuracy)
         self.max_dist = float(max_dist)
+        self.num_threads = num_threads
         self.backend = resolve_backend(backend)
         self._warp_meshes: dict[str, object] = {}
 
@@ -298,17 +309,32 @@ class MeshSDF:
         dist = torch.empty(n, dtype=torch.float32, device=device)
         closest = torch.zeros(n, 3, dtype=torch.float32, device=device)
         face = torch.empty(n, dtype=torch.int32, device=device)
-        if n:
-            k = _warp_kernels()["sdf"]
-            stream = wp.stream_from_torch(torch.cuda.current_stream(device)) if device.type == "cuda" else None
+        kernel = _warp_kernels()["sdf"]
+        stream = wp.stream_from_torch(torch.cuda.current_stream(device)) if device.type == "cuda" else None
+
+        def launch(lo: int, hi: int) -> None:
             wp.launch(
-                k,
-                dim=n,
-                inputs=[mesh.id, wp.from_torch(p, dtype=wp.vec3), self.max_dist, self.accuracy, int(signed)],
-                outputs=[wp.from_torch(dist), wp.from_torch(closest, dtype=wp.vec3), wp.from_torch(face)],
+                kernel,
+                dim=hi - lo,
+                inputs=[mesh.id, wp.from_torch(p[lo:hi], dtype=wp.vec3), self.max_dist, self.accuracy, int(signed)],
+                outputs=[wp.from_torch(dist[lo:hi]), wp.from_torch(closest[lo:hi], dtype=wp.vec3), wp.from_torch(face[lo:hi])],
                 device=key,
                 stream=stream,
             )
+
+        threads = self.num_threads if self.num_threads is not None else torch.get_num_threads()
+        if n == 0:
+            pass
+        elif device.type != "cpu" or threads <= 1 or n < 2 * _MIN_POINTS_PER_THREAD:
+            launch(0, n)
+        else:
+            # Warp runs a CPU launch on one thread and releases the GIL, so disjoint slices
+            # launched from a thread pool scale with the cores. The first (tiny) launch loads
+            # the compiled module once, outside the pool.
+            launch(0, 1)
+            bounds = torch.linspace(1, n, min(threads, n // _MIN_POINTS_PER_THREAD) + 1).long().tolist()
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                list(pool.map(lambda i: launch(bounds[i], bounds[i + 1]), range(len(bounds) - 1)))
         return SDFQuery(dist.to(points.dtype), closest.to(points.dtype), face.long())
 
     # --------------------------------------------------------------------------------- public

@@ -177,3 +177,13 @@ def test_cuda_parity():
         d = signed_distance(p.cuda(), mesh.to("cuda"), backend=backend)
         assert d.device.type == "cuda"
         assert (d.cpu() - ref).abs().max().item() < 1e-4
+
+
+@needs_warp
+def test_warp_threaded_cpu_launch_matches_single_thread():
+    mesh = Mesh.from_trimesh(trimesh.creation.icosphere(3, radius=0.5))
+    p = torch.rand(10000, 3) * 2 - 1
+    one = MeshSDF(mesh, backend="warp", num_threads=1).query(p)
+    many = MeshSDF(mesh, backend="warp", num_threads=3).query(p)
+    assert torch.equal(one.distance, many.distance) and torch.equal(one.face, many.face)
+    assert (one.distance - (p.norm(dim=-1) - 0.5)).abs().max().item() < 0.01
