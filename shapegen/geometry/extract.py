@@ -31,7 +31,6 @@ the edge's index, which is exactly the per-edge vertex sharing dense marching cu
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +44,7 @@ from torch import Tensor
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 
-FieldFn = Callable[[Float[Tensor, "N 3"]], Float[Tensor, "N"]]
+FieldFn = Callable[[Float[Tensor, "N 3"]], Float[Tensor, " N"]]
 """An SDF-like field: ``N 3`` points to ``N`` values, negative inside."""
 
 BBox = tuple[Sequence[float], Sequence[float]]
@@ -133,7 +132,7 @@ class _Evaluator:
 
             self.bar = tqdm(total=total, desc=desc, unit="pt", unit_scale=True, leave=False)
 
-    def __call__(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def __call__(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         out = torch.empty(points.shape[0], dtype=torch.float32, device=points.device)
         with torch.no_grad():
             for s in range(0, points.shape[0], self.chunk_size):
@@ -292,7 +291,7 @@ def grid_field(values: Float[Tensor, "G G G"], bbox: BBox = DEFAULT_BBOX) -> Fie
     shape = torch.tensor(values.shape, dtype=torch.int64)
     cache: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor, Tensor, Tensor]] = {}
 
-    def fn(points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def fn(points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         key = (points.device, points.dtype)
         if key not in cache:
             cache[key] = (
@@ -415,6 +414,7 @@ def _sparse_extract(
         n = levels[0]
         cells = _unravel(torch.arange(n**3, device=dev), n)
         sign = torch.zeros(0, dtype=torch.int8, device=dev)
+        active = cells
         for li, n in enumerate(levels):
             final = li == len(levels) - 1
             if li > 0:
@@ -506,4 +506,4 @@ def _blockwise_mc(
     return mesh, int(surface.shape[0]), int(blocks.shape[0])
 
 
-__all__ = ["BBox", "DEFAULT_BBOX", "ExtractionStats", "FieldFn", "evaluate_grid", "extract_mesh", "grid_field", "marching_cubes"]
+__all__ = ["DEFAULT_BBOX", "BBox", "ExtractionStats", "FieldFn", "evaluate_grid", "extract_mesh", "grid_field", "marching_cubes"]
