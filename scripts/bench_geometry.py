@@ -130,8 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     warp_d = results["shapegen warp (BVH + fast winding number)"][2]
     pps = {k: r[0] / r[1] for k, r in results.items()}
     trimesh_pps = pps["trimesh.proximity.signed_distance"]
-    # Alternatives computing a signed distance (unsigned rows are listed for reference only).
-    others = {k: v for k, v in pps.items() if not k.startswith("shapegen") and methods[k][2] != "unsigned"}
+    # Alternatives computing a signed distance whose sign is robust here (>= 99% agreement with
+    # the exact reference); unsigned rows and non-robust signs are listed for reference only.
+    def robust(k: str) -> bool:
+        n_ref = min(len(ref), results[k][0])
+        return bool(((results[k][2][:n_ref] < 0) == (ref[:n_ref] < 0)).mean() >= 0.99)
+
+    others = {k: v for k, v in pps.items() if not k.startswith("shapegen") and methods[k][2] != "unsigned" and robust(k)}
     best_other = max(others, key=others.get)
     rows = []
     for name, (n, seconds, d, build, note) in results.items():
@@ -144,10 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     body = (
         f"Signed distance to `meshes_chairs_tables/Table7.obj` ({mesh.num_faces} faces, not watertight, normalised "
         f"to [-1, 1]^3); points: half near-surface (sigma 0.01/0.05), half uniform in [-1.1, 1.1]^3. "
-        f"Fastest alternative: {best_other}. Sign agreement vs the exact torch reference on its first "
+        f"Fastest alternative with a robust sign (>= 99% sign agreement with the reference): {best_other}. Sign agreement vs the exact torch reference on its first "
         f"{len(ref)} points and vs shapegen warp on each method's points; |distance| error vs the reference. "
         f"torch threads: {torch.get_num_threads()}.\n\n"
-        + table(["method", "points", "points/s", "vs trimesh", "vs fastest alternative", "sign agree (ref)",
+        + table(["method", "points", "points/s", "vs trimesh", "vs fastest robust alternative", "sign agree (ref)",
                  "sign agree (warp)", "max abs dist err", "build s", "note"], rows)
     )
     write_section("geometry-sdf", "Signed distance to a 100k-face mesh", body)
