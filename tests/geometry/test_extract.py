@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from scipy.spatial import cKDTree
@@ -43,7 +42,7 @@ def test_marching_cubes_sphere_golden():
 
 def test_evaluate_grid_layout_and_chunking():
     bbox = ((-1.0, 0.0, 2.0), (3.0, 1.0, 2.5))
-    probe = lambda p: p[:, 0] + 10 * p[:, 1] + 100 * p[:, 2]  # noqa: E731
+    probe = lambda p: p[:, 0] + 10 * p[:, 1] + 100 * p[:, 2]
     v = evaluate_grid(probe, 5, bbox, chunk_size=7)
     assert v.shape == (5, 5, 5)
     assert v[0, 0, 0] == pytest.approx(-1 + 0 + 200)
@@ -101,7 +100,7 @@ def test_sparse_far_fewer_evaluations_at_higher_resolution():
 def test_margin_covers_fields_steeper_than_an_sdf():
     # A field 4x steeper than an SDF breaks the assumption behind margin=1; margin=4 restores it.
     plate = primitives.box(half_size=(0.7, 0.6, 0.004))
-    steep = lambda p: 4 * plate(p)  # noqa: E731
+    steep = lambda p: 4 * plate(p)
     dense = extract_mesh(steep, 97, method="dense")
     sparse = extract_mesh(steep, 97, method="sparse", margin=4.0)
     assert sparse.num_faces == dense.num_faces > 0
@@ -142,7 +141,7 @@ def test_wrong_field_output_shape():
 
 def test_grid_field_interpolates_exactly():
     bbox = ((-1.0, -2.0, 0.0), (1.0, 2.0, 1.0))
-    lin = lambda p: 0.3 * p[:, 0] - 0.2 * p[:, 1] + 0.5 * p[:, 2] + 0.1  # noqa: E731
+    lin = lambda p: 0.3 * p[:, 0] - 0.2 * p[:, 1] + 0.5 * p[:, 2] + 0.1
     g = evaluate_grid(lin, 7, bbox)
     f = grid_field(g, bbox)
     p = torch.rand(500, 3) * torch.tensor([2.0, 4.0, 1.0]) + torch.tensor([-1.0, -2.0, 0.0])
