@@ -27,12 +27,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 __all__ = [
-    "Intrinsics",
     "CameraBatch",
+    "Intrinsics",
     "look_at",
-    "orbit_pose",
-    "opengl_to_opencv",
     "opencv_to_opengl",
+    "opengl_to_opencv",
+    "orbit_pose",
     "sample_cameras_on_sphere",
 ]
 
@@ -175,7 +175,7 @@ def orbit_pose(
     azimuth_deg: float | Float[Tensor, "*B"],
     elevation_deg: float | Float[Tensor, "*B"],
     distance: float | Float[Tensor, "*B"],
-    target: Float[Tensor, "3"] | Sequence[float] = (0.0, 0.0, 0.0),
+    target: Float[Tensor, 3] | Sequence[float] = (0.0, 0.0, 0.0),
     up: Sequence[float] = (0.0, 1.0, 0.0),
 ) -> Float[Tensor, "*B 4 4"]:
     """OpenGL camera-to-world pose on a sphere around ``target``, looking at it (+Y up).
