@@ -379,22 +379,32 @@ def extract_mesh(
 
 
 # ---------------------------------------------------------------------------- sparse internals
-def _cell_corner_values(cells: Tensor, n: int, pts: Tensor, vals: Tensor) -> Tensor:
-    """``M 8`` values at the corners of ``cells`` (``M 3``) looked up in sorted point indices."""
-    corner = _ravel(cells[:, None, :] + _CORNERS.to(cells.device), n + 1)
-    return vals[torch.searchsorted(pts, corner)]
+def _corner_offsets(n_points: int, device: torch.device) -> Tensor:
+    """Linear offsets of a cell's 8 corners in a C-ordered grid with ``n_points`` per axis."""
+    return _ravel(_CORNERS.to(device), n_points)
 
 
 def _children(cells: Tensor, nc: int, nf: int) -> Tensor:
-    """Unique linear indices of level-``nf`` cells whose interior overlaps the given level-``nc`` cells."""
+    """Sorted linear indices of level-``nf`` cells whose interior overlaps the given level-``nc`` cells."""
     flo = cells * nf // nc
     fhi = ((cells + 1) * nf + nc - 1) // nc - 1  # inclusive; at most ceil(nf/nc)+1 per axis
     span = int((fhi - flo).max()) + 1 if cells.shape[0] else 1
     r = torch.arange(span, device=cells.device)
-    off = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-    child = flo[:, None, :] + off[None]
-    ok = (child <= fhi[:, None, :]).all(-1)
-    return torch.unique(_ravel(child[ok], nf))
+    fx, fy, fz = (flo[:, a, None] + r for a in range(3))  # M span each
+    ok = (fx <= fhi[:, 0, None])[:, :, None, None] & (fy <= fhi[:, 1, None])[:, None, :, None] & (fz <= fhi[:, 2, None])[:, None, None, :]
+    lin = (fx[:, :, None, None] * nf + fy[:, None, :, None]) * nf + fz[:, None, None, :]
+    mask = torch.zeros(nf**3, dtype=torch.bool, device=cells.device)
+    mask[lin[ok]] = True  # a bitmap instead of torch.unique: cheaper, and sorted for free
+    return mask.nonzero().squeeze(1)
+
+
+def _corner_points(cells: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Lower-corner point index of each cell and the sorted unique corner points of all cells."""
+    base = _ravel(cells, n + 1)
+    corners = (base[:, None] + _corner_offsets(n + 1, cells.device)).reshape(-1)
+    mask = torch.zeros((n + 1) ** 3, dtype=torch.bool, device=cells.device)
+    mask[corners] = True
+    return base, mask.nonzero().squeeze(1)
 
 
 def _sparse_extract(
@@ -402,42 +412,46 @@ def _sparse_extract(
     dev: torch.device, progress: bool,
 ) -> tuple[Mesh, ExtractionStats]:
     lo, hi = _box(bbox)
-    n_final = g - 1
-    levels = [n_final]
+    levels = [g - 1]
     while levels[-1] > coarse_cells:
         levels.append(-(-levels[-1] // 2))
     levels.reverse()
     ev = _Evaluator(fn, chunk_size, progress, None, f"sparse {g}^3")
     stats = ExtractionStats("sparse", g, level_cells=list(levels))
     try:
-        # Level 0: every cell of a dense coarse grid is a candidate.
-        n = levels[0]
-        cells = _unravel(torch.arange(n**3, device=dev), n)
         sign = torch.zeros(0, dtype=torch.int8, device=dev)
-        active = cells
+        active = torch.zeros(0, 3, dtype=torch.int64, device=dev)
         for li, n in enumerate(levels):
-            final = li == len(levels) - 1
-            if li > 0:
+            if li == 0:  # every cell of the dense coarse grid is a candidate
+                cells = _unravel(torch.arange(n**3, device=dev), n)
+            elif active.shape[0] == 0:  # nothing near the level: an empty mesh, as dense gives
+                stats.evaluations = ev.count
+                return Mesh(torch.zeros(0, 3, device=dev), torch.zeros(0, 3, dtype=torch.int64, device=dev)), stats
+            else:
                 cells = _unravel(_children(active, levels[li - 1], n), n)
-            pts = torch.unique(_ravel((cells[:, None, :] + _CORNERS.to(dev)).reshape(-1, 3), n + 1))
+            base, pts = _corner_points(cells, n)
             vals = ev(_points(_unravel(pts, n + 1), _axes(lo, hi, n + 1, dev))) - float(level)
             stats.level_evaluations.append(int(pts.shape[0]))
-            if final:
+            if li == len(levels) - 1:
                 break
-            cv = _cell_corner_values(cells, n, pts, vals)
+            # Intermediate levels are at most half the target resolution: a dense value grid
+            # (unknown = NaN) makes the corner look-ups plain indexing.
+            grid = torch.full(((n + 1) ** 3,), torch.nan, dtype=torch.float32, device=dev)
+            grid[pts] = vals
+            cv = grid[base[:, None] + _corner_offsets(n + 1, dev)]
             cmin, cmax = cv.amin(1), cv.amax(1)
             half_diag = 0.5 * float(np.linalg.norm((hi - lo) / n))
             keep = ((cmin < 0) & (cmax >= 0)) | (cv.abs().amin(1) <= margin * half_diag)
             # Side of every cell of this level that is not kept: inherited from the coarser
             # level for cells that were not candidates, from the corners for those that were.
             new_sign = _inherit_sign(sign, levels[li - 1] if li > 0 else 1, n, dev)
-            lin = _ravel(cells, n)
-            new_sign[lin] = torch.where(keep, 0, torch.where(cmax < 0, -1, 1)).to(torch.int8)
+            new_sign[_ravel(cells, n)] = torch.where(keep, 0, torch.where(cmax < 0, -1, 1)).to(torch.int8)
             sign, active = new_sign, cells[keep]
+            del grid, cv
     finally:
         ev.close()
     stats.evaluations = ev.count
-    mesh, stats.surface_cells, stats.blocks = _blockwise_mc(cells, pts, vals, sign, levels[-2], n_final, lo, hi, dev)
+    mesh, stats.surface_cells, stats.blocks = _blockwise_mc(cells, pts, vals, sign, levels[-2], levels[-1], lo, hi, dev)
     return mesh, stats
 
 
@@ -452,58 +466,80 @@ def _inherit_sign(coarse: Tensor, nc: int, nf: int, dev: torch.device) -> Tensor
 
 def _blockwise_mc(
     cells: Tensor, pts: Tensor, vals: Tensor, coarse_sign: Tensor, nc: int, n: int,
-    lo: np.ndarray, hi: np.ndarray, dev: torch.device,
+    lo: np.ndarray, hi: np.ndarray, dev: torch.device, batch: int = 64,
 ) -> tuple[Mesh, int, int]:
-    """Marching cubes over the blocks holding sign changes, stitched by grid-edge index."""
+    """Marching cubes over the blocks holding candidate cells, stitched by grid-edge index."""
+    B = BLOCK_CELLS
     spacing = (hi - lo) / n
     vals = _nudge(vals, LEVEL_NUDGE * float(spacing.min()))
-    cv = _cell_corner_values(cells, n, pts, vals)
-    surface = cells[(cv.amin(1) < 0) & (cv.amax(1) >= 0)]
-    if surface.shape[0] == 0:
-        return Mesh(torch.zeros(0, 3, device=dev), torch.zeros(0, 3, dtype=torch.int64, device=dev)), 0, 0
-    nb = -(-n // BLOCK_CELLS)
-    blocks = _unravel(torch.unique(_ravel(surface // BLOCK_CELLS, nb)), nb)
+    # Evaluated values in per-block storage: point block (p // B) owns points p % B, and only
+    # blocks owning an evaluated point get a slot, so memory follows the surface, not G^3.
+    nbp = -(-(n + 1) // B)
+    ijk = _unravel(pts, n + 1)
+    owner = _ravel(ijk // B, nbp)
+    slot_of = torch.full((nbp**3,), -1, dtype=torch.int64, device=dev)
+    used = torch.zeros(nbp**3, dtype=torch.bool, device=dev)
+    used[owner] = True
+    slot_of[used] = torch.arange(int(used.sum()), device=dev)
+    store = torch.full((int(used.sum()) * B**3,), torch.nan, dtype=torch.float32, device=dev)
+    store[slot_of[owner] * B**3 + _ravel(ijk % B, B)] = vals
+    del ijk, owner
+    nb = -(-n // B)
+    blocks = _unravel(torch.unique(_ravel(cells // B, nb)), nb)
     # A constant of the known side for values never evaluated; any magnitude works since the
     # cells touching such a value have no sign change.
     fill = float(vals.abs().max()) + 1.0
     coarse_of = torch.clamp(torch.arange(n + 1, device=dev) * nc // n, max=nc - 1)
     csign = coarse_sign.reshape(nc, nc, nc)
-    keys, all_verts, all_faces, offset = [], [], [], 0
-    for b in blocks.tolist():
-        start = [x * BLOCK_CELLS for x in b]
-        rng = [torch.arange(s, min(s + BLOCK_CELLS, n) + 1, device=dev) for s in start]
-        q = torch.stack(torch.meshgrid(*rng, indexing="ij"), -1)
-        lin = _ravel(q, n + 1).reshape(-1)
-        pos = torch.searchsorted(pts, lin).clamp(max=pts.shape[0] - 1)
-        found = pts[pos] == lin
-        side = csign[coarse_of[q[..., 0]], coarse_of[q[..., 1]], coarse_of[q[..., 2]]].reshape(-1)
-        side = torch.where(side == 0, 1, side).to(torch.float32)  # 0 cannot happen (module doc)
-        block = torch.where(found, vals[pos], side * fill).reshape(q.shape[:3])
-        v, f = _mcubes(block.cpu().numpy())
-        if f.shape[0] == 0:
-            continue
-        base = np.floor(v)
-        frac = v - base
-        axis = frac.argmax(1)
-        # Edge index: lower corner (global) * 3 + axis. A vertex with no fractional part
-        # (possible only for fields far steeper than the nudge allows) is not welded.
-        corner = base.astype(np.int64) + np.asarray(start, dtype=np.int64)
-        key = ((corner[:, 0] * (n + 1) + corner[:, 1]) * (n + 1) + corner[:, 2]) * 3 + axis
-        unwelded = frac.max(1) == 0
-        if unwelded.any():
-            key[unwelded] = -1 - (offset + np.nonzero(unwelded)[0])
-        keys.append(key)
-        all_verts.append(v + np.asarray(start, dtype=np.float64))
-        all_faces.append(f + offset)
-        offset += v.shape[0]
-    key = np.concatenate(keys)
-    uniq, inverse = np.unique(key, return_inverse=True)
+    r = torch.arange(B + 1, device=dev)
+    keys, all_verts, all_faces, offset, surface_cells, meshed = [], [], [], 0, 0, 0
+    for s in range(0, blocks.shape[0], batch):
+        start = blocks[s : s + batch] * B  # K 3
+        q = (start[:, :, None] + r).clamp(max=n)  # K 3 B+1 (clamped rows are sliced off below)
+        qb, ql = q // B, q % B
+        slot = slot_of[((qb[:, 0, :, None, None] * nbp + qb[:, 1, None, :, None]) * nbp + qb[:, 2, None, None, :])]
+        local = (ql[:, 0, :, None, None] * B + ql[:, 1, None, :, None]) * B + ql[:, 2, None, None, :]
+        value = torch.where(slot >= 0, store[(slot * B**3 + local).clamp(min=0)], torch.nan)
+        side = csign[coarse_of[q[:, 0, :, None, None]], coarse_of[q[:, 1, None, :, None]], coarse_of[q[:, 2, None, None, :]]]
+        side = torch.where(side < 0, -fill, fill)  # 0 (active) cannot reach an unknown value (module doc)
+        value = torch.where(torch.isnan(value), side, value).cpu().numpy()
+        for k, st in enumerate(start.tolist()):
+            size = [min(B, n - x) + 1 for x in st]
+            block = value[k, : size[0], : size[1], : size[2]]
+            inside = block < 0
+            any_in = inside[:-1, :-1, :-1] | inside[1:, :-1, :-1] | inside[:-1, 1:, :-1] | inside[:-1, :-1, 1:]
+            any_in |= inside[1:, 1:, :-1] | inside[1:, :-1, 1:] | inside[:-1, 1:, 1:] | inside[1:, 1:, 1:]
+            all_in = inside[:-1, :-1, :-1] & inside[1:, :-1, :-1] & inside[:-1, 1:, :-1] & inside[:-1, :-1, 1:]
+            all_in &= inside[1:, 1:, :-1] & inside[1:, :-1, 1:] & inside[:-1, 1:, 1:] & inside[1:, 1:, 1:]
+            count = int((any_in & ~all_in).sum())
+            if count == 0:
+                continue
+            surface_cells += count
+            meshed += 1
+            v, f = _mcubes(np.ascontiguousarray(block))
+            base = np.floor(v)
+            frac = v - base
+            axis = frac.argmax(1)
+            # Edge index: lower corner (global) * 3 + axis. A vertex with no fractional part
+            # (possible only for fields far steeper than the nudge allows) is not welded.
+            corner = base.astype(np.int64) + np.asarray(st, dtype=np.int64)
+            key = ((corner[:, 0] * (n + 1) + corner[:, 1]) * (n + 1) + corner[:, 2]) * 3 + axis
+            unwelded = frac.max(1) == 0
+            if unwelded.any():
+                key[unwelded] = -1 - (offset + np.nonzero(unwelded)[0])
+            keys.append(key)
+            all_verts.append(v + np.asarray(st, dtype=np.float64))
+            all_faces.append(f + offset)
+            offset += v.shape[0]
+    if not keys:
+        return Mesh(torch.zeros(0, 3, device=dev), torch.zeros(0, 3, dtype=torch.int64, device=dev)), 0, 0
+    uniq, inverse = np.unique(np.concatenate(keys), return_inverse=True)
     verts = np.empty((uniq.shape[0], 3), dtype=np.float64)
     verts[inverse] = np.concatenate(all_verts)
     faces = inverse[np.concatenate(all_faces)]
     world = lo + verts * spacing
     mesh = Mesh(torch.from_numpy(world.astype(np.float32)).to(dev), torch.from_numpy(faces.astype(np.int64)).to(dev))
-    return mesh, int(surface.shape[0]), int(blocks.shape[0])
+    return mesh, surface_cells, meshed
 
 
 __all__ = ["DEFAULT_BBOX", "BBox", "ExtractionStats", "FieldFn", "evaluate_grid", "extract_mesh", "grid_field", "marching_cubes"]
