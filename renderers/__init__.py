@@ -43,7 +43,7 @@ _EXPORTS = {
     "backends": ["BackendUnavailable", "get_backend"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605
 
 
 def __getattr__(name: str):

@@ -96,7 +96,7 @@ def test_packed_equals_dense():
     bins = uniform_bins(torch.rand(r), 2 + torch.rand(r), k, stratified=True)
     dense = RaySamples.from_dense(bins[:, :-1], bins[:, 1:])
     sig, rgb = torch.rand(r, k) * 4, torch.rand(r, k, 3)
-    w_d, t_d, a_d = tb.weights_from_density(bins[:, :-1], bins[:, 1:], sig)  # dense path
+    w_d, t_d, _ = tb.weights_from_density(bins[:, :-1], bins[:, 1:], sig)  # dense path
     out = volume_render(dense, sigmas=sig.reshape(-1), rgb=rgb.reshape(-1, 3))
     torch.testing.assert_close(dense.to_dense(out.weights), w_d)
     torch.testing.assert_close(dense.to_dense(out.transmittance), t_d)

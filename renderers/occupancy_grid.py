@@ -1,0 +1,297 @@
+"""Occupancy-grid estimator: skip empty space, emit samples only in occupied cells.
+
+Follows Instant-NGP (Mueller et al. 2022, arXiv 2201.05989, Sec. 4) as implemented by
+nerfacc's ``OccGridEstimator`` (same buffers and layout, so binaries can be handed to
+nerfacc's CUDA traversal): ``levels`` cascaded grids of ``G^3`` cells, level ``l`` covering
+the box scaled by ``2^l`` about its centre; ``occs`` is an EMA (``max(decay * occ, new)``) of
+per-cell opacity estimates; ``binaries = occs > min(mean(occs), threshold)``.
+
+The pure-torch traversal marches constant steps ``t_k = t0 + k * step`` (``t0`` = entry into
+the outermost box or ``near``) and keeps a step when the cell containing its midpoint is
+occupied in the finest level containing it. To avoid enumerating every step of every ray
+it first tests blocks of ``m`` steps against a max-pooled, one-cell-dilated coarse grid
+(conservative: a block never spans more than one coarse cell, so any occupied fine cell it
+touches is found), then expands only the surviving blocks. The result equals filtering a
+dense march of the same step (tested). Differences from nerfacc: no cone angle (constant
+steps only); nerfacc aligns steps to cell boundaries it skips to, so its samples agree "up
+to step alignment".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float
+from torch import Tensor, nn
+
+from renderers.backends import Backend, get_backend
+from renderers.rays import ray_aabb_intersect
+from renderers.samples import RaySamples
+
+__all__ = ["OccupancyGrid"]
+
+
+class OccupancyGrid(nn.Module):
+    """Multi-level binary occupancy grid with EMA updates and empty-space-skipping traversal.
+
+    Args:
+        aabb: ``(xmin, ymin, zmin, xmax, ymax, zmax)`` of the finest level (world units).
+        resolution: cells per side G.
+        levels: number of cascades L (level l covers ``aabb`` scaled by ``2^l``).
+        coarse_factor: cells per side of one coarse block in the two-level torch traversal.
+    """
+
+    def __init__(
+        self,
+        aabb: tuple[float, ...] | Tensor = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0),
+        resolution: int = 128,
+        levels: int = 1,
+        coarse_factor: int = 8,
+    ) -> None:
+        super().__init__()
+        aabb = torch.as_tensor(aabb, dtype=torch.float32)
+        center, half = (aabb[:3] + aabb[3:]) / 2, (aabb[3:] - aabb[:3]) / 2
+        aabbs = torch.stack(
+            [torch.cat([center - half * 2**i, center + half * 2**i]) for i in range(levels)]
+        )
+        self.resolution, self.levels = int(resolution), int(levels)
+        self.coarse_factor = max(1, min(int(coarse_factor), self.resolution))
+        while self.resolution % self.coarse_factor:  # coarse cells must tile the grid exactly
+            self.coarse_factor -= 1
+        self.register_buffer("aabbs", aabbs)  # (L, 6)
+        self.register_buffer("occs", torch.zeros(levels, resolution, resolution, resolution))
+        # Everything is occupied until the first update, so an untrained grid skips nothing.
+        self.register_buffer(
+            "binaries", torch.ones(levels, resolution, resolution, resolution, dtype=torch.bool)
+        )
+        self._coarse: Tensor | None = None
+
+    # --- geometry -----------------------------------------------------------------------
+
+    def cell_size(self, level: int = 0) -> Tensor:
+        """Edge lengths of one cell at ``level`` (3,)."""
+        return (self.aabbs[level, 3:] - self.aabbs[level, :3]) / self.resolution
+
+    def _cell_points(self, level: int, jitter: bool) -> Float[Tensor, "M 3"]:
+        g = self.resolution
+        idx = torch.arange(g, device=self.aabbs.device, dtype=torch.float32)
+        coords = torch.stack(torch.meshgrid(idx, idx, idx, indexing="ij"), -1).reshape(-1, 3)
+        coords = coords + (torch.rand_like(coords) if jitter else 0.5)
+        lo, hi = self.aabbs[level, :3], self.aabbs[level, 3:]
+        return lo + coords / g * (hi - lo)
+
+    def _level_of(self, x: Float[Tensor, "N 3"]) -> Tensor:
+        """Finest level whose box contains ``x``; ``levels`` where none does."""
+        level = torch.full(x.shape[:1], self.levels, dtype=torch.long, device=x.device)
+        for lvl in reversed(range(self.levels)):
+            inside = ((x >= self.aabbs[lvl, :3]) & (x <= self.aabbs[lvl, 3:])).all(-1)
+            level = torch.where(inside, torch.full_like(level, lvl), level)
+        return level
+
+    def _cell_index(self, x: Tensor, level: Tensor, g: int) -> Tensor:
+        lvl = level.clamp_max(self.levels - 1)
+        lo, hi = self.aabbs[lvl, :3], self.aabbs[lvl, 3:]
+        ijk = ((x - lo) / (hi - lo) * g).floor().long().clamp(0, g - 1)
+        return ((lvl * g + ijk[:, 0]) * g + ijk[:, 1]) * g + ijk[:, 2]
+
+    def query(self, x: Float[Tensor, "N 3"]) -> Bool[Tensor, " N"]:
+        """Whether each point lies in an occupied cell (False outside every level)."""
+        level = self._level_of(x)
+        occ = self.binaries.reshape(-1)[self._cell_index(x, level, self.resolution)]
+        return occ & (level < self.levels)
+
+    # --- updates ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def update(
+        self,
+        fn: Callable[[Tensor], Tensor],
+        kind: Literal["density", "sdf"] = "density",
+        step: int | None = None,
+        step_size: float | None = None,
+        occ_thre: float = 0.01,
+        ema_decay: float = 0.95,
+        warmup_steps: int = 256,
+        sdf_margin: float = 0.0,
+    ) -> None:
+        """EMA update from a field callable ``fn: (M, 3) -> (M,)`` or ``(M, 1)``.
+
+        ``kind='density'``: the new value of a cell is ``sigma(x) * step_size`` at a random
+        point in it (nerfacc's estimate of its opacity); ``step_size`` defaults to the
+        level-0 cell diagonal. ``kind='sdf'`` (SDF positive outside): 1 where the SDF at the
+        cell centre is at most the cell's half diagonal plus ``sdf_margin`` (the surface
+        may cross the cell, or the cell is inside), else 0 -- exact for a true SDF.
+        During warm-up (``step is None or step < warmup_steps``) every cell is evaluated;
+        later a random quarter of the cells plus up to as many occupied ones, as nerfacc.
+        """
+        n_cells = self.resolution**3
+        default_step = float(self.cell_size(0).norm())
+        for lvl in range(self.levels):
+            occs = self.occs[lvl].reshape(-1)
+            if step is None or step < warmup_steps:
+                idx = None
+            else:
+                uni = torch.randint(n_cells, (n_cells // 4,), device=occs.device)
+                occupied = torch.nonzero(self.binaries[lvl].reshape(-1))[:, 0]
+                if occupied.numel() > n_cells // 4:
+                    occupied = occupied[
+                        torch.randint(occupied.numel(), (n_cells // 4,), device=occs.device)
+                    ]
+                idx = torch.cat([uni, occupied])
+            x = self._cell_points(lvl, jitter=(kind == "density"))
+            x = x if idx is None else x[idx]
+            values = fn(x).reshape(-1).to(occs.dtype)
+            if kind == "density":
+                new = values * (step_size if step_size is not None else default_step)
+            elif kind == "sdf":
+                radius = float(self.cell_size(lvl).norm()) / 2 + sdf_margin
+                new = (values <= radius).to(occs.dtype)
+            else:
+                raise ValueError(f"kind must be 'density' or 'sdf', got {kind!r}")
+            if idx is None:
+                occs.copy_(torch.maximum(occs * ema_decay, new))
+            else:
+                occs[idx] = torch.maximum(occs[idx] * ema_decay, new)
+        thre = torch.clamp(self.occs.mean(), max=occ_thre if kind == "density" else 0.5)
+        self.binaries.copy_(self.occs > thre)
+        self._coarse = None
+
+    def set_binaries(self, binaries: Bool[Tensor, "L G G G"]) -> None:
+        """Replaces the binary grid directly (e.g. from a known scene)."""
+        self.binaries.copy_(binaries.to(self.binaries.device))
+        self.occs.copy_(binaries.to(self.occs.dtype))
+        self._coarse = None
+
+    # --- traversal ------------------------------------------------------------------------
+
+    def _coarse_grids(self) -> Tensor:
+        """Max-pooled (``coarse_factor``) and one-cell-dilated binaries, (L, Gc, Gc, Gc)."""
+        if self._coarse is None or self._coarse.device != self.binaries.device:
+            f = self.coarse_factor
+            b = self.binaries.float()[:, None]
+            pooled = F.max_pool3d(b, kernel_size=f, stride=f, ceil_mode=True)
+            self._coarse = F.max_pool3d(pooled, 3, stride=1, padding=1)[:, 0] > 0
+        return self._coarse
+
+    def _coarse_query(self, x: Tensor) -> Tensor:
+        coarse = self._coarse_grids()
+        gc = coarse.shape[-1]
+        out = torch.zeros(x.shape[:1], dtype=torch.bool, device=x.device)
+        for lvl in range(self.levels):
+            lo, hi = self.aabbs[lvl, :3], self.aabbs[lvl, 3:]
+            csize = (hi - lo) / gc
+            near_box = ((x >= lo - csize) & (x <= hi + csize)).all(-1)
+            ijk = ((x - lo) / (hi - lo) * gc).floor().long().clamp(0, gc - 1)
+            out |= near_box & coarse[lvl, ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+        return out
+
+    @torch.no_grad()
+    def traverse(
+        self,
+        origins: Float[Tensor, "R 3"],
+        directions: Float[Tensor, "R 3"],
+        step_size: float,
+        near: Float[Tensor, " R"] | float = 0.0,
+        far: Float[Tensor, " R"] | float = 1e10,
+        backend: Backend = "auto",
+    ) -> RaySamples:
+        """Constant-step samples whose midpoints lie in occupied cells (packed, no grad)."""
+        r = origins.shape[0]
+        near = torch.as_tensor(near, dtype=origins.dtype, device=origins.device).expand(r)
+        far = torch.as_tensor(far, dtype=origins.dtype, device=origins.device).expand(r)
+        be = get_backend(backend, origins.device)
+        if be.NAME == "nerfacc":
+            ri, t0, t1 = be.traverse_grid(
+                origins, directions, self.binaries, self.aabbs, near, far, step_size
+            )
+            return RaySamples(t0, t1, ri, r)
+        return self._traverse_torch(origins, directions, step_size, near, far)
+
+    def _traverse_torch(self, origins, directions, step_size, near, far) -> RaySamples:
+        dev, r = origins.device, origins.shape[0]
+        bounds = ray_aabb_intersect(origins, directions, self.aabbs[-1])
+        t0 = torch.maximum(near, bounds.near)
+        t1 = torch.minimum(far, bounds.far)
+        n_steps = torch.where(
+            bounds.hit & (t1 > t0), torch.ceil((t1 - t0) / step_size), torch.zeros_like(t0)
+        ).long()
+        # Blocks of m steps, each no longer than one level-0 coarse cell.
+        coarse_len = float((self.cell_size(0) * self.coarse_factor).min())
+        m = max(1, int(coarse_len // step_size))
+        n_blocks = (n_steps + m - 1) // m
+        ray_b = torch.repeat_interleave(torch.arange(r, device=dev), n_blocks)
+        if ray_b.numel() == 0:
+            return _empty(r, origins)
+        blk = (
+            torch.arange(ray_b.numel(), device=dev) - (torch.cumsum(n_blocks, 0) - n_blocks)[ray_b]
+        )
+        t_mid_block = t0[ray_b] + (blk.to(t0.dtype) * m + 0.5 * m) * step_size
+        keep = self._coarse_query(origins[ray_b] + t_mid_block[:, None] * directions[ray_b])
+        ray_b, blk = ray_b[keep], blk[keep]
+        # Expand surviving blocks into their m fine steps.
+        ray_s = ray_b.repeat_interleave(m)
+        k = (blk[:, None] * m + torch.arange(m, device=dev)).reshape(-1)
+        valid = k < n_steps[ray_s]
+        ray_s, k = ray_s[valid], k[valid]
+        ts = t0[ray_s] + k.to(t0.dtype) * step_size
+        te = torch.minimum(ts + step_size, t1[ray_s])
+        x = origins[ray_s] + (0.5 * (ts + te))[:, None] * directions[ray_s]
+        occ = self.query(x)
+        return RaySamples(ts[occ], te[occ], ray_s[occ], r)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        origins: Float[Tensor, "R 3"],
+        directions: Float[Tensor, "R 3"],
+        step_size: float,
+        sigma_fn: Callable[[RaySamples], Tensor] | None = None,
+        alpha_fn: Callable[[RaySamples], Tensor] | None = None,
+        near: Float[Tensor, " R"] | float = 0.0,
+        far: Float[Tensor, " R"] | float = 1e10,
+        early_stop_eps: float = 1e-4,
+        alpha_thre: float = 0.0,
+        stratified: bool = False,
+        backend: Backend = "auto",
+        return_values: bool = False,
+    ) -> RaySamples | tuple[RaySamples, Tensor]:
+        """Traversal plus visibility culling (early ray termination), like nerfacc's sampling.
+
+        With ``sigma_fn`` (or ``alpha_fn``), called on the traversed samples without gradient,
+        samples with transmittance below ``early_stop_eps`` or opacity below
+        ``min(alpha_thre, mean(occs))`` are dropped. ``return_values`` also returns the
+        densities/opacities of the kept samples (for inference, to skip a second evaluation).
+        """
+        if sigma_fn is not None and alpha_fn is not None:
+            raise ValueError("give at most one of sigma_fn and alpha_fn")
+        if stratified:
+            r = origins.shape[0]
+            near = torch.as_tensor(near, dtype=origins.dtype, device=origins.device).expand(r)
+            near = near + torch.rand_like(near) * step_size
+        samples = self.traverse(origins, directions, step_size, near, far, backend)
+        fn = sigma_fn if sigma_fn is not None else alpha_fn
+        if fn is None or len(samples) == 0:
+            return (samples, None) if return_values else samples
+        values = fn(samples).reshape(-1)
+        be = get_backend(backend, values.device)
+        if sigma_fn is not None:
+            _, trans, alphas = be.weights_from_density(
+                samples.t_starts, samples.t_ends, values, samples.ray_indices, samples.n_rays
+            )
+        else:
+            alphas = values
+            trans = be.transmittance_from_alpha(alphas, samples.ray_indices, samples.n_rays)
+        keep = trans >= early_stop_eps
+        thre = min(alpha_thre, float(self.occs.mean()))
+        if thre > 0:
+            keep &= alphas >= thre
+        samples = samples.select(keep)
+        return (samples, values[keep]) if return_values else samples
+
+
+def _empty(r: int, like: Tensor) -> RaySamples:
+    z = like.new_zeros(0)
+    return RaySamples(z, z.clone(), torch.zeros(0, dtype=torch.long, device=like.device), r)
