@@ -93,17 +93,21 @@ def test_extract_grid_and_nan(capsys, tmp_path):
     assert code == 2 and "NaN" in err and not out2.exists()
 
 
-def test_extract_torchscript_field_sparse(capsys, tmp_path):
+def test_extract_exported_field_sparse(capsys, tmp_path):
     class Field(torch.nn.Module):
         def forward(self, p: torch.Tensor) -> torch.Tensor:
             return p.norm(dim=-1) - 0.5
 
-    torch.jit.script(Field()).save(str(tmp_path / "field.pt"))
+    program = torch.export.export(Field(), (torch.randn(8, 3),), dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
+    torch.export.save(program, str(tmp_path / "field.pt2"))
     out = tmp_path / "f.obj"
-    code, _, err = run(capsys, "extract", str(tmp_path / "field.pt"), "-o", str(out), "--resolution", "32")
+    code, _, err = run(capsys, "extract", str(tmp_path / "field.pt2"), "-o", str(out), "--resolution", "32")
     assert code == 0, err
     mesh = trimesh.load(out, force="mesh")
     assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).max() < 0.03
+    (tmp_path / "junk.pt2").write_bytes(b"not a program")
+    code, _, err = run(capsys, "extract", str(tmp_path / "junk.pt2"), "-o", str(tmp_path / "j.obj"))
+    assert code == 2 and "torch.export" in err and not (tmp_path / "j.obj").exists()
 
 
 def test_convert_normalize_and_render(capsys, tmp_path):

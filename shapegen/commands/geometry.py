@@ -181,14 +181,14 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "input",
         help="an SDF grid (.npy holding a G x G x G array, or .npz with 'sdf' and optional 'bbox' 2x3) "
-        "or a saved field (.pt TorchScript module mapping N x 3 points to N values)",
+        "or a saved field mapping N x 3 points to N values (.pt2 from torch.export, or a TorchScript .pt)",
     )
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb, .gltf, .obj or .ply)")
     p.add_argument("--resolution", type=int, help="same as --set resolution=N")
 
 
 def load_field(path: str | Path, device: str = "cpu"):
-    """Load a saved SDF grid or TorchScript field as ``(field_fn, bbox or None, grid or None)``.
+    """Load a saved SDF grid or exported field as ``(field_fn, bbox or None, grid or None)``.
 
     Raises:
         ShapegenError: for a missing, unreadable or malformed file, or NaN values.
@@ -198,7 +198,7 @@ def load_field(path: str | Path, device: str = "cpu"):
 
     path = Path(path)
     if not path.is_file():
-        raise ShapegenError(f"input '{path}' not found; pass an SDF grid (.npy/.npz) or a TorchScript field (.pt)")
+        raise ShapegenError(f"input '{path}' not found; pass an SDF grid (.npy/.npz) or a saved field (.pt2)")
     suffix = path.suffix.lower()
     if suffix in (".npy", ".npz"):
         try:
@@ -221,19 +221,25 @@ def load_field(path: str | Path, device: str = "cpu"):
         if not np.isfinite(grid).all():
             raise ShapegenError(f"the SDF grid in '{path}' contains NaN or infinite values; fix the values before extracting")
         return None, bbox, torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))
-    if suffix in (".pt", ".ts", ".pth"):
+    if suffix in (".pt2", ".pt", ".ts", ".pth"):
         try:
-            module = torch.jit.load(str(path), map_location=device)
+            if suffix == ".pt2":  # torch.export program (the current PyTorch format)
+                module = torch.export.load(str(path)).module().to(device)
+            else:  # legacy TorchScript
+                module = torch.jit.load(str(path), map_location=device)
+                module.eval()
         except Exception as exc:
-            raise ShapegenError(f"cannot load '{path}' as a TorchScript field ({type(exc).__name__}); save it with torch.jit.script(model).save(path)") from exc
-        module.eval()
+            raise ShapegenError(
+                f"cannot load '{path}' as a saved field ({type(exc).__name__}); save it with "
+                "torch.export.save(torch.export.export(model, (points,), dynamic_shapes=({0: torch.export.Dim('N')},)), 'field.pt2')"
+            ) from exc
 
         def field(points):
             with torch.no_grad():
                 return module(points.to(device)).reshape(-1)
 
         return field, None, None
-    raise ShapegenError(f"unknown field file '{path.name}'; use .npy/.npz for an SDF grid or .pt for a TorchScript field")
+    raise ShapegenError(f"unknown field file '{path.name}'; use .npy/.npz for an SDF grid or .pt2 (torch.export) for a field")
 
 
 def _extract(args: argparse.Namespace, cfg: ExtractConfig) -> None:
@@ -328,5 +334,5 @@ COMMANDS = [
     Command("info", "print counts, bounds, watertightness and components of a mesh", _info_args, _info, InfoConfig),
     Command("convert", "convert a mesh between formats (GLB, OBJ, PLY), optionally normalised", _convert_args, _convert, ConvertConfig),
     Command("render", "render a headless CPU preview PNG, or a turntable GIF/MP4", _render_args, _render, RenderConfig),
-    Command("extract", "extract a mesh from a saved SDF grid or TorchScript field", _extract_args, _extract, ExtractConfig),
+    Command("extract", "extract a mesh from a saved SDF grid (.npy/.npz) or exported torch field (.pt2)", _extract_args, _extract, ExtractConfig),
 ]
