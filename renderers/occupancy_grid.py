@@ -274,7 +274,8 @@ class OccupancyGrid(nn.Module):
         samples = self.traverse(origins, directions, step_size, near, far, backend)
         fn = sigma_fn if sigma_fn is not None else alpha_fn
         if fn is None or len(samples) == 0:
-            return (samples, None) if return_values else samples
+            empty = None if fn is None else samples.t_starts.new_zeros(0)
+            return (samples, empty) if return_values else samples
         values = fn(samples).reshape(-1)
         be = get_backend(backend, values.device)
         if sigma_fn is not None:
