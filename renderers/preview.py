@@ -30,6 +30,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from renderers.cameras import orbit_pose
+
 __all__ = [
     "orbit_camera",
     "rasterize",
@@ -169,38 +171,17 @@ def rasterize(
     return face_id.view(height, width), bary.view(height, width, 3)
 
 
-def _look_at(eye: Tensor, target: Tensor, up: Tensor) -> Float[Tensor, "4 4"]:
-    """Camera-to-world matrix, OpenGL axes (looks down -Z, +Y up).
-
-    Kept local so previews do not depend on renderers.cameras (written separately); the
-    conventions are the same, and the preview tests pin them (+X appears on the right).
-    """
-    z = eye - target
-    z = z / z.norm()
-    x = torch.linalg.cross(up, z)
-    if x.norm() < 1e-8:  # looking straight along up: pick any perpendicular
-        x = torch.linalg.cross(torch.tensor([0.0, 0.0, 1.0]), z)
-    x = x / x.norm()
-    y = torch.linalg.cross(z, x)
-    c2w = torch.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = x, y, z, eye
-    return c2w
-
-
 def orbit_camera(
     center: Float[Tensor, 3], distance: float, azimuth_deg: float, elevation_deg: float
 ) -> Float[Tensor, "4 4"]:
     """Camera-to-world matrix on a sphere around ``center`` looking at it, +Y up.
 
     Azimuth 0 and elevation 0 put the camera on the +Z side (the glTF "front"); positive
-    azimuth turns it towards +X, positive elevation raises it towards +Y.
+    azimuth turns it towards +X, positive elevation raises it towards +Y. A thin wrapper of
+    :func:`renderers.cameras.orbit_pose` in float32 on the CPU.
     """
-    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
-    direction = torch.tensor(
-        [math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az)]
-    )
     center = torch.as_tensor(center, dtype=torch.float32).cpu()
-    return _look_at(center + distance * direction, center, torch.tensor([0.0, 1.0, 0.0]))
+    return orbit_pose(float(azimuth_deg), float(elevation_deg), float(distance), center).float()
 
 
 def render_mesh(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 
 import numpy as np
@@ -122,22 +121,3 @@ def test_mp4_without_ffmpeg_suggests_gif(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"imageio-ffmpeg.*\.gif"):
         save_animation(tmp_path / "t.mp4", [np.zeros((8, 8, 3), np.uint8)])
     assert list(tmp_path.iterdir()) == []
-
-
-def test_renderers_never_import_shapegen():
-    code = "import sys, renderers.preview; print(any(m == 'shapegen' or m.startswith('shapegen.') for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
-@pytest.mark.slow
-def test_100k_faces_at_512_in_a_few_seconds():
-    import time
-
-    v, f = _sphere(1.0, 6)  # 81,920 faces
-    v2, f2 = _sphere(0.5, 5)  # + 20,480 faces = 102,400
-    v, f = torch.cat([v, v2 + 1.2]), torch.cat([f, f2 + len(v)])
-    render_mesh(v, f, width=64, height=64)
-    t0 = time.perf_counter()
-    img = render_mesh(v, f, vertex_colors=(v + 1) / 3)
-    assert time.perf_counter() - t0 < 10 and _covered(img).mean() > 0.1
