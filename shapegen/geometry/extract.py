@@ -24,6 +24,8 @@ never lost. At the target resolution the field is evaluated only at corners of k
 every other grid value is known to lie on a known side of the level. Marching cubes then runs
 block by block (32^3 cells) on the blocks that hold a sign change, with unknown values replaced
 by a constant of the known sign (cells touching them have no sign change, so emit nothing).
+Memory: two ``G^3`` boolean masks (1 byte per sample) plus the evaluated values, stored per
+32^3 block, against 4 bytes per sample for the dense float grid.
 The result is the dense mesh up to vertex order and rounding (~1e-7 cell): blocks are stitched
 by welding the copies of a vertex that lies on a grid edge shared by two blocks, identified by
 the edge's index, which is exactly the per-edge vertex sharing dense marching cubes does.
