@@ -162,3 +162,14 @@ def test_grid_field_round_trip_extraction():
     assert _hausdorff(direct.vertices, via_field.vertices) < 1e-5
     sparse = extract_mesh(grid_field(g), 97, method="sparse", coarse_resolution=17)
     assert (sparse.vertices.norm(dim=-1) - 0.6).abs().max() < 0.01
+
+
+def test_sparse_equals_dense_anisotropic_box_and_level():
+    sdf = primitives.torus(center=(0.1, 0.0, 0.0), major=0.5, minor=0.1)
+    bbox = ((-0.6, -0.3, -0.8), (0.8, 0.3, 0.7))
+    dense = extract_mesh(sdf, 81, bbox, method="dense", level=0.02)
+    sparse, stats = extract_mesh(sdf, 81, bbox, method="sparse", level=0.02, coarse_resolution=11, return_stats=True)
+    assert stats.level_cells == [10, 20, 40, 80]
+    assert (sparse.num_vertices, sparse.num_faces) == (dense.num_vertices, dense.num_faces) and dense.num_faces > 0
+    assert _hausdorff(sparse.vertices, dense.vertices) < 1e-6
+    assert sparse.volume() == pytest.approx(dense.volume(), rel=1e-6)
