@@ -174,9 +174,14 @@ _WARP_KERNELS: dict = {}
 
 def _warp():
     """Import warp quietly, or raise ImportError with the reason."""
+    import logging
+
     import warp as wp
 
-    wp.config.quiet = True
+    # Warp >= 1.10 prints its start-up banner and kernel-load lines at INFO level.
+    wp.config.log_level = logging.WARNING
+    if hasattr(wp.config, "quiet"):
+        wp.config.quiet = True
     wp.init()
     return wp
 
