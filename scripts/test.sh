@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Set up (with the Blender extra, for the export tests) and run the default test suite.
+# Set up (with the blender extra for the export tests, and the cuda extra: nerfacc, whose CPU
+# functions the torch renderer is checked against) and run the default test suite.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -m slow`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh blender
+bash scripts/setup.sh blender,cuda
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 exec .venv/bin/python -m pytest -q "$@"
