@@ -1,0 +1,125 @@
+"""Loading a Stable Diffusion prior (diffusers) from a Hugging Face hub id or a local folder.
+
+The five parts of a text-to-image latent diffusion model are kept together in
+:class:`StableDiffusion`. Loading never touches the network unless the caller allows it:
+a hub id that is not in the local cache fails at once with one line saying how to download it
+or where to pass a local folder. ``tiny-random`` builds the tiny randomly initialised model
+of :mod:`shapegen.guidance.tiny` (for tests and CPU smoke runs).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from shapegen.errors import ShapegenError
+
+__all__ = ["TINY_RANDOM", "StableDiffusion", "load_stable_diffusion"]
+
+log = logging.getLogger(__name__)
+
+TINY_RANDOM = "tiny-random"
+"""Model name that builds :func:`shapegen.guidance.tiny.build_tiny_stable_diffusion`."""
+
+
+@dataclass
+class StableDiffusion:
+    """The parts of a Stable Diffusion model (diffusers / transformers objects)."""
+
+    unet: nn.Module
+    """``UNet2DConditionModel`` predicting epsilon or v."""
+    vae: nn.Module
+    """``AutoencoderKL`` mapping images in [-1, 1] to latents (times ``scaling_factor``)."""
+    text_encoder: nn.Module
+    """``CLIPTextModel``: token ids to per-token embeddings."""
+    tokenizer: Any
+    """A CLIP tokenizer (callable on a list of prompts, ``model_max_length``)."""
+    scheduler: Any
+    """``DDPMScheduler`` (``alphas_cumprod``, ``num_train_timesteps``, ``prediction_type``)."""
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent pixel (8 for Stable Diffusion)."""
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def image_size(self) -> int:
+        """Image side the UNet was trained for (``sample_size * vae_scale_factor``)."""
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+
+def _resolve(model: str, allow_download: bool) -> str:
+    """A local folder holding the model (downloading only if allowed)."""
+    if Path(model).expanduser().is_dir():
+        folder = Path(model).expanduser()
+        if not (folder / "unet").is_dir():
+            raise ShapegenError(
+                f"'{folder}' is not a diffusers Stable Diffusion folder (no 'unet' subfolder); "
+                "pass a folder saved with save_pretrained or a hub id"
+            )
+        return str(folder)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model, local_files_only=not allow_download)
+    except Exception as exc:
+        if allow_download:
+            raise ShapegenError(f"could not download '{model}' ({type(exc).__name__}): check the id and the network") from exc
+        raise ShapegenError(
+            f"model '{model}' is neither a local folder nor in the Hugging Face cache; download it once with "
+            f"`hf download {model}` (or allow downloads), or pass --model /path/to/a/diffusers/folder"
+        ) from exc
+
+
+def load_stable_diffusion(
+    model: str,
+    *,
+    allow_download: bool = False,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> StableDiffusion:
+    """Load a Stable Diffusion model's UNet, VAE, text encoder, tokenizer and scheduler.
+
+    Args:
+        model: hub id (``stabilityai/stable-diffusion-2-1-base``), a local diffusers folder, or
+            ``"tiny-random"`` for the tiny random model.
+        allow_download: fetch a hub id that is not cached (otherwise ``local_files_only``).
+        dtype: dtype of the UNet and VAE (the text encoder runs once, in float32).
+        device: where to put the modules.
+
+    Raises:
+        ShapegenError: the model is not available locally and downloads are not allowed, or
+            the folder is not a diffusers model.
+    """
+    if model == TINY_RANDOM:
+        from shapegen.guidance.tiny import build_tiny_stable_diffusion
+
+        sd = build_tiny_stable_diffusion()
+    else:
+        folder = _resolve(model, allow_download)
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from transformers import AutoTokenizer, CLIPTextModel
+
+        try:
+            sd = StableDiffusion(
+                unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
+                vae=AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+                text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+                tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
+                scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
+            )
+        except (OSError, ValueError) as exc:
+            raise ShapegenError(f"cannot load Stable Diffusion from '{folder}': {str(exc).splitlines()[0]}") from exc
+        log.info("loaded Stable Diffusion from %s", folder)
+    for part in (sd.unet, sd.vae, sd.text_encoder):
+        part.requires_grad_(False)
+        part.eval()
+    sd.unet.to(device=device, dtype=dtype)
+    sd.vae.to(device=device, dtype=dtype)
+    sd.text_encoder.to(device=device)
+    return sd
