@@ -28,6 +28,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 from renderers.backends import Backend, get_backend
+from renderers.grid_traversal import expand_ranges, occupied_intervals, step_ranges
 from renderers.rays import ray_aabb_intersect
 from renderers.samples import RaySamples
 
@@ -41,7 +42,11 @@ class OccupancyGrid(nn.Module):
         aabb: ``(xmin, ymin, zmin, xmax, ymax, zmax)`` of the finest level (world units).
         resolution: cells per side G.
         levels: number of cascades L (level l covers ``aabb`` scaled by ``2^l``).
-        coarse_factor: cells per side of one coarse block in the two-level torch traversal.
+        coarse_factor: refinement factor between the levels of the max-pooled pyramid that the
+            torch traversal descends (``G, G/f, G/f^2, ...`` down to 4 cells per side).
+        fine_dda: whether the torch traversal also cuts rays at the finest grid's planes
+            before emitting steps (else it emits every step in occupied cells of the level
+            ``G / f`` and drops those in empty fine cells with one lookup each).
     """
 
     def __init__(
@@ -49,7 +54,8 @@ class OccupancyGrid(nn.Module):
         aabb: tuple[float, ...] | Tensor = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0),
         resolution: int = 128,
         levels: int = 1,
-        coarse_factor: int = 8,
+        coarse_factor: int = 4,
+        fine_dda: bool = False,
     ) -> None:
         super().__init__()
         aabb = torch.as_tensor(aabb, dtype=torch.float32)
@@ -67,7 +73,9 @@ class OccupancyGrid(nn.Module):
         self.register_buffer(
             "binaries", torch.ones(levels, resolution, resolution, resolution, dtype=torch.bool)
         )
-        self._coarse: Tensor | None = None
+        self.fine_dda = bool(fine_dda)
+        self._coarse: list[Tensor] | None = None
+        self._coarse_key: tuple | None = None
 
     # --- geometry -----------------------------------------------------------------------
 
@@ -80,6 +88,14 @@ class OccupancyGrid(nn.Module):
         idx = torch.arange(g, device=self.aabbs.device, dtype=torch.float32)
         coords = torch.stack(torch.meshgrid(idx, idx, idx, indexing="ij"), -1).reshape(-1, 3)
         coords = coords + (torch.rand_like(coords) if jitter else 0.5)
+        lo, hi = self.aabbs[level, :3], self.aabbs[level, 3:]
+        return lo + coords / g * (hi - lo)
+
+    def _corner_points(self, level: int) -> Float[Tensor, "M 3"]:
+        """The ``(G + 1)^3`` cell corners of ``level``, x-major like the cells."""
+        g = self.resolution
+        idx = torch.arange(g + 1, device=self.aabbs.device, dtype=torch.float32)
+        coords = torch.stack(torch.meshgrid(idx, idx, idx, indexing="ij"), -1).reshape(-1, 3)
         lo, hi = self.aabbs[level, :3], self.aabbs[level, 3:]
         return lo + coords / g * (hi - lo)
 
@@ -116,17 +132,29 @@ class OccupancyGrid(nn.Module):
         ema_decay: float = 0.95,
         warmup_steps: int = 256,
         sdf_margin: float = 0.0,
+        corners: bool = True,
+        dilate: int = 0,
     ) -> None:
         """EMA update from a field callable ``fn: (M, 3) -> (M,)`` or ``(M, 1)``.
 
-        ``kind='density'``: the new value of a cell is ``sigma(x) * step_size`` at a random
-        point in it (nerfacc's estimate of its opacity); ``step_size`` defaults to the
-        level-0 cell diagonal. ``kind='sdf'`` (SDF positive outside): 1 where the SDF at the
-        cell centre is at most the cell's half diagonal plus ``sdf_margin`` (the surface
-        may cross the cell, or the cell is inside), else 0 -- exact for a true SDF.
-        During warm-up (``step is None or step < warmup_steps``) every cell is evaluated;
-        later a random quarter of the cells plus up to as many occupied ones, as nerfacc.
+        ``kind='density'``: the new value of a cell is ``sigma * step_size`` (nerfacc's
+        estimate of its opacity), ``sigma`` taken at a random point in the cell and, with
+        ``corners`` (default), the maximum of that and ``sigma`` at the cell's 8 corners. The
+        corners make the update conservative: nerfacc's single random point misses cells that
+        the field only partly covers, and a renderer then skips samples a dense marcher keeps.
+        For a trilinear grid of the same resolution a cell's field is non-zero somewhere
+        exactly when it is non-zero at a corner; the ``(G + 1)^3`` corner lattice is shared
+        by neighbouring cells, so this costs about one extra evaluation per cell.
+        ``step_size`` defaults to the level-0 cell diagonal. ``kind='sdf'`` (SDF positive
+        outside): 1 where the SDF at the cell centre is at most the cell's half diagonal plus
+        ``sdf_margin`` (the surface may cross the cell, or the cell is inside), else 0 --
+        exact for a true SDF. ``dilate`` > 0 grows the binary grid by that many cells (for
+        fields with features smaller than a cell). During warm-up (``step is None or step <
+        warmup_steps``) every cell is evaluated; later a random quarter of the cells plus up
+        to as many occupied ones, as nerfacc (the corner lattice is always evaluated whole).
         """
+        if kind not in ("density", "sdf"):
+            raise ValueError(f"kind must be 'density' or 'sdf', got {kind!r}")
         n_cells = self.resolution**3
         default_step = float(self.cell_size(0).norm())
         for lvl in range(self.levels):
@@ -143,50 +171,56 @@ class OccupancyGrid(nn.Module):
                 idx = torch.cat([uni, occupied])
             x = self._cell_points(lvl, jitter=(kind == "density"))
             x = x if idx is None else x[idx]
-            values = fn(x).reshape(-1).to(occs.dtype)
+            values = _evaluate(fn, x).to(occs.dtype)
             if kind == "density":
+                if corners:
+                    g = self.resolution
+                    at_corners = _evaluate(fn, self._corner_points(lvl)).to(occs.dtype)
+                    at_corners = F.max_pool3d(at_corners.view(1, 1, g + 1, g + 1, g + 1), 2, 1)
+                    at_corners = at_corners.reshape(-1)
+                    values = torch.maximum(
+                        values, at_corners if idx is None else at_corners[idx]
+                    )
                 new = values * (step_size if step_size is not None else default_step)
-            elif kind == "sdf":
+            else:
                 radius = float(self.cell_size(lvl).norm()) / 2 + sdf_margin
                 new = (values <= radius).to(occs.dtype)
-            else:
-                raise ValueError(f"kind must be 'density' or 'sdf', got {kind!r}")
             if idx is None:
                 occs.copy_(torch.maximum(occs * ema_decay, new))
             else:
                 occs[idx] = torch.maximum(occs[idx] * ema_decay, new)
         thre = torch.clamp(self.occs.mean(), max=occ_thre if kind == "density" else 0.5)
-        self.binaries.copy_(self.occs > thre)
-        self._coarse = None
+        binaries = self.occs > thre
+        if dilate > 0:
+            k = 2 * int(dilate) + 1
+            binaries = F.max_pool3d(binaries.float()[:, None], k, 1, int(dilate))[:, 0] > 0
+        self.binaries.copy_(binaries)
 
     def set_binaries(self, binaries: Bool[Tensor, "L G G G"]) -> None:
         """Replaces the binary grid directly (e.g. from a known scene)."""
         self.binaries.copy_(binaries.to(self.binaries.device))
         self.occs.copy_(binaries.to(self.occs.dtype))
-        self._coarse = None
 
     # --- traversal ------------------------------------------------------------------------
 
-    def _coarse_grids(self) -> Tensor:
-        """Max-pooled (``coarse_factor``) and one-cell-dilated binaries, (L, Gc, Gc, Gc)."""
-        if self._coarse is None or self._coarse.device != self.binaries.device:
-            f = self.coarse_factor
-            b = self.binaries.float()[:, None]
-            pooled = F.max_pool3d(b, kernel_size=f, stride=f, ceil_mode=True)
-            self._coarse = F.max_pool3d(pooled, 3, stride=1, padding=1)[:, 0] > 0
-        return self._coarse
+    def _pyramid(self) -> list[Tensor]:
+        """Max-pooled binaries, coarsest first, each ``(L, r, r, r)``; cached per binaries version.
 
-    def _coarse_query(self, x: Tensor) -> Tensor:
-        coarse = self._coarse_grids()
-        gc = coarse.shape[-1]
-        out = torch.zeros(x.shape[:1], dtype=torch.bool, device=x.device)
-        for lvl in range(self.levels):
-            lo, hi = self.aabbs[lvl, :3], self.aabbs[lvl, 3:]
-            csize = (hi - lo) / gc
-            near_box = ((x >= lo - csize) & (x <= hi + csize)).all(-1)
-            ijk = ((x - lo) / (hi - lo) * gc).floor().long().clamp(0, gc - 1)
-            out |= near_box & coarse[lvl, ijk[:, 0], ijk[:, 1], ijk[:, 2]]
-        return out
+        Resolutions ``G / f^k`` for ``f = coarse_factor`` down to at least 4 cells per side;
+        the last entry is the full grid itself when ``fine_dda`` is set, else ``G / f``.
+        """
+        b = self.binaries
+        key = (b._version, b.data_ptr(), b.device, self.fine_dda)
+        if self._coarse is None or self._coarse_key != key:
+            f, res, grids = self.coarse_factor, self.resolution, []
+            pooled = b.float()[:, None]
+            while f > 1 and res % f == 0 and res // f >= 4:
+                pooled = F.max_pool3d(pooled, kernel_size=f, stride=f)
+                res //= f
+                grids.append(pooled[:, 0] > 0)
+            grids = grids[::-1] + ([b] if self.fine_dda or not grids else [])
+            self._coarse, self._coarse_key = grids, key
+        return self._coarse
 
     @torch.no_grad()
     def traverse(
@@ -212,34 +246,61 @@ class OccupancyGrid(nn.Module):
 
     def _traverse_torch(self, origins, directions, step_size, near, far) -> RaySamples:
         dev, r = origins.device, origins.shape[0]
+        pyramid = self._pyramid()
+        factor = self.coarse_factor
+        if len(pyramid) > 1:  # consecutive levels differ by coarse_factor
+            factor = pyramid[1].shape[-1] // pyramid[0].shape[-1]
         bounds = ray_aabb_intersect(origins, directions, self.aabbs[-1])
         t0 = torch.maximum(near, bounds.near)
         t1 = torch.minimum(far, bounds.far)
-        n_steps = torch.where(
-            bounds.hit & (t1 > t0), torch.ceil((t1 - t0) / step_size), torch.zeros_like(t0)
-        ).long()
-        # Blocks of m steps, each no longer than one level-0 coarse cell.
-        coarse_len = float((self.cell_size(0) * self.coarse_factor).min())
-        m = max(1, int(coarse_len // step_size))
-        n_blocks = (n_steps + m - 1) // m
-        ray_b = torch.repeat_interleave(torch.arange(r, device=dev), n_blocks)
-        if ray_b.numel() == 0:
-            return _empty(r, origins)
-        blk = (
-            torch.arange(ray_b.numel(), device=dev) - (torch.cumsum(n_blocks, 0) - n_blocks)[ray_b]
-        )
-        t_mid_block = t0[ray_b] + (blk.to(t0.dtype) * m + 0.5 * m) * step_size
-        keep = self._coarse_query(origins[ray_b] + t_mid_block[:, None] * directions[ray_b])
-        ray_b, blk = ray_b[keep], blk[keep]
-        # Expand surviving blocks into their m fine steps.
-        ray_s = ray_b.repeat_interleave(m)
-        k = (blk[:, None] * m + torch.arange(m, device=dev)).reshape(-1)
-        valid = k < n_steps[ray_s]
-        ray_s, k = ray_s[valid], k[valid]
+        live = bounds.hit & (t1 > t0)
+        n_steps = torch.where(live, torch.ceil((t1 - t0) / step_size), torch.zeros_like(t0)).long()
+        inv = 1.0 / directions  # inf on axis-parallel rays; their plane distances are dropped
+        rays = torch.arange(r, device=dev)
+        parts = []
+        prev = None  # the next finer cascade's box, cut out of this one
+        for lvl in range(self.levels):
+            box = ray_aabb_intersect(origins, directions, self.aabbs[lvl])
+            lo_t, hi_t = torch.maximum(t0, box.near), torch.minimum(t1, box.far)
+            ok = live & box.hit & (hi_t > lo_t)
+            if prev is None:
+                pieces = [(lo_t, hi_t, ok)]
+            else:  # the part of the box outside the finer one: before it and after it
+                phit = prev.hit
+                pieces = [
+                    (lo_t, torch.where(phit, torch.minimum(hi_t, prev.near), hi_t), ok),
+                    (torch.maximum(lo_t, prev.far), hi_t, ok & phit),
+                ]
+            prev = box
+            lo, extent = self.aabbs[lvl, :3], self.aabbs[lvl, 3:] - self.aabbs[lvl, :3]
+            for a, b, m in pieces:
+                m = m & (b > a)
+                parts.append(
+                    occupied_intervals(
+                        origins, inv, directions, rays[m], a[m], b[m], lo, extent,
+                        [g[lvl] for g in pyramid], factor,
+                    )
+                )
+        ray = torch.cat([p[0] for p in parts])
+        a = torch.cat([p[1] for p in parts])
+        b = torch.cat([p[2] for p in parts])
+        if self.levels > 1:  # pieces of different cascades interleave along a ray
+            order = torch.sort(a, stable=True).indices
+            order = order[torch.sort(ray[order], stable=True).indices]
+            ray, a, b = ray[order], a[order], b[order]
+        # The last step may be cut short by t1, so its midpoint is not t0 + (k + 1/2) step:
+        # it is left out of the ranges and tested on its own, after the ranges of its ray.
+        has = n_steps > 0
+        ray, k_lo, k_hi = step_ranges(ray, a, b, t0, n_steps - 1, step_size, 1e-3 * step_size)
+        last = n_steps[has] - 1
+        ray = torch.cat([ray, rays[has]])
+        k_lo, k_hi = torch.cat([k_lo, last]), torch.cat([k_hi, last + 1])
+        order = torch.sort(ray, stable=True).indices
+        ray_s, k = expand_ranges(ray[order], k_lo[order], k_hi[order])
         ts = t0[ray_s] + k.to(t0.dtype) * step_size
         te = torch.minimum(ts + step_size, t1[ray_s])
         x = origins[ray_s] + (0.5 * (ts + te))[:, None] * directions[ray_s]
-        occ = self.query(x)
+        occ = self.query(x)  # exact finest-level test: the candidates are a superset
         return RaySamples(ts[occ], te[occ], ray_s[occ], r)
 
     @torch.no_grad()
@@ -293,6 +354,7 @@ class OccupancyGrid(nn.Module):
         return (samples, values[keep]) if return_values else samples
 
 
-def _empty(r: int, like: Tensor) -> RaySamples:
-    z = like.new_zeros(0)
-    return RaySamples(z, z.clone(), torch.zeros(0, dtype=torch.long, device=like.device), r)
+def _evaluate(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int = 1 << 20) -> Tensor:
+    """``fn(x).reshape(-1)`` in chunks of points, to bound the field's memory."""
+    return torch.cat([fn(x[i : i + chunk]).reshape(-1) for i in range(0, max(len(x), 1), chunk)])
+
