@@ -6,5 +6,7 @@ of its LightningModule system. Nothing registers itself by import side effect.
 
 from __future__ import annotations
 
-METHODS: dict[str, str] = {}
+METHODS: dict[str, str] = {
+    "msdf": "shapegen.methods.msdf:MSDFGenerator",
+}
 """Method name -> ``module:Class`` of its LightningModule (filled as methods land)."""

@@ -1,0 +1,375 @@
+"""Mosaic-SDF generator: flow matching over M-SDF tensors with a set Transformer.
+
+Paper: Lior Yariv, Omri Puny, Oran Gafni, Yaron Lipman, "Mosaic-SDF for 3D Generative Models",
+CVPR 2024, arXiv 2312.09222 (Sec. 4, Algorithms 2 and 3). Notes: ``../shared/methods/msdf.md``.
+
+Equations implemented (``x1`` a normalised M-SDF tensor of ``n`` rows ``[p, s, V]``,
+``x0 ~ N(0, I)`` of the same shape, ``c`` a class label or a prompt):
+
+- Conditional OT path and target: ``x_t = (1 - (1 - s_min) t) x0 + t x1``,
+  ``u_t = x1 - (1 - s_min) x0`` (:mod:`shapegen.diffusion.flow_matching`).
+- Loss: ``E || v_theta(x_t, t, c) - u_t ||^2`` with ``t ~ U[0, 1]`` and ``c`` replaced by the null
+  condition with probability ``cond_drop``.
+- Sampling (Algorithm 3): integrate ``dx/dt = v(x, t)`` from noise at ``t = 0`` to ``t = 1`` with
+  ``v = (1 - w) v(x, t | null) + w v(x, t | c)`` (classifier-free guidance, Guided Flows form).
+- ``v_theta`` is a :class:`~shapegen.nn.transformer.SetTransformer`: one token per row and no
+  positional encoding, hence permutation-equivariant.
+
+Deviations and choices the paper leaves open (see the notes):
+    * Normalisation: each channel group is standardised with dataset statistics (centres per
+      axis, the scale, and all ``k^3`` values sharing one mean/std), stored as buffers in the
+      checkpoint and undone before decoding; sampled scales are clamped to be positive.
+    * Time and class conditioning through adaLN-Zero (DiT), text through cross-attention to a
+      frozen CLIP text encoder; EMA of the weights is used for sampling.
+    * ``t ~ U[0, 1]``, ``s_min = 1e-4``, AdamW with linear warm-up, midpoint solver by default.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+from jaxtyping import Float
+from torch import Tensor
+
+from shapegen.config import from_dict, to_dict
+from shapegen.data.msdf_dataset import MSDFDataConfig, MSDFDataModule
+from shapegen.diffusion.flow_matching import (
+    ODESolution,
+    draw_training_batch,
+    flow_matching_loss,
+    guided_velocity,
+    sample_noise,
+    solve_ode,
+)
+from shapegen.errors import ShapegenError
+from shapegen.nn.text_encoders import CLIPTextEncoder, build_text_encoder
+from shapegen.nn.transformer import SetTransformer, SetTransformerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MSDFSampleConfig:
+    """Defaults of :meth:`MSDFGenerator.sample`."""
+
+    solver: Literal["euler", "midpoint", "rk4", "dopri5"] = "midpoint"
+    """ODE solver (``dopri5`` is the adaptive reference)."""
+    steps: int = 25
+    """Fixed solver steps (midpoint: 2 evaluations per step, so 25 steps = 50 evaluations)."""
+    guidance: float = 2.0
+    """Classifier-free guidance scale ``w`` (1: the conditional model alone)."""
+    use_ema: bool = True
+    """Sample with the EMA weights."""
+    batch_size: int = 16
+    """Shapes integrated together."""
+
+
+@dataclass
+class MSDFTrainConfig:
+    """Optimisation and the Lightning Trainer."""
+
+    max_steps: int = 200_000
+    """Optimiser steps."""
+    lr: float = 1e-4
+    """AdamW learning rate after warm-up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 1000
+    """Linear learning-rate warm-up."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping (0: off)."""
+    ema_decay: float = 0.9999
+    """EMA decay of the sampling weights (0: no EMA); ramped up as ``min(decay, (1 + i) / (10 + i))``."""
+    precision: Literal["auto", "32", "bf16"] = "auto"
+    """bf16 autocast: ``auto`` uses it only on a CUDA device that supports bf16."""
+    seed: int = 0
+    """Seed of weights, batches, noise and times."""
+    checkpoint_every: int = 1000
+    """Save ``last.ckpt`` every this many steps."""
+    preview_every: int = 0
+    """Sample, decode and render a preview sheet every this many steps (0: only at the end)."""
+    log_every: int = 10
+    """Log the loss every this many steps."""
+    accelerator: str = "auto"
+    """Lightning accelerator (``auto``, ``cpu``, ``gpu``)."""
+
+
+@dataclass
+class MSDFConfig:
+    """Everything that defines an M-SDF generator; saved as plain hyper-parameters."""
+
+    n: int = 1024
+    """Rows (local grids) per M-SDF; taken from the data when training."""
+    k: int = 7
+    """Local grid side; taken from the data when training."""
+    conditioning: Literal["none", "class", "text"] = "class"
+    """Unconditional, class labels (sub-folder names) or text prompts (captions CSV)."""
+    classes: list[str] = field(default_factory=list)
+    """Class names in label order; filled from the data folders when training."""
+    text_encoder: str = "openai/clip-vit-base-patch32"
+    """Hugging Face hub id or local folder of a CLIP text model, or ``tiny`` (tests)."""
+    cond_drop: float = 0.1
+    """Probability of replacing the condition by the null condition in training (for CFG)."""
+    sigma_min: float = 1e-4
+    """``s_min`` of the conditional OT path."""
+    model: SetTransformerConfig = field(default_factory=SetTransformerConfig)
+    """Velocity network size."""
+    train: MSDFTrainConfig = field(default_factory=MSDFTrainConfig)
+    """Optimisation."""
+    sample: MSDFSampleConfig = field(default_factory=MSDFSampleConfig)
+    """Sampling defaults."""
+    data: MSDFDataConfig = field(default_factory=MSDFDataConfig)
+    """Training data."""
+
+
+class MSDFGenerator(pl.LightningModule):
+    """Flow-matching generator of M-SDF tensors (class-, text- or unconditional).
+
+    Build it from a config (``MSDFGenerator(cfg)``) or from saved hyper-parameters
+    (``MSDFGenerator.load_from_checkpoint(path)``, which needs nothing else).
+    """
+
+    CONFIG = MSDFConfig
+    """Config schema (used by ``shapegen train --method msdf``)."""
+
+    def __init__(self, config: MSDFConfig | None = None, **hparams: Any) -> None:
+        super().__init__()
+        cfg = config if isinstance(config, MSDFConfig) else from_dict(MSDFConfig, hparams)
+        self.config = cfg
+        self.save_hyperparameters(to_dict(cfg), logger=False)
+        self.dim = 4 + cfg.k**3
+        context_dim = 0
+        if cfg.conditioning == "text":
+            # Frozen and rebuilt from its name, so kept out of the state dict (not a registered submodule).
+            self.__dict__["_text_encoder"] = build_text_encoder(cfg.text_encoder)
+            context_dim = self._text_encoder.dim
+        if cfg.conditioning == "class" and not cfg.classes:
+            raise ShapegenError("class conditioning needs class names; train on a folder with one sub-folder per class or set conditioning=none")
+        num_classes = len(cfg.classes) if cfg.conditioning == "class" else 0
+        self.net = SetTransformer(self.dim, cfg.model, num_classes=num_classes, context_dim=context_dim)
+        self.ema = copy.deepcopy(self.net).requires_grad_(False) if cfg.train.ema_decay > 0 else None
+        self.register_buffer("norm_mean", torch.zeros(self.dim))
+        self.register_buffer("norm_std", torch.ones(self.dim))
+        self.register_buffer("norm_ready", torch.zeros((), dtype=torch.bool))
+
+    # ------------------------------------------------------------------ normalisation
+    def set_normalization(self, mean: Float[Tensor, "d"], std: Float[Tensor, "d"]) -> None:
+        """Store dataset statistics (saved in the checkpoint)."""
+        if mean.shape != (self.dim,) or std.shape != (self.dim,):
+            raise ShapegenError(f"normalisation statistics must have {self.dim} channels, got {tuple(mean.shape)}")
+        self.norm_mean.copy_(mean)
+        self.norm_std.copy_(std)
+        self.norm_ready.fill_(True)
+
+    def normalize(self, x: Float[Tensor, "B n d"]) -> Float[Tensor, "B n d"]:
+        """Raw M-SDF rows -> standardised channels."""
+        return (x - self.norm_mean) / self.norm_std
+
+    def denormalize(self, z: Float[Tensor, "B n d"]) -> Float[Tensor, "B n d"]:
+        """Standardised channels -> M-SDF rows, with the scale clamped positive."""
+        x = z * self.norm_std + self.norm_mean
+        return torch.cat([x[..., :3], x[..., 3:4].clamp_min(1e-4), x[..., 4:]], dim=-1)
+
+    # ------------------------------------------------------------------ conditioning
+    @property
+    def text_encoder(self) -> CLIPTextEncoder | None:
+        enc = self.__dict__.get("_text_encoder")
+        if enc is not None and next(enc.parameters()).device != self.device:
+            enc.to(self.device)
+        return enc
+
+    def class_index(self, name: str | int) -> int:
+        """Label of a class name (or a checked integer label)."""
+        names = self.config.classes
+        if self.config.conditioning != "class":
+            raise ShapegenError(f"this model is conditioned on '{self.config.conditioning}', not on classes; drop --class")
+        if isinstance(name, int) or str(name).isdigit():
+            if not 0 <= int(name) < len(names):
+                raise ShapegenError(f"class index {name} out of range; the model knows {len(names)} classes: {', '.join(names)}")
+            return int(name)
+        if name not in names:
+            raise ShapegenError(f"unknown class '{name}'; this model knows: {', '.join(names)}")
+        return names.index(name)
+
+    def _condition(self, labels: Tensor | None, captions: list[str] | None, batch: int) -> dict[str, Tensor | None]:
+        if self.config.conditioning == "class":
+            if labels is None:
+                labels = torch.full((batch,), self.net.null_class, dtype=torch.long)
+            return {"labels": labels.to(self.device)}
+        if self.config.conditioning == "text":
+            if captions is None:
+                return {"context": None, "context_mask": None}
+            enc = self.text_encoder(list(captions))
+            return {"context": enc.hidden, "context_mask": enc.mask}
+        return {}
+
+    def _autocast(self):
+        mode = self.config.train.precision
+        on = mode == "bf16" or (mode == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
+
+    # ------------------------------------------------------------------ training
+    def on_fit_start(self) -> None:
+        if not bool(self.norm_ready):
+            dm = getattr(self.trainer, "datamodule", None)
+            if dm is None or not hasattr(dm, "statistics"):
+                raise ShapegenError("normalisation statistics are missing; call set_normalization() or train with MSDFDataModule")
+            mean, std = dm.statistics()
+            self.set_normalization(mean.to(self.device), std.to(self.device))
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        x1 = self.normalize(batch["tensor"].float())
+        b = x1.shape[0]
+        fm = draw_training_batch(x1, self.config.sigma_min)
+        drop = torch.rand(b, device=self.device) < self.config.cond_drop
+        labels = batch["label"].long() if self.config.conditioning == "class" else None
+        if labels is not None:
+            drop = drop | (labels == self.net.null_class)  # files without a class are unconditional
+        cond = self._condition(labels, batch.get("caption"), b)
+        with self._autocast():
+            v = self.net(fm.xt, fm.t, drop=drop, **cond)
+        loss = flow_matching_loss(v, fm.target)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=b)
+        return loss
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is None:
+            return
+        step = self.global_step
+        decay = min(self.config.train.ema_decay, (1 + step) / (10 + step))
+        for e, p in zip(self.ema.parameters(), self.net.parameters()):
+            e.lerp_(p.detach(), 1.0 - decay)
+
+    def configure_optimizers(self):
+        tc = self.config.train
+        opt = torch.optim.AdamW(self.net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        warm = max(1, tc.warmup_steps)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ------------------------------------------------------------------ sampling
+    def velocity(
+        self,
+        x: Float[Tensor, "B n d"],
+        t: Float[Tensor, "B"],
+        cond: dict[str, Tensor | None],
+        guidance: float = 1.0,
+        use_ema: bool = True,
+    ) -> Float[Tensor, "B n d"]:
+        """Guided velocity ``(1 - w) v(x, t | null) + w v(x, t | c)`` (one batched pass for both)."""
+        net = self.ema if use_ema and self.ema is not None else self.net
+        conditional = self.config.conditioning != "none" and any(v is not None for v in cond.values())
+        with self._autocast():
+            if guidance == 1.0 or not conditional:
+                return net(x, t, **cond).float()
+            b = x.shape[0]
+            both = {k: None if v is None else torch.cat([v, v]) for k, v in cond.items()}
+            drop = torch.cat([torch.zeros(b, dtype=torch.bool, device=x.device), torch.ones(b, dtype=torch.bool, device=x.device)])
+            v = net(torch.cat([x, x]), torch.cat([t, t]), drop=drop, **both).float()
+        return guided_velocity(v[:b], v[b:], guidance)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num: int = 1,
+        cls: str | int | None = None,
+        prompt: str | None = None,
+        steps: int | None = None,
+        solver: str | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        use_ema: bool | None = None,
+        return_nfe: bool = False,
+    ) -> Float[Tensor, "num n d"] | tuple[Tensor, int]:
+        """Sample ``num`` M-SDF tensors (rows ``[cx, cy, cz, s, V]``, un-normalised).
+
+        Args:
+            num: number of shapes.
+            cls: class name or index (class-conditioned models); None: unconditional.
+            prompt: text prompt (text-conditioned models); None: unconditional.
+            steps: solver steps (default ``config.sample.steps``).
+            solver: ``euler``, ``midpoint``, ``rk4`` or ``dopri5`` (default from the config).
+            guidance: CFG scale ``w`` (default from the config; 1 = conditional model).
+            seed: noise seed; the same seed gives the same shapes.
+            use_ema: sample with the EMA weights (default from the config).
+            return_nfe: also return the number of network evaluations.
+        """
+        sc = self.config.sample
+        steps, solver = steps or sc.steps, solver or sc.solver
+        guidance = sc.guidance if guidance is None else guidance
+        use_ema = sc.use_ema if use_ema is None else use_ema
+        if prompt is not None and self.config.conditioning != "text":
+            raise ShapegenError(f"this model is conditioned on '{self.config.conditioning}', not on text; drop --prompt")
+        label = None if cls is None else self.class_index(cls)
+        noise = sample_noise((num, self.config.n, self.dim), seed=seed, device=self.device)
+        was_training = self.training
+        self.eval()
+        out, nfe = [], 0
+        for start in range(0, num, sc.batch_size):
+            x0 = noise[start : start + sc.batch_size]
+            b = x0.shape[0]
+            labels = None if label is None else torch.full((b,), label, dtype=torch.long)
+            cond = self._condition(labels, None if prompt is None else [prompt] * b, b)
+            sol: ODESolution = solve_ode(lambda x, t: self.velocity(x, t, cond, guidance, use_ema), x0, solver, steps)  # type: ignore[arg-type]
+            out.append(self.denormalize(sol.x))
+            nfe += sol.nfe
+        self.train(was_training)
+        result = torch.cat(out)
+        return (result, nfe) if return_nfe else result
+
+
+def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModule]:
+    """Read the data folder, fill ``n``, ``k`` and class names into the config, build the system.
+
+    Raises:
+        ShapegenError: for missing data or a conditioning the data cannot provide.
+    """
+    dm = MSDFDataModule(config.data)
+    dm.setup("fit")
+    config.n, config.k = dm.n, dm.k
+    if config.conditioning == "class":
+        if not dm.classes:
+            raise ShapegenError(f"conditioning=class needs one sub-folder per class under '{config.data.root}'; or set conditioning=none")
+        config.classes = dm.classes
+    if config.conditioning == "text" and config.data.labels != "captions":
+        raise ShapegenError("conditioning=text needs captions: set data.labels=captions and data.captions=FILE.csv")
+    model = MSDFGenerator(config)
+    model.set_normalization(*dm.statistics())
+    return model, dm
+
+
+def decode_to_mesh(tensor: Float[Tensor, "n d"], k: int, resolution: int = 64):
+    """Decode one M-SDF tensor to a mesh with the representation's own extraction.
+
+    Raises:
+        ShapegenError: when ``shapegen.fields.mosaic_sdf`` is not available yet.
+    """
+    try:
+        from shapegen.fields.mosaic_sdf import MosaicSDF
+    except ImportError as exc:
+        raise ShapegenError("decoding M-SDFs to meshes needs shapegen.fields.mosaic_sdf (issue 4); only .msdf.npz files were written") from exc
+    return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution=resolution)
+
+
+def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:
+    """Write one ``.msdf.npz`` (keys tensor, k, normalization, source_hash, version), atomically."""
+    import numpy as np
+
+    from shapegen.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, tensor=tensor.detach().float().cpu().numpy(), k=np.int64(k), normalization=np.eye(4, dtype=np.float64),
+                     source_hash=np.str_("generated"), version=np.int64(1))
+    return path
+
+
+__all__ = ["MSDFConfig", "MSDFGenerator", "MSDFSampleConfig", "MSDFTrainConfig", "build_for_training", "decode_to_mesh", "save_msdf"]
