@@ -24,13 +24,11 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-__all__ = ["occupied_intervals", "step_ranges", "expand_ranges"]
+__all__ = ["expand_ranges", "occupied_intervals", "step_ranges"]
 
 
 def occupied_intervals(
-    origins: Float[Tensor, "R 3"],
-    inv_directions: Float[Tensor, "R 3"],
-    directions: Float[Tensor, "R 3"],
+    rays: Float[Tensor, "R 9"],
     ray: Int[Tensor, " I"],
     a: Float[Tensor, " I"],
     b: Float[Tensor, " I"],
@@ -42,7 +40,8 @@ def occupied_intervals(
     """Sub-intervals of ``[a, b]`` (inside the box ``lo + [0, extent]``) in occupied cells.
 
     Args:
-        origins, directions: rays (R, 3); ``inv_directions`` is ``1 / directions`` (inf for 0).
+        rays: per ray ``(origin, direction, 1 / direction)`` (inf where a component is 0),
+            packed so one gather fetches all three.
         ray, a, b: I input intervals (ray index, start, end), sorted by ray then ``a``,
             disjoint, each inside the box.
         lo, extent: the box's minimum corner and edge lengths.
@@ -61,7 +60,8 @@ def occupied_intervals(
         if len(ray) == 0:
             break
         cs = extent / res
-        o, d, inv = origins[ray], directions[ray], inv_directions[ray]
+        rd = rays[ray]
+        o, d, inv = rd[:, :3], rd[:, 3:6], rd[:, 6:]
         if parent is None:  # every plane of the level: (I, 3, res + 1)
             idx = torch.arange(res + 1, device=a.device, dtype=a.dtype).expand(3, -1)
             planes = (lo[:, None] + idx * cs[:, None])[None]
@@ -73,13 +73,15 @@ def occupied_intervals(
         t = torch.where((t > a[:, None]) & (t < b[:, None]), t, torch.full_like(t, torch.inf))
         t = torch.cat([a[:, None], t, b[:, None]], 1).sort(1).values
         s, e = t[:, :-1], t[:, 1:]
-        valid = (e < torch.inf) & (e > s)
         x = o[:, None] + (0.5 * (s + e))[..., None] * d[:, None]
-        ijk = ((x - lo) / cs).floor().long().clamp_(0, res - 1)
+        ijk = ((x - lo) / cs).floor_().long().clamp_(0, res - 1)
         flat = (ijk[..., 0] * res + ijk[..., 1]) * res + ijk[..., 2]
-        keep = valid & occ.reshape(-1)[flat]
-        ray = ray[:, None].expand_as(s)[keep]
-        a, b, parent = s[keep], e[keep], ijk[keep]
+        keep = (e < torch.inf) & (e > s) & occ.reshape(-1)[flat]
+        sel = keep.reshape(-1).nonzero()[:, 0]
+        n_seg = s.shape[1]
+        ray = ray[torch.div(sel, n_seg, rounding_mode="floor")]
+        a, b = s.reshape(-1)[sel], e.reshape(-1)[sel]
+        parent = ijk.reshape(-1, 3)[sel]
     return ray, a, b
 
 
@@ -117,7 +119,9 @@ def expand_ranges(
     """Packed ``(ray, k)`` of every step in the ranges, in order (no Python loops)."""
     counts = k_hi - k_lo
     total = int(counts.sum()) if len(counts) else 0
-    rng = torch.repeat_interleave(torch.arange(len(counts), device=ray.device), counts, output_size=total)
+    rng = torch.repeat_interleave(
+        torch.arange(len(counts), device=ray.device), counts, output_size=total
+    )
     offset = torch.cumsum(counts, 0) - counts
     k = k_lo[rng] + torch.arange(total, device=ray.device) - offset[rng]
     return ray[rng], k

@@ -107,17 +107,22 @@ class OccupancyGrid(nn.Module):
             level = torch.where(inside, torch.full_like(level, lvl), level)
         return level
 
-    def _cell_index(self, x: Tensor, level: Tensor, g: int) -> Tensor:
-        lvl = level.clamp_max(self.levels - 1)
-        lo, hi = self.aabbs[lvl, :3], self.aabbs[lvl, 3:]
-        ijk = ((x - lo) / (hi - lo) * g).floor().long().clamp(0, g - 1)
-        return ((lvl * g + ijk[:, 0]) * g + ijk[:, 1]) * g + ijk[:, 2]
-
     def query(self, x: Float[Tensor, "N 3"]) -> Bool[Tensor, " N"]:
-        """Whether each point lies in an occupied cell (False outside every level)."""
-        level = self._level_of(x)
-        occ = self.binaries.reshape(-1)[self._cell_index(x, level, self.resolution)]
-        return occ & (level < self.levels)
+        """Whether each point lies in an occupied cell of the finest level containing it.
+
+        False outside every level. One pass per level with the level's box as scalars (no
+        per-point gathers of box corners), finest level last so it wins.
+        """
+        g = self.resolution
+        flat_bins = self.binaries.reshape(self.levels, -1)
+        out = torch.zeros(x.shape[:1], dtype=torch.bool, device=x.device)
+        for lvl in reversed(range(self.levels)):
+            lo, hi = self.aabbs[lvl, :3], self.aabbs[lvl, 3:]
+            inside = ((x >= lo) & (x <= hi)).all(-1)
+            ijk = ((x - lo) / (hi - lo) * g).floor_().long().clamp_(0, g - 1)
+            occ = flat_bins[lvl][(ijk[:, 0] * g + ijk[:, 1]) * g + ijk[:, 2]]
+            out = torch.where(inside, occ, out) if lvl < self.levels - 1 else inside & occ
+        return out
 
     # --- updates ------------------------------------------------------------------------
 
@@ -178,9 +183,7 @@ class OccupancyGrid(nn.Module):
                     at_corners = _evaluate(fn, self._corner_points(lvl)).to(occs.dtype)
                     at_corners = F.max_pool3d(at_corners.view(1, 1, g + 1, g + 1, g + 1), 2, 1)
                     at_corners = at_corners.reshape(-1)
-                    values = torch.maximum(
-                        values, at_corners if idx is None else at_corners[idx]
-                    )
+                    values = torch.maximum(values, at_corners if idx is None else at_corners[idx])
                 new = values * (step_size if step_size is not None else default_step)
             else:
                 radius = float(self.cell_size(lvl).norm()) / 2 + sdf_margin
@@ -255,7 +258,8 @@ class OccupancyGrid(nn.Module):
         t1 = torch.minimum(far, bounds.far)
         live = bounds.hit & (t1 > t0)
         n_steps = torch.where(live, torch.ceil((t1 - t0) / step_size), torch.zeros_like(t0)).long()
-        inv = 1.0 / directions  # inf on axis-parallel rays; their plane distances are dropped
+        # inf on axis-parallel rays; their plane distances are dropped
+        table = torch.cat([origins, directions, 1.0 / directions], 1)
         rays = torch.arange(r, device=dev)
         parts = []
         prev = None  # the next finer cascade's box, cut out of this one
@@ -277,8 +281,14 @@ class OccupancyGrid(nn.Module):
                 m = m & (b > a)
                 parts.append(
                     occupied_intervals(
-                        origins, inv, directions, rays[m], a[m], b[m], lo, extent,
-                        [g[lvl] for g in pyramid], factor,
+                        table,
+                        rays[m],
+                        a[m],
+                        b[m],
+                        lo,
+                        extent,
+                        [g[lvl] for g in pyramid],
+                        factor,
                     )
                 )
         ray = torch.cat([p[0] for p in parts])
@@ -297,9 +307,10 @@ class OccupancyGrid(nn.Module):
         k_lo, k_hi = torch.cat([k_lo, last]), torch.cat([k_hi, last + 1])
         order = torch.sort(ray, stable=True).indices
         ray_s, k = expand_ranges(ray[order], k_lo[order], k_hi[order])
-        ts = t0[ray_s] + k.to(t0.dtype) * step_size
-        te = torch.minimum(ts + step_size, t1[ray_s])
-        x = origins[ray_s] + (0.5 * (ts + te))[:, None] * directions[ray_s]
+        per = torch.cat([origins, directions, t0[:, None], t1[:, None]], 1)[ray_s]
+        ts = per[:, 6] + k.to(t0.dtype) * step_size
+        te = torch.minimum(ts + step_size, per[:, 7])
+        x = per[:, :3] + (0.5 * (ts + te))[:, None] * per[:, 3:6]
         occ = self.query(x)  # exact finest-level test: the candidates are a superset
         return RaySamples(ts[occ], te[occ], ray_s[occ], r)
 
@@ -357,4 +368,3 @@ class OccupancyGrid(nn.Module):
 def _evaluate(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int = 1 << 20) -> Tensor:
     """``fn(x).reshape(-1)`` in chunks of points, to bound the field's memory."""
     return torch.cat([fn(x[i : i + chunk]).reshape(-1) for i in range(0, max(len(x), 1), chunk)])
-
