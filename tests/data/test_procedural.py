@@ -1,0 +1,167 @@
+"""Procedural shape set: watertight meshes in [-1, 1]^3, determinism, variation, SDF signs, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from shapegen.data.procedural import (
+    CLASSES,
+    FAST_BAND,
+    from_params,
+    generate,
+    grid_values,
+    shape_seed,
+    to_mesh,
+)
+from shapegen.errors import ShapegenError
+from shapegen.geometry.mesh_io import inspect_mesh
+from shapegen.geometry.sdf import winding_number
+
+RES = 64  # the default resolution, at which every part is >= 2.2 cells thick
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Many small tensor ops: extra intra-op threads only add overhead (and on a shared,
+    # busy CPU make each op wait for a core), as in the data set writer's workers.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_each_class_is_one_watertight_piece_in_the_unit_cube(cls):
+    for index in range(3):
+        shape = generate(cls, index, seed=0)
+        mesh = to_mesh(shape, RES)
+        report = inspect_mesh(mesh)
+        assert mesh.num_faces > 500
+        assert report.watertight and report.num_components == 1, (cls, index, report.lines())
+        assert report.volume > 0  # outward winding
+        v = mesh.vertices
+        assert float(v.abs().max()) < 1.0
+        # Normalised by its box: the longest side spans [-0.9, 0.9] up to a cell.
+        extent = (v.amax(0) - v.amin(0)).max()
+        assert abs(float(extent) - 1.8) < 2 * 2 / (RES - 1)
+        lo, hi = torch.tensor(shape.bbox[0]), torch.tensor(shape.bbox[1])
+        assert bool((v.amin(0) >= lo - 0.01).all() and (v.amax(0) <= hi + 0.01).all())
+
+
+def test_frame_is_y_up_front_z_and_handles_on_plus_x():
+    # A tall shelf's height is its longest side, along Y.
+    for index in range(20):
+        shape = generate("shelf", index, seed=0)
+        if shape.params["height"] > 1.5 * shape.params["width"]:
+            lo, hi = shape.bbox
+            assert hi[1] - lo[1] == pytest.approx(1.8, abs=1e-6)
+            break
+    else:
+        pytest.fail("no tall shelf among 20")
+    # A mug's body is centred on the Y axis in metres, so a handle on +X moves the box centre to +X.
+    mug = generate("mug", 0, seed=0)
+    assert mug.center[0] > 0.01 and abs(mug.center[2]) < 1e-9
+    # A chair's back is at -Z: with a back, the top of the chair is behind its centre.
+    chair = next(s for s in (generate("chair", i, 0) for i in range(20)) if s.params["back"])
+    top = torch.tensor([[0.0, chair.bbox[1][1] - 0.05, z] for z in (-0.6, 0.6)])
+    d = chair.sdf(top)
+    assert float(d[0]) < float(d[1])
+
+
+def test_same_seed_same_shapes_different_seed_different():
+    a = to_mesh(generate("chair", 3, seed=7), 32)
+    b = to_mesh(generate("chair", 3, seed=7), 32)
+    assert torch.equal(a.vertices, b.vertices) and torch.equal(a.faces, b.faces)
+    assert generate("chair", 3, seed=7).params == generate("chair", 3, seed=7).params
+    assert generate("chair", 3, seed=7).params != generate("chair", 3, seed=8).params
+    c = to_mesh(generate("chair", 3, seed=8), 32)
+    assert a.vertices.shape != c.vertices.shape or not torch.equal(a.vertices, c.vertices)
+    # Per-shape seeds: a shape does not depend on which others were generated before it.
+    assert shape_seed(7, "chair", 3) == generate("chair", 3, seed=7).seed
+    assert len({shape_seed(0, c, i) for c in CLASSES for i in range(50)}) == 50 * len(CLASSES)
+
+
+def test_parameters_vary_structurally():
+    params = {cls: [generate(cls, i, seed=0).params for i in range(60)] for cls in CLASSES}
+
+    def values(cls, key):
+        return {p.get(key) for p in params[cls]} - {None}
+
+    assert values("chair", "support") == {"legs", "pedestal", "sled"}
+    assert values("chair", "back") == {True, False}
+    assert len(values("chair", "back_style")) == 4
+    assert values("chair", "legs") == {3, 4}
+    assert len(values("chair", "spokes")) >= 2
+    assert values("table", "top_shape") == {"rect", "square", "round"}
+    assert values("table", "support") == {"legs", "pedestal", "trestle"}
+    assert len(values("shelf", "shelves")) >= 4
+    assert values("shelf", "style") == {"cabinet", "frame"}
+    assert values("lamp", "kind") == {"table", "floor", "desk"}
+    assert len(values("lamp", "shade")) == 3
+    assert values("mug", "handle") == {"ring", "D", "square", "ear"}
+    assert values("mug", "body") == {"cylinder", "tapered", "rounded"}
+    assert len(values("table", "width")) > 10
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_analytic_sdf_sign_agrees_with_the_mesh(cls):
+    shape = generate(cls, 1, seed=0)
+    mesh = to_mesh(shape, RES)
+    cell = 2 / (RES - 1)
+    # Vertices lie on the zero level set up to marching-cubes interpolation error.
+    assert float(shape.sdf(mesh.vertices).abs().max()) < cell
+    # Half a cell behind / in front of each face (parts are >= 2.2 cells thick): negative
+    # inside, positive outside, except at a few faces cutting sharp corners.
+    centroids, normals = mesh.vertices[mesh.faces].mean(1), mesh.face_normals()
+    inside, outside = shape.sdf(centroids - normals * cell / 2), shape.sdf(centroids + normals * cell / 2)
+    assert float((inside < 0).float().mean()) > 0.98 and float((outside > 0).float().mean()) > 0.98
+    # Points well away from the surface: the same side as the mesh's winding number says.
+    coarse = to_mesh(shape, 24)  # few faces keep the brute-force winding numbers cheap
+    pts = torch.rand(400, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    d = shape.sdf(pts)
+    keep = d.abs() > 2 / 23
+    assert bool(((winding_number(pts[keep], coarse) > 0.5) == (d[keep] < 0)).all())
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_fast_sdf_is_the_clamped_sdf_and_the_grid_matches_it(cls):
+    shape = generate(cls, 2, seed=0)
+    pts = torch.rand(4000, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    exact, fast = shape.sdf(pts), shape.fast_sdf(pts)
+    near = exact.abs() < FAST_BAND / 2  # farther than band - smooth radius, a skipped part may blend
+    assert int(near.sum()) > 100
+    assert torch.allclose(fast[near], exact[near], atol=1e-5)
+    assert bool((torch.sign(fast) == torch.sign(exact)).all())
+    assert float(fast.abs().max()) <= FAST_BAND + 1e-6
+    values = grid_values(shape, 17)
+    axis = torch.linspace(-1, 1, 17)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    assert torch.allclose(values.reshape(-1), shape.fast_sdf(grid), atol=1e-5)
+
+
+def test_from_params_round_trips_through_json():
+    for cls in CLASSES:
+        shape = generate(cls, 4, seed=3)
+        again = from_params(cls, json.loads(json.dumps(shape.params)))
+        pts = torch.rand(500, 3) * 2 - 1
+        assert torch.equal(shape.sdf(pts), again.sdf(pts))
+    with pytest.raises(ShapegenError, match="do not describe"):
+        from_params("chair", {"seat_width": 0.5})
+
+
+def test_grid_and_sparse_meshing_agree():
+    shape = generate("lamp", 0, seed=0)
+    a, b = to_mesh(shape, 40, method="grid"), to_mesh(shape, 40, method="sparse")
+    assert a.area() == pytest.approx(b.area(), rel=1e-4)
+
+
+def test_bad_inputs_raise_one_line_errors():
+    with pytest.raises(ShapegenError, match="unknown procedural class 'sofa'.*chair"):
+        generate("sofa", 0)
+    with pytest.raises(ShapegenError, match="index"):
+        generate("chair", -1)
+    with pytest.raises(ShapegenError, match="method"):
+        to_mesh(generate("mug", 0), 16, method="dense")  # type: ignore[arg-type]
