@@ -93,7 +93,7 @@ class MSDFTrainConfig:
     checkpoint_every: int = 1000
     """Save ``last.ckpt`` every this many steps."""
     preview_every: int = 0
-    """Sample, decode and render a preview sheet every this many steps (0: only at the end)."""
+    """Sample, decode and render a preview sheet every this many steps (0: only at the end; -1: never)."""
     log_every: int = 10
     """Log the loss every this many steps."""
     accelerator: str = "auto"
@@ -324,6 +324,83 @@ class MSDFGenerator(pl.LightningModule):
         result = torch.cat(out)
         return (result, nfe) if return_nfe else result
 
+    # ------------------------------------------------------------------ orchestration
+    @classmethod
+    def for_training(cls, config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModule]:
+        """See :func:`build_for_training` (the entry point of ``shapegen train``)."""
+        return build_for_training(config)
+
+    def write_samples(
+        self,
+        out_dir: str | Path,
+        num: int = 4,
+        cls: str | None = None,
+        prompt: str | None = None,
+        seed: int = 0,
+        steps: int | None = None,
+        solver: str | None = None,
+        guidance: float | None = None,
+        resolution: int = 64,
+        preview_size: int = 256,
+    ) -> GenerationResult:
+        """Sample ``num`` shapes and write ``sample_XX.msdf.npz``, ``sample_XX.glb`` and ``preview.png``.
+
+        Meshes come from the representation's own decoding (:func:`decode_to_mesh`); a sample
+        without a surface gets no GLB and a blank tile in the preview sheet.
+        """
+        out = Path(out_dir)
+        tensors = self.sample(num, cls=cls, prompt=prompt, steps=steps, solver=solver, guidance=guidance, seed=seed)
+        result = GenerationResult(out_dir=out)
+        meshes = []
+        for i, t in enumerate(tensors):
+            result.msdf_files.append(save_msdf(t, self.config.k, out / f"sample_{i:02d}.msdf.npz"))
+        for i, t in enumerate(tensors):
+            mesh = decode_to_mesh(t, self.config.k, resolution)
+            meshes.append(mesh)
+            if mesh.num_faces == 0:
+                result.empty.append(i)
+                continue
+            from shapegen.geometry.export import export_mesh
+
+            result.mesh_files.append(export_mesh(mesh, out / f"sample_{i:02d}.glb"))
+        result.preview = write_preview_sheet(meshes, out / "preview.png", preview_size)
+        return result
+
+
+@dataclass
+class GenerationResult:
+    """Files written by :meth:`MSDFGenerator.write_samples`."""
+
+    out_dir: Path
+    msdf_files: list[Path] = field(default_factory=list)
+    mesh_files: list[Path] = field(default_factory=list)
+    empty: list[int] = field(default_factory=list)
+    """Indices of samples whose decoded surface was empty (no GLB written)."""
+    preview: Path | None = None
+
+
+def write_preview_sheet(meshes: list, path: str | Path, size: int = 256) -> Path:
+    """Render every mesh (empty ones as blank tiles) and tile the images into one PNG sheet."""
+    import math
+
+    import numpy as np
+
+    from renderers.preview import render_mesh, save_image
+
+    tiles = []
+    for mesh in meshes:
+        if mesh is None or mesh.num_faces == 0:
+            tiles.append(np.full((size, size, 3), 255, dtype=np.uint8))
+        else:
+            tiles.append(np.asarray(render_mesh(mesh.vertices, mesh.faces, width=size, height=size))[..., :3])
+    cols = min(4, max(1, len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    sheet = np.full((rows * size, cols * size, 3), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        sheet[r * size : (r + 1) * size, c * size : (c + 1) * size] = tile
+    return save_image(path, sheet)
+
 
 def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModule]:
     """Read the data folder, fill ``n``, ``k`` and class names into the config, build the system.
@@ -372,4 +449,4 @@ def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["MSDFConfig", "MSDFGenerator", "MSDFSampleConfig", "MSDFTrainConfig", "build_for_training", "decode_to_mesh", "save_msdf"]
+__all__ = ["GenerationResult", "MSDFConfig", "MSDFGenerator", "MSDFSampleConfig", "MSDFTrainConfig", "build_for_training", "decode_to_mesh", "save_msdf", "write_preview_sheet"]
