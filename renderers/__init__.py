@@ -1,4 +1,5 @@
-"""renderers: cameras, rays, ray marching and volume rendering shared by all of shapegen.
+"""renderers: cameras, rays, ray marching, volume rendering and differentiable mesh
+rasterisation shared by all of shapegen.
 
 This package never imports :mod:`shapegen`. A pure-torch backend defines correctness and
 runs on CPU and CUDA; a nerfacc backend is used on CUDA when available
@@ -20,6 +21,7 @@ _EXPORTS = {
         "orbit_pose",
         "opengl_to_opencv",
         "opencv_to_opengl",
+        "project_points",
         "sample_cameras_on_sphere",
     ],
     "rays": ["Rays", "RayBounds", "generate_rays", "ray_aabb_intersect", "ray_sphere_intersect"],
@@ -39,6 +41,18 @@ _EXPORTS = {
         "occupancy_alpha",
         "LaplaceDensity",
         "NeuSVariance",
+    ],
+    "rasterize": [
+        "Rasterization",
+        "MeshRender",
+        "rasterize",
+        "interpolate",
+        "antialias",
+        "face_neighbors",
+        "vertex_normals",
+        "face_normals",
+        "texture_sample",
+        "render_gbuffers",
     ],
     "backends": ["BackendUnavailable", "get_backend"],
 }

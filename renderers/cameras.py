@@ -33,6 +33,7 @@ __all__ = [
     "opencv_to_opengl",
     "opengl_to_opencv",
     "orbit_pose",
+    "project_points",
     "sample_cameras_on_sphere",
 ]
 
@@ -193,6 +194,42 @@ def orbit_pose(
     direction = torch.stack([el.cos() * az.sin(), el.sin(), el.cos() * az.cos()], dim=-1)
     target_t = _as_vec3(target, direction)
     return look_at(target_t + dist[..., None] * direction, target_t, up)
+
+
+def project_points(
+    points: Float[Tensor, "*B N 3"],
+    c2w: Float[Tensor, "*B 4 4"],
+    intrinsics: Intrinsics,
+    min_depth: float | None = None,
+) -> tuple[Float[Tensor, "*B N 2"], Float[Tensor, "*B N"]]:
+    """World points -> pixel coordinates and view depth (OpenGL pose, pixel conventions above).
+
+    ``u = cx + fx * x / z`` and ``v = cy - fy * y / z`` with camera-frame ``(x, y, -z)``, i.e.
+    ``z`` is the positive distance along the camera's viewing axis (-Z); the exact inverse of
+    :func:`renderers.rays.generate_rays`. Differentiable in ``points``, ``c2w`` and tensor
+    intrinsics.
+
+    Args:
+        points: world points; leading dims broadcast against those of ``c2w``.
+        c2w: camera-to-world poses, OpenGL axes.
+        intrinsics: pinhole intrinsics (floats, or ``(B,)`` tensors matching ``c2w``).
+        min_depth: if given, divide by ``max(z, min_depth)`` so points behind the camera stay
+            finite (callers drop them); ``z`` itself is returned unclamped.
+
+    Returns:
+        ``(pixels, z)``: pixel coordinates ``(u, v)`` and view depth (world units).
+    """
+    w2c = torch.linalg.inv(c2w)
+    cam = points @ w2c[..., :3, :3].transpose(-1, -2) + w2c[..., None, :3, 3]
+    z = -cam[..., 2]
+    zs = z if min_depth is None else z.clamp_min(min_depth)
+
+    def per_cam(v: float | Tensor) -> float | Tensor:
+        return v[..., None] if isinstance(v, Tensor) else v
+
+    u = per_cam(intrinsics.cx) + per_cam(intrinsics.fx) * cam[..., 0] / zs
+    v = per_cam(intrinsics.cy) - per_cam(intrinsics.fy) * cam[..., 1] / zs
+    return torch.stack([u, v], -1), z
 
 
 @dataclass

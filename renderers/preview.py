@@ -30,7 +30,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from renderers.cameras import orbit_pose
+from renderers.cameras import Intrinsics, orbit_pose, project_points
 
 __all__ = [
     "orbit_camera",
@@ -241,13 +241,9 @@ def render_mesh(
             distance = 1.05 * radius / math.sin(half_min)
         c2w = orbit_camera(center, distance, azimuth_deg, elevation_deg)
     c2w = torch.as_tensor(c2w, dtype=torch.float32).cpu()
-    w2c = torch.linalg.inv(c2w)
-    cam = v @ w2c[:3, :3].T + w2c[:3, 3]
-    z = -cam[:, 2]  # positive depth in front of the camera
-    focal = (height / 2) / math.tan(half)
     near = 1e-4 * max(radius, 1e-8)
-    zs = z.clamp_min(near)
-    px = torch.stack([width / 2 + focal * cam[:, 0] / zs, height / 2 - focal * cam[:, 1] / zs], -1)
+    px, z = project_points(v, c2w, Intrinsics.from_fov(fov_deg, width, height), min_depth=near)
+    zs = z.clamp_min(near)  # z: positive depth in front of the camera
     keep = (z[f] > near).all(1)
     fk = f[keep]
     if fk.numel() == 0:
