@@ -42,6 +42,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -50,6 +51,8 @@ from torch import Tensor
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
+
+Backend = Literal["auto", "torch", "warp"]
 
 #: File format version written by :meth:`MosaicSDF.save`.
 FORMAT_VERSION = 1
@@ -165,20 +168,24 @@ class CubeIndex:
         The nearest occupied cell (chessboard metric on cell indices) comes from a distance
         transform of the cell grid, built once. Every point gets at least one pair.
         """
+        key, _ = self._cell_keys(points)
+        return self._lookup(self.nearest_cells()[key], torch.ones_like(key, dtype=torch.bool))
+
+    def nearest_cells(self) -> Int[Tensor, " C"]:
+        """For every cell of the ``D^3`` grid, the linear index of the nearest occupied cell (cached)."""
         if getattr(self, "_nearest", None) is None:
             from scipy.ndimage import distance_transform_cdt
 
             d = self.dims
             lin = self.keys.cpu().numpy()
             if lin.size and lin.max() >= d**3:
-                raise ShapegenError("nearest_cell_candidates works on the index of one shape; build one index per shape")
+                raise ShapegenError("nearest cells are defined on the index of one shape; build one index per shape")
             empty = np.ones(d**3, dtype=bool)
             empty[lin] = False
             _, idx = distance_transform_cdt(empty.reshape(d, d, d), metric="chessboard", return_indices=True)
             near = (idx[0] * d + idx[1]) * d + idx[2]
             self._nearest = torch.from_numpy(near.reshape(-1).astype(np.int64)).to(self.keys.device)
-        key, _ = self._cell_keys(points)
-        return self._lookup(self._nearest[key], torch.ones_like(key, dtype=torch.bool))
+        return self._nearest
 
 
 # ==================================================================================== decoding
@@ -257,6 +264,147 @@ def blend(
     return BlendResult(value, den, int(pid.shape[0]))
 
 
+# ================================================================================ warp backend
+_WARP_KERNELS: dict = {}
+#: Smallest slice of points worth its own CPU thread in the warp backend.
+_MIN_POINTS_PER_THREAD = 4096
+
+
+def _warp_blend_kernel():
+    if _WARP_KERNELS:
+        return _WARP_KERNELS["blend"]
+    from shapegen.geometry.sdf import _warp
+
+    wp = _warp()
+
+    @wp.kernel(module="unique")
+    def blend_kernel(
+        points: wp.array(dtype=wp.vec3), centers: wp.array(dtype=wp.vec3), scales: wp.array(dtype=float),
+        values: wp.array(dtype=float), cell_start: wp.array(dtype=wp.int32), cubes: wp.array(dtype=wp.int32),
+        nearest: wp.array(dtype=wp.int32), use_nearest: int, origin: wp.vec3, h: float, d: int, k: int,
+        out_value: wp.array(dtype=float), out_weight: wp.array(dtype=float), out_gap: wp.array(dtype=float),
+    ):
+        tid = wp.tid()
+        p = points[tid]
+        q = (p - origin) / h
+        ix = int(wp.floor(q[0]))
+        iy = int(wp.floor(q[1]))
+        iz = int(wp.floor(q[2]))
+        num = float(0.0)
+        den = float(0.0)
+        if ix >= 0 and iy >= 0 and iz >= 0 and ix < d and iy < d and iz < d:
+            cell = (ix * d + iy) * d + iz
+            kk = k * k * k
+            half = 0.5 * float(k - 1)
+            for j in range(int(cell_start[cell]), int(cell_start[cell + 1])):
+                c = int(cubes[j])
+                u = (p - centers[c]) / scales[c]
+                m = wp.max(wp.max(wp.abs(u[0]), wp.abs(u[1])), wp.abs(u[2]))
+                if m < 1.0:
+                    hat = 1.0 - m
+                    gx = (u[0] + 1.0) * half
+                    gy = (u[1] + 1.0) * half
+                    gz = (u[2] + 1.0) * half
+                    ax = wp.clamp(int(wp.floor(gx)), 0, k - 2)
+                    ay = wp.clamp(int(wp.floor(gy)), 0, k - 2)
+                    az = wp.clamp(int(wp.floor(gz)), 0, k - 2)
+                    tx = gx - float(ax)
+                    ty = gy - float(ay)
+                    tz = gz - float(az)
+                    b = c * kk + (ax * k + ay) * k + az
+                    v000 = values[b]
+                    v001 = values[b + 1]
+                    v010 = values[b + k]
+                    v011 = values[b + k + 1]
+                    v100 = values[b + k * k]
+                    v101 = values[b + k * k + 1]
+                    v110 = values[b + k * k + k]
+                    v111 = values[b + k * k + k + 1]
+                    v00 = v000 + (v100 - v000) * tx
+                    v01 = v001 + (v101 - v001) * tx
+                    v10 = v010 + (v110 - v010) * tx
+                    v11 = v011 + (v111 - v011) * tx
+                    v0 = v00 + (v10 - v00) * ty
+                    v1 = v01 + (v11 - v01) * ty
+                    num += hat * (v0 + (v1 - v0) * tz)
+                    den += hat
+        gap = float(0.0)
+        if den == 0.0 and use_nearest != 0:
+            # Outside value: L-inf gap to the cubes of the nearest occupied cell (CubeIndex).
+            cx = wp.clamp(ix, 0, d - 1)
+            cy = wp.clamp(iy, 0, d - 1)
+            cz = wp.clamp(iz, 0, d - 1)
+            near = int(nearest[(cx * d + cy) * d + cz])
+            gap = float(1.0e30)
+            for j in range(int(cell_start[near]), int(cell_start[near + 1])):
+                c = int(cubes[j])
+                r = p - centers[c]
+                m = wp.max(wp.max(wp.abs(r[0]), wp.abs(r[1])), wp.abs(r[2])) - scales[c]
+                gap = wp.min(gap, wp.max(m, 0.0))
+        out_value[tid] = num
+        out_weight[tid] = den
+        out_gap[tid] = gap
+
+    _WARP_KERNELS["blend"] = blend_kernel
+    return blend_kernel
+
+
+def _warp_blend(
+    index: CubeIndex, centers: Tensor, scales: Tensor, values: Tensor, k: int, points: Tensor, with_gap: bool = False,
+) -> tuple[BlendResult, Tensor | None]:
+    """The blend of :func:`blend` (forward only, float32) in one warp kernel per point slice.
+
+    With ``with_gap`` also the outside gap of :meth:`MosaicSDF.outside_value` (0 where covered).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shapegen.geometry.sdf import _warp, _warp_device
+
+    wp = _warp()
+    kernel = _warp_blend_kernel()
+    dev = points.device
+    key = _warp_device(dev)
+    if getattr(index, "_dense_start", None) is None:
+        counts = torch.zeros(index.dims**3, dtype=torch.int64, device=dev)
+        counts[index.keys.to(dev)] = index.starts[1:].to(dev) - index.starts[:-1].to(dev)
+        start = torch.zeros(index.dims**3 + 1, dtype=torch.int32, device=dev)
+        start[1:] = counts.cumsum(0).to(torch.int32)
+        index._dense_start = start  # the CSR over every cell (cubes keep their sorted-key order)
+        index._cubes32 = index.cubes.to(device=dev, dtype=torch.int32).contiguous()
+    p = points.detach().to(torch.float32).contiguous()
+    c = centers.detach().to(torch.float32).contiguous()
+    s = scales.detach().to(torch.float32).contiguous()
+    v = values.detach().to(torch.float32).contiguous().reshape(-1)
+    n = p.shape[0]
+    value = torch.empty(n, dtype=torch.float32, device=dev)
+    weight = torch.empty(n, dtype=torch.float32, device=dev)
+    gap = torch.empty(n, dtype=torch.float32, device=dev)
+    nearest = index.nearest_cells().to(device=dev, dtype=torch.int32) if with_gap else index._dense_start[:1]
+    origin = wp.vec3(*[float(x) for x in index.origin.tolist()])
+    stream = wp.stream_from_torch(torch.cuda.current_stream(dev)) if dev.type == "cuda" else None
+    fixed = [wp.from_torch(c, dtype=wp.vec3), wp.from_torch(s), wp.from_torch(v), wp.from_torch(index._dense_start),
+             wp.from_torch(index._cubes32), wp.from_torch(nearest.contiguous()), int(with_gap), origin, float(index.cell),
+             int(index.dims), int(k)]
+
+    def launch(lo: int, hi: int) -> None:
+        wp.launch(kernel, dim=hi - lo, inputs=[wp.from_torch(p[lo:hi], dtype=wp.vec3), *fixed],
+                  outputs=[wp.from_torch(value[lo:hi]), wp.from_torch(weight[lo:hi]), wp.from_torch(gap[lo:hi])],
+                  device=key, stream=stream)
+
+    threads = torch.get_num_threads()
+    if n == 0:
+        pass
+    elif dev.type != "cpu" or threads <= 1 or n < 2 * _MIN_POINTS_PER_THREAD:
+        launch(0, n)
+    else:  # warp runs a CPU launch on one thread and releases the GIL (see geometry.sdf)
+        launch(0, 1)
+        bounds = torch.linspace(1, n, min(threads, n // _MIN_POINTS_PER_THREAD) + 1).long().tolist()
+        with ThreadPoolExecutor(len(bounds) - 1) as pool:
+            list(pool.map(lambda i: launch(bounds[i], bounds[i + 1]), range(len(bounds) - 1)))
+    value = value / torch.where(weight > 0, weight, torch.ones_like(weight))
+    return BlendResult(value, weight, -1), (gap if with_gap else None)
+
+
 # ============================================================================== representation
 def _hash_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
@@ -291,6 +439,10 @@ class MosaicSDF:
         normalization: ``4 x 4`` matrix mapping source-mesh coordinates to the normalised frame
             (``x_unit = A x_source``); identity by default.
         source_hash: SHA-256 of the source mesh file ("" if unknown).
+        backend: decoding backend. ``torch`` is the differentiable reference; ``warp`` is one
+            native kernel per point (forward only, float32); ``auto`` takes warp when it imports
+            and no gradient is needed (grad mode off, or neither the points nor the tensor
+            require grad), else torch.
 
     Example:
         >>> m = MosaicSDF.load("bunny.msdf.npz")  # doctest: +SKIP
@@ -298,7 +450,13 @@ class MosaicSDF:
         >>> mesh = m.to_mesh(256)                   # in the source mesh's frame
     """
 
-    def __init__(self, tensor: Float[Tensor, "n d"], k: int, normalization: np.ndarray | None = None, source_hash: str = "") -> None:
+    def __init__(
+        self, tensor: Float[Tensor, "n d"], k: int, normalization: np.ndarray | None = None, source_hash: str = "",
+        backend: Backend = "auto",
+    ) -> None:
+        if backend not in ("auto", "torch", "warp"):
+            raise ShapegenError(f"unknown M-SDF decoding backend '{backend}'; use 'auto', 'torch' or 'warp'")
+        self.backend = backend
         validate_tensor(tensor.detach() if isinstance(tensor, Tensor) else tensor, k)
         self.tensor = torch.as_tensor(tensor)
         self.k = int(k)
@@ -342,7 +500,7 @@ class MosaicSDF:
 
     def permute(self, perm: Int[Tensor, " n"]) -> MosaicSDF:
         """The same M-SDF with its rows reordered."""
-        return MosaicSDF(self.tensor[perm], self.k, self.normalization, self.source_hash)
+        return MosaicSDF(self.tensor[perm], self.k, self.normalization, self.source_hash, self.backend)
 
     def bbox(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Smallest cube (equal sides, for isotropic voxels) holding every grid, normalised frame."""
@@ -361,8 +519,27 @@ class MosaicSDF:
             self._cache_key = key
         return self._index
 
+    def _use_warp(self, points: Tensor) -> bool:
+        if self.backend == "torch":
+            return False
+        needs_grad = torch.is_grad_enabled() and (points.requires_grad or self.tensor.requires_grad)
+        if self.backend == "warp":
+            if needs_grad:
+                raise ShapegenError("the warp M-SDF backend is forward only; use backend='torch' to differentiate")
+            from shapegen.geometry.sdf import resolve_backend
+
+            resolve_backend("warp")  # raises with the reason if warp cannot run
+            return True
+        if needs_grad or self.tensor.dtype != torch.float32 or points.device.type not in ("cpu", "cuda"):
+            return False
+        from shapegen.geometry.sdf import warp_available
+
+        return warp_available()[0]
+
     def blend(self, points: Float[Tensor, "N 3"]) -> BlendResult:
         """Raw blend (value and total hat weight) at points in the normalised frame."""
+        if self._use_warp(points):
+            return _warp_blend(self.index(), self.centers, self.scales, self.values, self.k, points)[0]
         return blend(points, self.centers, self.scales, self.values, self.k, self.index())
 
     def coverage(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
@@ -388,6 +565,10 @@ class MosaicSDF:
     def __call__(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """Signed distance at points in the normalised frame (negative inside, positive outside ``Omega``)."""
         points = points.to(self.tensor.dtype)
+        if self._use_warp(points):
+            res, gap = _warp_blend(self.index(), self.centers, self.scales, self.values, self.k, points, with_gap=True)
+            delta = OUTSIDE_OFFSET * float(self.scales.mean())
+            return torch.where(res.covered, res.value, delta + gap)
         res = self.blend(points)
         covered = res.covered
         if bool(covered.all()):
@@ -438,10 +619,15 @@ class MosaicSDF:
         spacing = (torch.tensor(box[1], dtype=torch.float64) - lo) / (g - 1)
         centroid = mesh.vertices[mesh.faces].double().mean(1).cpu()
         cell = ((centroid - lo) / spacing).floor().long().clamp(0, g - 2)
-        cells, inverse = torch.unique(cell, dim=0, return_inverse=True)
-        corners = (lo + (cells[:, None, :] + _CORNERS) * spacing).reshape(-1, 3).to(self.tensor.device, self.tensor.dtype)
-        cov = torch.cat([self.coverage(corners[i : i + chunk_size]) for i in range(0, corners.shape[0], chunk_size)])
-        ok = (cov.reshape(-1, 8) > 0).all(1).cpu()
+        lin, inverse = torch.unique((cell[:, 0] * g + cell[:, 1]) * g + cell[:, 2], return_inverse=True)
+        cells = torch.stack([lin // (g * g), (lin // g) % g, lin % g], dim=-1)
+        # Neighbouring cells share corners: evaluate each grid point once.
+        corner = cells[:, None, :] + _CORNERS
+        corner_lin, corner_inv = torch.unique((corner[..., 0] * g + corner[..., 1]) * g + corner[..., 2], return_inverse=True)
+        ijk = torch.stack([corner_lin // (g * g), (corner_lin // g) % g, corner_lin % g], dim=-1)
+        pts = (lo + ijk * spacing).to(self.tensor.device, self.tensor.dtype)
+        cov = torch.cat([self.coverage(pts[i : i + chunk_size]) for i in range(0, pts.shape[0], chunk_size)]).cpu()
+        ok = (cov[corner_inv] > 0).all(1)
         keep = ok[inverse]
         faces = mesh.faces[keep.to(mesh.device)]
         used, remap = torch.unique(faces, return_inverse=True)

@@ -116,20 +116,31 @@ def test_gradients_wrt_points_and_tensor():
     assert torch.allclose(fd, gx[:1, 0], rtol=1e-4, atol=1e-6)
 
 
+def _analytic_surface(shape: str, num: int) -> torch.Tensor:
+    """Area-uniform points on the sphere (r 0.6) or the torus (R 0.55, r 0.22) around Y."""
+    if shape == "sphere":
+        return torch.nn.functional.normalize(torch.randn(num, 3), dim=1) * 0.6
+    big, small = 0.55, 0.22
+    theta = torch.rand(4 * num) * 2 * torch.pi
+    phi = torch.rand(4 * num) * 2 * torch.pi
+    keep = torch.rand(4 * num) < (big + small * torch.cos(phi)) / (big + small)  # area element
+    theta, phi = theta[keep][:num], phi[keep][:num]
+    ring = big + small * torch.cos(phi)
+    return torch.stack([ring * torch.cos(theta), small * torch.sin(phi), ring * torch.sin(theta)], dim=1)
+
+
 @pytest.mark.parametrize("shape", ["sphere", "torus"])
 def test_analytic_round_trip_to_mesh(shape):
-    from shapegen.geometry.extract import extract_mesh
     from shapegen.geometry.sampling import sample_surface
 
     sdf = primitives.sphere(radius=0.6) if shape == "sphere" else primitives.torus(major=0.55, minor=0.22)
-    truth = extract_mesh(sdf, 96, ((-1, -1, -1), (1, 1, 1)))
-    surface = sample_surface(truth, 4000).points
-    m = _msdf_from_sdf(sdf, surface, n=192, k=5)
-    mesh = m.to_mesh(64)
+    surface = _analytic_surface(shape, 3000)
+    m = _msdf_from_sdf(sdf, surface, n=128, k=5)
+    mesh = m.to_mesh(48)
     assert mesh.num_faces > 500
     # Against the sampling-noise floor: two independent samples of the true surface.
-    floor = float(chamfer_l2(sample_surface(truth, 4000).points, surface))
-    cd = float(chamfer_l2(sample_surface(mesh, 4000).points, surface))
+    floor = float(chamfer_l2(_analytic_surface(shape, 3000), surface))
+    cd = float(chamfer_l2(sample_surface(mesh, 3000).points, surface))
     assert cd < 1.3 * floor, (cd, floor)
     # Every vertex lies on the analytic surface (no spurious sheet at the band's inner edge).
     assert float(sdf(mesh.vertices).abs().max()) < 0.02
@@ -192,3 +203,19 @@ def test_cube_index_batches_keep_shapes_apart():
     assert (cid < 16).all()
     pid, cid = index.candidates(x, torch.ones(x.shape[0], dtype=torch.long))
     assert (cid >= 16).all()
+
+
+def test_warp_backend_matches_torch_reference():
+    from shapegen.geometry.sdf import warp_available
+
+    if not warp_available()[0]:
+        pytest.skip("warp-lang is unusable here")
+    m = _random_msdf(64, 5)
+    tensor = m.tensor.float()
+    x = torch.cat([_points_in_cubes(m, 10).float(), torch.rand(3000, 3) * 3 - 1.5])
+    ref = MosaicSDF(tensor, 5, backend="torch")
+    fast = MosaicSDF(tensor, 5, backend="warp")
+    assert torch.allclose(fast(x), ref(x), atol=1e-5)
+    assert torch.equal(fast.coverage(x) > 0, ref.coverage(x) > 0)
+    with pytest.raises(ShapegenError, match="forward only"):
+        fast(x.requires_grad_(True))
