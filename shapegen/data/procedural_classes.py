@@ -107,13 +107,17 @@ def chair(P: Params) -> Assembly:
     """Chairs and stools: square or round seat; legs (3-4, round or square, splayed, stretchers),
     office pedestal (4-6 spokes, optional casters) or sled runners; no back, or a solid, slatted,
     railed or framed back, tilted; optional bar or panel arms."""
-    W, D = P.uniform("seat_width", 0.38, 0.62), P.uniform("seat_depth", 0.36, 0.56)
-    H = P.uniform("seat_height", 0.36, 0.52)
-    has_back = P.flag("back", 0.85)
-    BH = P.uniform("back_height", 0.25, 0.62) if has_back else 0.0
+    has_back = P.flag("back", 0.88)
+    if has_back:
+        W, D = P.uniform("seat_width", 0.38, 0.62), P.uniform("seat_depth", 0.36, 0.56)
+        H = P.uniform("seat_height", 0.36, 0.52)
+        BH = P.uniform("back_height", 0.25, 0.62)
+    else:  # a stool: narrow and tall (up to bar height), so it does not read as a table
+        W, D = P.uniform("seat_width", 0.3, 0.42), P.uniform("seat_depth", 0.3, 0.42)
+        H, BH = P.uniform("seat_height", 0.45, 0.8), 0.0
     P.set_size(max(W, D, H + BH))
     T = P.thick("seat_thickness", 0.025, 0.08)
-    seat_shape = P.choice("seat_shape", ["square", "round"], [0.75, 0.25])
+    seat_shape = P.choice("seat_shape", ["square", "round"], [0.75, 0.25] if has_back else [0.3, 0.7])
     if seat_shape == "round":
         D = W  # a round seat's depth is its diameter
     A = Assembly()
@@ -142,9 +146,9 @@ def chair(P: Params) -> Assembly:
                 A.solids.append(capsule((x * k, r, z * k), (x, H - T / 2, z), r))
             else:
                 A.solids.append(box((x, (H - T / 2) / 2, z), (r, (H - T / 2) / 2, r)))
-        stretch = P.choice("stretchers", ["none", "sides", "ring"], [0.55, 0.25, 0.2])
+        stretch = P.choice("stretchers", ["none", "sides", "ring"], [0.55, 0.25, 0.2] if has_back else [0.2, 0.3, 0.5])
         if stretch != "none":
-            sh = P.uniform("stretcher_height", 0.1, 0.22)
+            sh = (H - T) * P.uniform("stretcher_height", 0.25, 0.5)
             rs = max(r * 0.6, P.tmin / 2)
             t = sh / (H - T / 2)
             at = [(fx + (x - fx) * t, fz + (z - fz) * t) for (x, z), (fx, fz) in zip(tops, feet)]
@@ -263,7 +267,7 @@ def table(P: Params) -> Assembly:
     if support == "legs":
         n = P.integer("legs", 3, 4) if shape == "round" else 4
         style = P.choice("leg_style", ["round", "square", "tapered"])
-        r = P.thick("leg_thickness", 0.035, 0.09) / 2
+        r = P.thick("leg_thickness", 0.03, 0.07) / 2
         inset = P.uniform("leg_inset", 0.0, 0.12) + r
         if shape == "round":
             pos = [((W / 2 - inset) * math.sin(a), (W / 2 - inset) * math.cos(a)) for a in np.arange(n) * 2 * math.pi / n]

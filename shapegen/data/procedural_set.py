@@ -1,0 +1,284 @@
+"""Write the procedural shape set to disk: meshes per split and class, an index, a preview sheet.
+
+Layout of ``DIR`` (what ``shapegen data procedural -o DIR`` writes):
+
+    DIR/<split>/<class>/<class>_<index>.ply   watertight meshes, +Y up, in [-1, 1]^3
+    DIR/index.csv                             path, class, split, index, seed, params (JSON)
+    DIR/procedural.yaml                       the settings the meshes were made with
+
+PLY files are written +Y up (``ply_up="y"``), the frame :func:`shapegen.geometry.mesh_io.load_mesh`
+returns them in; OBJ is +Y up anyway. A shape's split depends only on ``(seed, class, index)``
+(:func:`split_of`), so growing ``per_class`` later keeps every existing shape where it was,
+and re-running the command skips the files that already exist.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shapegen.errors import ShapegenError
+
+# Literal copies of shapegen.data.procedural's constants (a test keeps them equal): importing
+# that module pulls in torch, and this config is imported by ``shapegen --help``.
+CLASSES = ("chair", "table", "shelf", "lamp", "mug")
+DEFAULT_RESOLUTION = 64
+DEFAULT_EXTENT = 0.9
+
+
+@dataclass
+class ProceduralConfig:
+    """Settings of ``shapegen data procedural`` (preset: ``configs/data/procedural.yaml``)."""
+
+    classes: list[str] = field(default_factory=lambda: list(CLASSES))
+    """Object classes to generate (chair, table, shelf, lamp, mug)."""
+    per_class: int = 200
+    """Shapes per class (indices 0 .. per_class - 1)."""
+    seed: int = 0
+    """Seed of the set; each shape's own seed is a hash of (seed, class, index)."""
+    resolution: int = DEFAULT_RESOLUTION
+    """Marching-cubes samples per axis on [-1, 1]^3 (parts are >= 0.07 thick: 2.2 cells at 64)."""
+    split: str = "train=0.8,val=0.1,test=0.1"
+    """Split names and fractions (summing to 1), as ``name=fraction`` pairs separated by commas."""
+    format: Literal["ply", "obj"] = "ply"
+    """Mesh file format: binary PLY (compact, +Y up) or OBJ."""
+    normals: bool = False
+    """Write smooth vertex normals into the mesh files (larger files; recomputable on load)."""
+    extent: float = DEFAULT_EXTENT
+    """Half side of the cube the longest side of each shape is scaled to (< 1)."""
+    workers: int = 0
+    """Worker processes (0: one per CPU core). Each uses one torch thread."""
+    preview_per_class: int = 5
+    """Shapes per class (row) on the preview sheet written with ``--preview``."""
+    preview_tile: int = 128
+    """Side of one preview tile in pixels."""
+
+
+#: Keys of procedural.yaml that must match for a folder to be resumed.
+_FIXED_KEYS = ("seed", "resolution", "split", "format", "extent")
+
+
+def parse_splits(spec: str) -> list[tuple[str, float]]:
+    """Parse ``"train=0.8,val=0.1,test=0.1"`` into ``[(name, fraction), ...]``.
+
+    Raises:
+        ShapegenError: for a malformed pair, a bad name, a duplicate, a fraction outside
+            (0, 1], or fractions not summing to 1.
+    """
+    out: list[tuple[str, float]] = []
+    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            frac = float(value) if sep else math.nan
+        except ValueError:
+            frac = math.nan
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not 0 < frac <= 1:
+            raise ShapegenError(f"bad split '{item}' in '{spec}'; write name=fraction pairs such as train=0.8,val=0.1,test=0.1")
+        if name in dict(out):
+            raise ShapegenError(f"split '{name}' appears twice in '{spec}'")
+        out.append((name, frac))
+    if not out:
+        raise ShapegenError(f"no splits in '{spec}'; write name=fraction pairs such as train=0.8,val=0.1,test=0.1")
+    total = sum(f for _, f in out)
+    if abs(total - 1) > 1e-6:
+        raise ShapegenError(f"split fractions in '{spec}' sum to {total:g}; they must sum to 1")
+    return out
+
+
+def split_of(splits: Sequence[tuple[str, float]], seed: int, cls: str, index: int) -> str:
+    """The split of one shape: a low-discrepancy sequence per class, so any prefix of indices
+    is split in close to the requested proportions, and a shape's split never depends on
+    how many shapes the set has."""
+    from shapegen.data.procedural import shape_seed
+
+    offset = shape_seed(seed, cls, 0) / 2**63
+    u = (offset + index * 0.6180339887498949) % 1.0  # golden-ratio (Weyl) sequence
+    acc = 0.0
+    for name, frac in splits:
+        acc += frac
+        if u < acc:
+            return name
+    return splits[-1][0]
+
+
+@dataclass
+class SetSummary:
+    """What :func:`write_procedural_set` did.
+
+    Attributes:
+        written: meshes generated and written by this run.
+        skipped: meshes already present (resumed).
+        seconds: wall time of the whole run.
+        per_split: shapes per split in the index.
+        index: path of index.csv.
+    """
+
+    written: int
+    skipped: int
+    seconds: float
+    per_split: dict[str, int]
+    index: Path
+
+
+def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, path: str, normals: bool) -> int:
+    """Generate, mesh and write one shape (runs in a worker); returns its face count."""
+    import torch
+
+    from shapegen.data.procedural import generate, to_mesh
+    from shapegen.geometry.export import export_mesh
+
+    torch.set_num_threads(1)
+    mesh = to_mesh(generate(cls, index, seed, extent=extent), resolution)
+    if mesh.num_faces == 0:  # cannot happen for valid parameters; guard the data set anyway
+        raise ShapegenError(f"{cls} {index} produced an empty mesh at resolution {resolution}")
+    export_mesh(mesh, path, normals=normals, ply_up="y", name=Path(path).stem)
+    return mesh.num_faces
+
+
+def _check_config(cfg: ProceduralConfig) -> list[tuple[str, float]]:
+    from shapegen.data.procedural import check_class
+
+    for c in cfg.classes:
+        check_class(c)
+    if not cfg.classes:
+        raise ShapegenError("no classes given; choose from " + ", ".join(CLASSES))
+    if cfg.per_class < 1:
+        raise ShapegenError(f"per_class must be at least 1, got {cfg.per_class}")
+    if cfg.resolution < 16:
+        raise ShapegenError(f"resolution must be at least 16 (thin parts vanish below), got {cfg.resolution}")
+    if not 0 < cfg.extent < 1:
+        raise ShapegenError(f"extent must lie in (0, 1), got {cfg.extent}")
+    if cfg.workers < 0:
+        raise ShapegenError(f"workers must be >= 0 (0: one per core), got {cfg.workers}")
+    return parse_splits(cfg.split)
+
+
+def _check_resume(out: Path, cfg: ProceduralConfig) -> None:
+    """Refuse to add shapes made with other settings to an existing set."""
+    from omegaconf import OmegaConf
+
+    record = out / "procedural.yaml"
+    if not record.is_file():
+        return
+    old = OmegaConf.to_container(OmegaConf.load(record))
+    for key in _FIXED_KEYS:
+        if key in old and old[key] != getattr(cfg, key):
+            raise ShapegenError(
+                f"{out} holds a set made with {key}={old[key]!r}, not {getattr(cfg, key)!r}; "
+                "use the same settings to resume it, or another output folder"
+            )
+
+
+def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progress: bool = True) -> SetSummary:
+    """Generate the set described by ``cfg`` into folder ``out`` (resuming what exists).
+
+    Args:
+        cfg: the settings.
+        out: output folder (created if needed).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`SetSummary`.
+
+    Raises:
+        ShapegenError: for bad settings (before anything is written), a folder made with
+            other settings, or a failed write.
+    """
+    from tqdm.auto import tqdm
+
+    from shapegen.config import save_config
+    from shapegen.data.procedural import generate
+    from shapegen.io import atomic_path, check_output_path
+
+    t0 = time.perf_counter()
+    splits = _check_config(cfg)
+    out = Path(out)
+    check_output_path(out / "index.csv")
+    _check_resume(out, cfg)
+    save_config(cfg, out / "procedural.yaml")
+
+    rows, todo = [], []
+    for cls in cfg.classes:
+        for i in range(cfg.per_class):
+            split = split_of(splits, cfg.seed, cls, i)
+            rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
+            shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
+            rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
+            if not (out / rel).is_file():
+                todo.append((cls, i, rel))
+    skipped = len(rows) - len(todo)
+    workers = cfg.workers or os.cpu_count() or 1
+    bar = tqdm(total=len(todo), desc="procedural shapes", unit="shape", disable=not progress or not todo)
+    args = [(cls, i, cfg.seed, cfg.resolution, cfg.extent, str(out / rel), cfg.normals) for cls, i, rel in todo]
+    try:
+        if workers == 1 or len(todo) <= 2:
+            import torch
+
+            threads = torch.get_num_threads()
+            try:
+                for a in args:
+                    _make_one(*a)
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(threads)
+        elif todo:
+            import multiprocessing
+
+            # forkserver, not fork: forking a process whose torch thread pool has run can hang.
+            # The server imports torch, pymcubes and the generators once; workers fork from it.
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["torch", "mcubes", "shapegen.data.procedural", "shapegen.geometry.export"])
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+                futures = [pool.submit(_make_one, *a) for a in args]
+                for f in as_completed(futures):
+                    f.result()
+                    bar.update(1)
+    finally:
+        bar.close()
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["path", "class", "split", "index", "seed", "params"])
+    writer.writerows(rows)
+    index = out / "index.csv"
+    with atomic_path(index) as tmp:
+        tmp.write_text(buf.getvalue())
+    per_split = {name: sum(r[2] == name for r in rows) for name, _ in splits}
+    return SetSummary(len(todo), skipped, time.perf_counter() - t0, per_split, index)
+
+
+def write_preview(cfg: ProceduralConfig, out: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Render the first ``cfg.preview_per_class`` shapes of each class from ``out`` into one PNG.
+
+    Rows are classes, columns shape indices; meshes are read back from the files written, so
+    the sheet shows exactly what is on disk.
+    """
+    from renderers.preview import save_image
+    from shapegen.data.procedural import preview_sheet
+    from shapegen.geometry.mesh_io import load_mesh
+
+    if Path(path).suffix.lower() != ".png":
+        raise ShapegenError(f"the preview sheet is a PNG: give a path ending in .png instead of '{Path(path).name}'")
+    splits = parse_splits(cfg.split)
+    rows = []
+    for cls in cfg.classes:
+        row = []
+        for i in range(min(cfg.preview_per_class, cfg.per_class)):
+            rel = Path(split_of(splits, cfg.seed, cls, i)) / cls / f"{cls}_{i:05d}.{cfg.format}"
+            row.append((f"{cls}_{i:05d}", load_mesh(Path(out) / rel)))
+        rows.append(row)
+    return save_image(path, preview_sheet(rows, cfg.preview_tile))
+
+
+__all__ = ["ProceduralConfig", "SetSummary", "parse_splits", "split_of", "write_preview", "write_procedural_set"]
