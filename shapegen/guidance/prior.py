@@ -119,7 +119,8 @@ def load_stable_diffusion(
     for part in (sd.unet, sd.vae, sd.text_encoder):
         part.requires_grad_(False)
         part.eval()
-    sd.unet.to(device=device, dtype=dtype)
-    sd.vae.to(device=device, dtype=dtype)
+    for part in (sd.unet, sd.vae):
+        # Cast only when needed: diffusers warns about casting with .to() even to the same dtype.
+        part.to(device=device) if next(part.parameters()).dtype == dtype else part.to(device=device, dtype=dtype)
     sd.text_encoder.to(device=device)
     return sd

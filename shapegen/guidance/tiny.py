@@ -1,7 +1,7 @@
 """A tiny Stable Diffusion with random weights, built offline from configs.
 
 It has the real interfaces (a ``UNet2DConditionModel``, an ``AutoencoderKL``, a
-``CLIPTextModel``, a ``CLIPTokenizer`` and a ``DDPMScheduler``) at toy sizes: 32x32 images,
+``CLIPTextModel``, a ``CLIPTokenizer`` and a ``DDPMScheduler``) at toy sizes (UNet widths 16 and 32): 32x32 images,
 16x16x4 latents, 32-wide text embeddings of 16 tokens. The tokenizer is byte-level BPE
 without merges (every byte is a token), so it needs no vocabulary download. Used by tests
 and by ``shapegen text-to-3d --model tiny-random``; its guidance is meaningless.
@@ -43,7 +43,7 @@ def build_tiny_stable_diffusion(seed: int = 0, prediction_type: str = "epsilon")
             sample_size=16,
             in_channels=4,
             out_channels=4,
-            block_out_channels=(32, 64),
+            block_out_channels=(16, 32),
             layers_per_block=1,
             down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
             up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),

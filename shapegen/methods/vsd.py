@@ -1,0 +1,354 @@
+"""VSD text-to-3D, NeRF stage (ProlificDreamer).
+
+Paper: Zhengyi Wang, Cheng Lu, Yikai Wang, Fan Bao, Chongxuan Li, Hang Su, Jun Zhu,
+"ProlificDreamer: High-Fidelity and Diverse Text-to-3D Generation with Variational Score
+Distillation", NeurIPS 2023, arXiv 2305.16213. Stage 1 (NeRF) of its three stages.
+
+What this system optimises (per step, batch B of random cameras c):
+
+* K particles ``theta_1..K`` (independent NeRFs: hash grid, density/albedo heads, background);
+  one particle is drawn uniformly per step (paper Sec. 4, Algorithm 1), all share one LoRA
+  model ``eps_phi``;
+* render ``g(theta_k, c)`` through :mod:`renderers` (occupancy-grid empty-space skipping,
+  constant-step samples, Eq. 3 of NeRF), ``C = sum_i w_i albedo_i + (1 - sum_i w_i) bg(d)``;
+* the VSD update (Eq. 9) and the LoRA denoising loss (Eq. 10) from
+  :class:`shapegen.guidance.vsd.ScoreDistillation` (CFG 7.5, ``w(t) = 1 - abar_t``, t-annealing
+  0.98 -> 0.5 at a configured step); ``guidance.mode: sds`` gives DreamFusion's SDS (CFG 100);
+* optional regularisers: sparsity ``mean(opacity)`` and opacity entropy (BCE of the opacity
+  with itself), both off unless weighted;
+* a render-resolution schedule (``render.resolutions`` switching at ``render.milestones``;
+  threestudio: 64 then 512 at step 5000).
+
+Both losses go into one AdamW step with per-group learning rates (grid 1e-2, MLPs and
+background 1e-3, LoRA and camera 1e-4; betas (0.9, 0.99), eps 1e-15), which is safe because
+their gradients never cross (the LoRA loss sees detached latents, the VSD loss has no UNet
+Jacobian).
+
+Deviations from the paper: albedo-only shading (no Lambertian/textureless shading yet); the
+prior and the LoRA share one UNet unless ``guidance.share_unet: false``; the camera MLP starts
+at zero (see :mod:`shapegen.guidance.vsd`); constant-step occupancy-grid sampling as
+threestudio (the paper uses 64 + 32 importance samples); a checkpoint stores the LoRA weights
+but not the frozen prior, which is reloaded from ``model``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from renderers.cameras import Intrinsics
+from renderers.occupancy_grid import OccupancyGrid
+from renderers.rays import generate_rays
+from renderers.volume import volume_render
+from shapegen.config import from_dict, to_dict
+from shapegen.data.cameras import CameraSamplerConfig, RandomCameraSampler, StepDataset
+from shapegen.fields.nerf import Background, BackgroundConfig, NeRFField, NeRFFieldConfig
+from shapegen.guidance.vsd import GuidanceConfig
+
+__all__ = ["VSDConfig", "VSDSystem", "RenderSettings", "OptimConfig"]
+
+
+@dataclass
+class RenderSettings:
+    """Rendering of the particles during training."""
+
+    resolutions: list[int] = field(default_factory=lambda: [64, 512])
+    """Render side per phase (square images)."""
+    milestones: list[int] = field(default_factory=lambda: [5000])
+    """Steps at which the next resolution starts (one fewer than ``resolutions``)."""
+    samples_per_ray: int = 512
+    """Constant-step samples across the cube's diagonal (sets the marching step)."""
+    occupancy_resolution: int = 32
+    """Cells per side of each particle's occupancy grid."""
+    occupancy_update_every: int = 16
+    """Steps between occupancy-grid updates."""
+    occupancy_threshold: float = 0.01
+    """Opacity below which a cell is empty."""
+    occupancy_warmup_steps: int = 256
+    """Steps during which every cell is re-evaluated at each update."""
+    backend: Literal["auto", "torch", "nerfacc"] = "auto"
+    """Ray-marching backend (nerfacc only for CUDA tensors)."""
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with per-group learning rates (threestudio's VSD values)."""
+
+    lr_grid: float = 1e-2
+    """Learning rate of the hash-grid tables."""
+    lr_mlp: float = 1e-3
+    """Learning rate of the density/albedo MLPs and the background."""
+    lr_lora: float = 1e-4
+    """Learning rate of the LoRA adapters and the camera embedding."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    """AdamW betas."""
+    eps: float = 1e-15
+    """AdamW epsilon."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+
+
+@dataclass
+class ExportSettings:
+    """Mesh and preview export after training."""
+
+    mesh_resolution: int = 256
+    """Marching-cubes samples per axis."""
+    iso_density: float = -1.0
+    """Density of the extracted surface; <= 0 picks ``min(ln 2 / step, max / 2)`` (opacity 0.5 per step)."""
+    turntable_frames: int = 60
+    """Frames of the rendered turntable."""
+    turntable_resolution: int = 256
+    """Side of the turntable frames."""
+    render_every: int = 500
+    """Steps between saved intermediate renders (0: none)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints (``--resume`` continues from the last)."""
+
+
+@dataclass
+class VSDConfig:
+    """Schema of the VSD NeRF stage (``configs/vsd/*.yaml``)."""
+
+    prompt: str = "a DSLR photo of a hamburger"
+    """Text prompt."""
+    negative_prompt: str = ""
+    """Prompt of the unconditional branch of classifier-free guidance."""
+    model: str = "stabilityai/stable-diffusion-2-1-base"
+    """Stable Diffusion hub id, local diffusers folder, or ``tiny-random``."""
+    allow_download: bool = False
+    """Download ``model`` if it is not in the local Hugging Face cache."""
+    fp16_prior: bool = False
+    """Run the frozen UNet and VAE in float16 (CUDA only; needs ``guidance.share_unet: false``)."""
+    requires_gpu: bool = False
+    """The preset is sized for a GPU: refuse to run on a CPU."""
+    particles: int = 1
+    """Number K of particles (NeRFs) sharing the LoRA model."""
+    seed: int = 0
+    """Seed of weights, cameras and noise."""
+    steps: int = 25000
+    """Training steps."""
+    sparsity_weight: float = 0.0
+    """Weight of the mean opacity (discourages floaters)."""
+    opacity_entropy_weight: float = 0.0
+    """Weight of the opacity entropy (pushes opacities to 0 or 1)."""
+    nerf: NeRFFieldConfig = field(default_factory=NeRFFieldConfig)
+    """The NeRF of each particle."""
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    """The background of each particle."""
+    cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
+    """Random training cameras."""
+    guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    """VSD/SDS guidance."""
+    render: RenderSettings = field(default_factory=RenderSettings)
+    """Training renders."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser."""
+    export: ExportSettings = field(default_factory=ExportSettings)
+    """Outputs."""
+
+
+def resolution_at(step: int, settings: RenderSettings) -> int:
+    """The render side at ``step`` from the resolution schedule."""
+    phase = sum(step >= m for m in settings.milestones)
+    return settings.resolutions[min(phase, len(settings.resolutions) - 1)]
+
+
+class VSDSystem(pl.LightningModule):
+    """K NeRF particles distilled from Stable Diffusion with VSD (or SDS).
+
+    Args:
+        config: a :class:`VSDConfig` or its plain-dict form (as saved in a checkpoint).
+    """
+
+    def __init__(self, config: VSDConfig | dict[str, Any]) -> None:
+        super().__init__()
+        cfg = from_dict(VSDConfig, config) if isinstance(config, dict) else config
+        self.config = cfg
+        self.save_hyperparameters({"config": to_dict(cfg)})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.fields = nn.ModuleList(NeRFField(cfg.nerf) for _ in range(cfg.particles))
+            self.backgrounds = nn.ModuleList(Background(cfg.background) for _ in range(cfg.particles))
+        r = cfg.nerf.radius
+        self.grids = nn.ModuleList(
+            OccupancyGrid((-r, -r, -r, r, r, r), resolution=cfg.render.occupancy_resolution)
+            for _ in range(cfg.particles)
+        )
+        self.guidance = self._build_guidance(cfg)
+        self.sampler = RandomCameraSampler(cfg.cameras, seed=cfg.seed)
+        self.history: list[dict[str, float]] = []
+
+    @staticmethod
+    def _build_guidance(cfg: VSDConfig) -> nn.Module:
+        from shapegen.guidance.prior import load_stable_diffusion
+        from shapegen.guidance.vsd import ScoreDistillation
+
+        dtype = torch.float16 if cfg.fp16_prior and torch.cuda.is_available() else torch.float32
+        sd = load_stable_diffusion(cfg.model, allow_download=cfg.allow_download, dtype=dtype)
+        return ScoreDistillation(sd, cfg.prompt, cfg.guidance, cfg.negative_prompt)
+
+    # --- rendering --------------------------------------------------------------------------
+
+    @property
+    def step_size(self) -> float:
+        """Marching step: the cube's diagonal divided by ``samples_per_ray``."""
+        return 2.0 * math.sqrt(3.0) * self.config.nerf.radius / self.config.render.samples_per_ray
+
+    def render(
+        self, k: int, c2w: Float[Tensor, "B 4 4"], intrinsics: Intrinsics, stratified: bool = False
+    ) -> tuple[Float[Tensor, "B 3 H W"], Float[Tensor, "B 1 H W"]]:
+        """Colour and opacity images of particle ``k`` from cameras ``c2w``."""
+        field_k, grid = self.fields[k], self.grids[k]
+        rays = generate_rays(c2w, intrinsics)
+        backend = self.config.render.backend
+        samples = grid.sample(
+            rays.origins,
+            rays.directions,
+            self.step_size,
+            sigma_fn=lambda s: field_k.density(s.positions(rays.origins, rays.directions)),
+            stratified=stratified,
+            backend=backend,
+        )
+        out = field_k(samples.positions(rays.origins, rays.directions))
+        bg = self.backgrounds[k](rays.directions)
+        res = volume_render(samples, sigmas=out.density, rgb=out.albedo, background=bg, backend=backend)
+        b, h, w = c2w.shape[0], intrinsics.height, intrinsics.width
+        rgb = res.rgb.reshape(b, h, w, 3).permute(0, 3, 1, 2)
+        return rgb, res.opacity.reshape(b, h, w, 1).permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def update_occupancy(self, k: int, step: int) -> None:
+        """EMA update of particle ``k``'s occupancy grid from its density."""
+        rs = self.config.render
+        self.grids[k].update(
+            self.fields[k].density,
+            kind="density",
+            step=step,
+            step_size=self.step_size,
+            occ_thre=rs.occupancy_threshold,
+            warmup_steps=rs.occupancy_warmup_steps,
+        )
+
+    # --- training ---------------------------------------------------------------------------
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(StepDataset(), batch_size=None)
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        cfg = self.config
+        step = int(self.global_step)
+        k = int(torch.randint(cfg.particles, (1,), generator=self.sampler.generator)) if cfg.particles > 1 else 0
+        if step % cfg.render.occupancy_update_every == 0:
+            for j in range(cfg.particles):
+                self.update_occupancy(j, step)
+        side = resolution_at(step, cfg.render)
+        cams = self.sampler.sample(side, side, device=self.device)
+        rgb, opacity = self.render(k, cams.c2w, cams.intrinsics, stratified=True)
+        g = self.guidance(rgb, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg)
+        loss = g.loss + g.loss_lora
+        if cfg.sparsity_weight > 0:
+            loss = loss + cfg.sparsity_weight * opacity.mean()
+        if cfg.opacity_entropy_weight > 0:
+            o = opacity.clamp(1e-5, 1 - 1e-5)
+            loss = loss + cfg.opacity_entropy_weight * F.binary_cross_entropy(o, o)
+        record = {
+            "step": float(step),
+            "particle": float(k),
+            "loss_vsd": float(g.loss.detach()),
+            "loss_lora": float(g.loss_lora.detach()),
+            "grad_norm": float(g.grad_norm),
+            "resolution": float(side),
+        }
+        self.history.append(record)
+        self.log_dict({k2: v for k2, v in record.items() if k2.startswith(("loss", "grad"))}, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        cfg = self.config.optim
+        grids = [f.encoding.embeddings for f in self.fields]
+        mlps = [p for f in self.fields for n, p in f.named_parameters() if not n.startswith("encoding.")]
+        mlps += list(self.backgrounds.parameters())
+        groups = [{"params": grids, "lr": cfg.lr_grid}, {"params": mlps, "lr": cfg.lr_mlp}]
+        lora = self.guidance.lora_parameters()
+        if lora:
+            groups.append({"params": lora, "lr": cfg.lr_lora})
+        return torch.optim.AdamW(groups, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Drop the frozen prior (gigabytes for Stable Diffusion); keep LoRA and camera weights.
+        state = checkpoint["state_dict"]
+        for key in list(state):
+            frozen = key.startswith(("guidance.unet.", "guidance.vae.", "guidance.lora_unet."))
+            if frozen and "lora_" not in key:
+                del state[key]
+        checkpoint["vsd_history"] = self.history
+        if self.sampler.generator is not None:
+            checkpoint["vsd_camera_rng"] = self.sampler.generator.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The frozen prior was left out on saving: take it from the model loaded in __init__.
+        state = checkpoint["state_dict"]
+        for key, value in self.state_dict().items():
+            state.setdefault(key, value)
+        self.history = list(checkpoint.get("vsd_history", []))
+        if "vsd_camera_rng" in checkpoint and self.sampler.generator is not None:
+            self.sampler.generator.set_state(checkpoint["vsd_camera_rng"])
+
+    # --- export -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def iso_density(self, k: int, resolution: int) -> float:
+        """Density of the exported surface (see :attr:`ExportSettings.iso_density`)."""
+        level = self.config.export.iso_density
+        if level > 0:
+            return level
+        r = self.config.nerf.radius
+        axis = torch.linspace(-r, r, min(resolution, 64), device=self.device)
+        pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        peak = float(torch.cat([self.fields[k].density(c) for c in pts.split(1 << 16)]).max())
+        return min(math.log(2.0) / self.step_size, 0.5 * peak)
+
+    @torch.no_grad()
+    def extract_mesh(self, k: int = 0, resolution: int | None = None):
+        """Particle ``k``'s surface ``density = iso`` as a :class:`Mesh` with albedo vertex colours.
+
+        Raises:
+            ShapegenError: the density field has no surface (e.g. it collapsed to empty space).
+        """
+        from shapegen.errors import ShapegenError
+        from shapegen.geometry.extract import extract_mesh
+        from shapegen.geometry.mesh import Mesh
+
+        res = resolution or self.config.export.mesh_resolution
+        level = self.iso_density(k, res)
+        r = self.config.nerf.radius
+        fld = self.fields[k]
+        mesh = extract_mesh(
+            lambda x: level - fld.density(x), res, ((-r, -r, -r), (r, r, r)), method="dense", device=self.device
+        )
+        if mesh.num_faces == 0:
+            raise ShapegenError(f"particle {k} has no surface at density {level:.3g}; train longer or set export.iso_density")
+        colors = torch.cat([fld(v).albedo for v in mesh.vertices.to(self.device).split(1 << 16)])
+        return Mesh(mesh.vertices.cpu(), mesh.faces.cpu(), vertex_colors=colors.clamp(0, 1).cpu())
+
+    @torch.no_grad()
+    def render_view(self, k: int, azimuth_deg: float, elevation_deg: float, side: int) -> Tensor:
+        """An ``H W 3`` uint8 render of particle ``k`` from an orbit camera (mid distance and fov)."""
+        from renderers.cameras import orbit_pose
+
+        cam = self.config.cameras
+        dist = 0.5 * (cam.distance_range[0] + cam.distance_range[1])
+        fov = 0.5 * (cam.fov_range_deg[0] + cam.fov_range_deg[1])
+        c2w = orbit_pose(float(azimuth_deg), float(elevation_deg), dist).float().to(self.device)
+        rgb, _ = self.render(k, c2w[None], Intrinsics.from_fov(fov, side, side))
+        return (rgb[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu()

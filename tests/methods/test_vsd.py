@@ -1,0 +1,88 @@
+"""VSD text-to-3D end to end with the tiny random Stable Diffusion (CPU, a few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import trimesh
+
+from shapegen.cli import main
+from shapegen.methods import METHODS
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors on a shared CPU: extra intra-op threads only add contention.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_registered():
+    assert METHODS["vsd"] == "shapegen.methods.vsd:VSDSystem"
+    assert "msdf" in METHODS  # the table keeps every method
+
+
+def test_resolution_schedule():
+    from shapegen.methods.vsd import RenderSettings, resolution_at
+
+    rs = RenderSettings(resolutions=[64, 512], milestones=[5000])
+    assert [resolution_at(s, rs) for s in (0, 4999, 5000, 10**6)] == [64, 64, 512, 512]
+
+
+def test_text_to_3d_tiny_two_particles_to_glb_and_resume(capsys, tmp_path):
+    out = tmp_path / "run"
+    common = ["text-to-3d", "a hamburger", "--preset", "tiny", "--tiny-random-prior", "-o", str(out),
+              "--set", "export.turntable_frames=2", "--particles", "2"]
+    code, stdout, err = run(capsys, *common, "--set", "steps=2")
+    assert code == 0, err
+    for k in range(2):
+        mesh = trimesh.load(out / f"particle_{k}.glb", force="mesh")
+        assert len(mesh.faces) > 20
+        colors = mesh.visual.vertex_colors
+        assert colors.shape[0] == len(mesh.vertices) and colors[:, :3].std() >= 0  # albedo per vertex
+        assert (out / f"turntable_{k}.mp4").is_file() or (out / f"turntable_{k}.gif").is_file()
+    assert (out / "losses.png").is_file() and (out / "config.yaml").is_file()
+    assert sorted(p.name for p in (out / "renders").iterdir()) == [
+        "step000001_p0.png", "step000001_p1.png", "step000002_p0.png", "step000002_p1.png"
+    ]
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    ckpt = out / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert any("lora_B" in k for k in state)
+    assert not any(k.startswith("guidance.unet.") and "lora_" not in k for k in state)  # no frozen prior
+    # --resume continues the same run to the new step count.
+    code, _, err = run(capsys, *common, "--set", "steps=3", "--resume")
+    assert code == 0, err
+    history = json.loads((out / "history.json").read_text())
+    assert [int(r["step"]) for r in history] == [0, 1, 2]
+    # The checkpoint alone rebuilds the system (config saved as plain hyper-parameters).
+    from shapegen.methods.vsd import VSDSystem
+
+    system = VSDSystem.load_from_checkpoint(str(ckpt), map_location="cpu")
+    assert system.config.particles == 2 and system.config.model == "tiny-random"
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    assert torch.equal(system.fields[1].encoding.embeddings, saved["fields.1.encoding.embeddings"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_gpu_preset_without_gpu_is_one_clear_line(capsys, tmp_path):
+    code, _, err = run(capsys, "text-to-3d", "a cat", "--preset", "paper", "-o", str(tmp_path / "x"))
+    assert code == 2 and err.count("\n") == 1
+    assert "no CUDA GPU" in err and "--preset tiny" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_model_not_cached_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "text-to-3d", "a cat", "--preset", "tiny", "--model", "nobody/not-a-model", "-o", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1
+    assert "hf download nobody/not-a-model" in err
