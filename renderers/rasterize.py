@@ -309,9 +309,7 @@ def _signed_area2(p: Tensor) -> Tensor:
 
 def _edge_values(tri: Tensor, p: Tensor) -> Tensor:
     """Edge functions ``cross(v_{k+1} - v_k, p - v_k)`` of ``tri (K, 3, 2)`` at ``p (K, 2)``."""
-    a, b = tri, tri.roll(-1, dims=1)
-    d, q = b - a, p[:, None, :] - a
-    return d[..., 0] * q[..., 1] - d[..., 1] * q[..., 0]
+    return _edge_value(tri, tri.roll(-1, dims=1), p[:, None, :])
 
 
 def antialias(
@@ -339,59 +337,81 @@ def antialias(
     if neighbors is None:
         neighbors = face_neighbors(faces)
     bsz, h, w = rast.face_id.shape
+    silhouette, facing = _silhouette_edges(rast, neighbors)
     flat_ids = rast.face_id.reshape(-1)
     flat_depth = torch.where(flat_ids >= 0, rast.depth.detach().reshape(-1), torch.inf)
     col = color.reshape(bsz * h * w, -1)
     delta = torch.zeros_like(col)
     idx = torch.arange(bsz * h * w, device=flat_ids.device).view(bsz, h, w)
+    pixels = rast.pixels.detach()
     for horizontal in (True, False):
         a = (idx[:, :, :-1] if horizontal else idx[:, :-1, :]).reshape(-1)
         b = a + (1 if horizontal else w)
         diff = flat_ids[a] != flat_ids[b]
         a, b = a[diff], b[diff]
-        if a.numel() == 0:
-            continue
         # P: the pixel with the nearer surface (background is infinitely far); Q: the other.
         a_front = flat_depth[a] <= flat_depth[b]
         p, q = torch.where(a_front, a, b), torch.where(a_front, b, a)
-        fp = flat_ids[p]
-        bidx = torch.div(p, h * w, rounding_mode="floor")
+        fp, bidx = flat_ids[p], torch.div(p, h * w, rounding_mode="floor")
+        # Only faces with a silhouette edge in this view can blend (cheap exact pre-filter).
+        keep = torch.nonzero(silhouette[bidx, fp].any(-1)).squeeze(1)
+        p, q, fp, bidx = p[keep], q[keep], fp[keep], bidx[keep]
+        if p.numel() == 0:
+            continue
         tri = faces[fp]
-        corners = rast.pixels[bidx[:, None], tri]  # (K, 3, 2), differentiable
-        pix = torch.remainder(torch.stack([p, q], -1), h * w)
-        centre = torch.stack([pix % w, torch.div(pix, w, rounding_mode="floor")], -1).to(corners.dtype) + 0.5
-        sign = torch.sign(_signed_area2(corners.detach()))[:, None]
-        ep = _edge_values(corners, centre[:, 0]) * sign  # >= 0: P inside its own triangle
-        eq = _edge_values(corners, centre[:, 1]) * sign
+        corners = pixels[bidx[:, None], tri]  # (K, 3, 2)
+        cp, cq = _centre(p, h, w, corners), _centre(q, h, w, corners)
+        sign = facing[bidx, fp][:, None]
+        ep = _edge_values(corners, cp) * sign  # >= 0: P inside its own triangle
+        eq = _edge_values(corners, cq) * sign
         crosses = eq < 0  # ep >= 0 up to the coverage tolerance
-        t_all = ep / torch.where(crosses, ep - eq, torch.ones_like(ep))
-        t_all = torch.where(crosses, t_all, torch.full_like(t_all, 2.0))
-        t, k = t_all.detach().min(-1)
-        ok = t <= 1.0
-        # Silhouette test on the crossing edge k of face fp.
-        nb = neighbors[fp, k]
-        nb_safe = nb.clamp_min(0)
-        nb_tri = faces[nb_safe]
-        nb_kept = (rast.vertex_depth.detach()[bidx[:, None], nb_tri] > rast.near).all(-1)
-        nb_area = _signed_area2(rast.pixels.detach()[bidx[:, None], nb_tri])
-        silhouette = (nb < 0) | ~nb_kept | (torch.sign(nb_area) != sign[:, 0])
+        t_all = torch.where(crosses, ep / torch.where(crosses, ep - eq, torch.ones_like(ep)), 2.0)
+        t, k = t_all.min(-1)  # the segment PQ leaves P's triangle through edge k
         # Edge direction: horizontal pairs take edges steeper than 45 degrees, vertical the rest.
-        e0 = corners.detach()[torch.arange(k.numel(), device=k.device), k]
-        e1 = corners.detach()[torch.arange(k.numel(), device=k.device), (k + 1) % 3]
-        dx, dy = (e1 - e0).abs().unbind(-1)
+        rows = torch.arange(k.numel(), device=k.device)
+        dx, dy = (corners[rows, (k + 1) % 3] - corners[rows, k]).abs().unbind(-1)
         steep = dy >= dx if horizontal else dy < dx
-        sel = torch.nonzero(ok & silhouette & steep).squeeze(1)
+        sel = torch.nonzero((t <= 1.0) & silhouette[bidx, fp, k] & steep).squeeze(1)
         if sel.numel() == 0:
             continue
-        t = t_all[sel].gather(1, k[sel, None])[:, 0]  # differentiable crossing parameter
-        p, q = p[sel], q[sel]
-        cp, cq = col[p], col[q]
+        p, q, k = p[sel], q[sel], k[sel]
+        # Differentiable crossing parameter t = e(P) / (e(P) - e(Q)) of edge k.
+        v0 = rast.pixels[bidx[sel], faces[fp[sel], k]]
+        v1 = rast.pixels[bidx[sel], faces[fp[sel], (k + 1) % 3]]
+        e_p = _edge_value(v0, v1, cp[sel])
+        t = e_p / (e_p - _edge_value(v0, v1, cq[sel]))
+        colp, colq = col[p], col[q]
         # Q partly covered by P's triangle when the edge lies past the midpoint, else P partly
         # uncovered (1-D coverage of a 1-pixel footprint by a straight edge).
         grow = (t - 0.5).clamp_min(0)[:, None]
         shrink = (0.5 - t).clamp_min(0)[:, None]
-        delta = delta.index_add(0, q, grow * (cp - cq)).index_add(0, p, shrink * (cq - cp))
+        delta = delta.index_add(0, q, grow * (colp - colq)).index_add(0, p, shrink * (colq - colp))
     return (col + delta).view_as(color)
+
+
+def _centre(flat: Tensor, h: int, w: int, like: Tensor) -> Tensor:
+    pix = torch.remainder(flat, h * w)
+    return torch.stack([pix % w, torch.div(pix, w, rounding_mode="floor")], -1).to(like.dtype) + 0.5
+
+
+def _edge_value(v0: Tensor, v1: Tensor, p: Tensor) -> Tensor:
+    d, q = v1 - v0, p - v0
+    return d[..., 0] * q[..., 1] - d[..., 1] * q[..., 0]
+
+
+@torch.no_grad()
+def _silhouette_edges(rast: Rasterization, neighbors: Tensor) -> tuple[Tensor, Tensor]:
+    """Per view, which face edges are silhouettes ``(B, F, 3)`` and each face's screen-space
+    orientation (+1 / -1, ``(B, F)``)."""
+    faces = rast.faces
+    bsz = rast.pixels.shape[0]
+    facing = torch.sign(_signed_area2(rast.pixels.detach()[:, faces]))  # (B, F)
+    kept = (rast.vertex_depth.detach()[:, faces] > rast.near).all(-1)  # (B, F)
+    nb = neighbors.clamp_min(0).reshape(-1)
+    nb_kept = kept[:, nb].view(bsz, -1, 3)
+    nb_facing = facing[:, nb].view(bsz, -1, 3)
+    silhouette = (neighbors < 0)[None] | ~nb_kept | (nb_facing != facing[..., None])
+    return silhouette, facing
 
 
 def vertex_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B V 3"]:
@@ -474,9 +494,12 @@ def render_gbuffers(
             raise ValueError("texture needs uvs")
         tex = texture_sample(texture, uv) * alpha
     if antialias_edges:
-        if neighbors is None:
-            neighbors = face_neighbors(rast.faces)
-        alpha = antialias(alpha, rast, neighbors)
-        attrs = antialias(attrs, rast, neighbors) if attrs is not None else None
-        tex = antialias(tex, rast, neighbors) if tex is not None else None
+        # One pass over the silhouette pairs for every channel.
+        parts = [x for x in (alpha, attrs, tex) if x is not None]
+        sizes = [x.shape[-1] for x in parts]
+        dtype = torch.promote_types(alpha.dtype, parts[-1].dtype)
+        blended = antialias(torch.cat([x.to(dtype) for x in parts], -1), rast, neighbors).split(sizes, -1)
+        alpha = blended[0]
+        attrs = blended[1] if attrs is not None else None
+        tex = blended[-1] if tex is not None else None
     return MeshRender(mask, alpha, rast.depth, normals, fnormals, attrs, uv, tex, rast)
