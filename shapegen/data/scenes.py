@@ -349,6 +349,7 @@ def load_scene(root: str | Path, **kwargs) -> Scene:
     if (root / "cameras.npz").is_file():
         kwargs.pop("downscale", None)
         kwargs.pop("stride", None)
+        kwargs.pop("max_depth", None)
         return read_monosdf_scene(root, **kwargs)
     if (root / "camera-intrinsics.txt").is_file():
         return read_rgbd_sequence(root, **kwargs)

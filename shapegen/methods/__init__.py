@@ -9,5 +9,6 @@ from __future__ import annotations
 METHODS: dict[str, str] = {
     "msdf": "shapegen.methods.msdf:MSDFGenerator",
     "vsd": "shapegen.methods.vsd:VSDSystem",
+    "occsdf": "shapegen.methods.occsdf:OccSDFSystem",
 }
 """Method name -> ``module:Class`` of its LightningModule (filled as methods land)."""

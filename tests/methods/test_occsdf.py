@@ -1,0 +1,159 @@
+"""Occ-SDF: losses, analytic rendering consistency, a tiny fit, checkpoint resume."""
+
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from shapegen.data.room_synth import RoomSynthConfig, write_room
+from shapegen.data.scenes import load_scene
+from shapegen.methods.occsdf import (
+    OccSDFSystem,
+    build_for_scene,
+    fit,
+    normal_loss,
+    preset_config,
+    scale_shift_invariant_depth_loss,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The shared CI machine is oversubscribed; one intra-op thread is much faster there.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_room(tmp_path_factory):
+    return write_room(tmp_path_factory.mktemp("room") / "room", RoomSynthConfig(num_views=2, width=12, height=10, max_steps=64))
+
+
+def test_depth_loss_is_invariant_to_scale_and_shift_of_the_prediction():
+    pred = torch.rand(50) + 0.5
+    target = 2.0 * torch.rand(50)
+    mask = torch.rand(50) > 0.2
+    base = scale_shift_invariant_depth_loss(pred, target, mask)
+    for a, b in [(3.0, -1.0), (0.2, 5.0), (-1.5, 0.3)]:
+        torch.testing.assert_close(scale_shift_invariant_depth_loss(a * pred + b, target, mask), base, rtol=1e-4, atol=1e-6)
+    assert float(scale_shift_invariant_depth_loss(pred, 0.7 * pred + 0.2, mask)) < 1e-10
+    assert float(base) > 1e-3
+    # Masked rays do not count.
+    wild = torch.where(mask, target, torch.full_like(target, 1e3))
+    torch.testing.assert_close(scale_shift_invariant_depth_loss(pred, wild, mask), base)
+
+
+def test_normal_loss_zero_for_equal_and_four_for_opposite():
+    n = torch.nn.functional.normalize(torch.randn(10, 3), dim=-1)
+    m = torch.ones(10, dtype=torch.bool)
+    l1, cos = normal_loss(3.0 * n, n, m)
+    assert float(l1) < 1e-6 and float(cos) < 1e-6
+    l1, cos = normal_loss(-n, n, m)
+    assert abs(float(cos) - 2.0) < 1e-5 and float(l1) > 2.0
+
+
+class _Sphere(nn.Module):
+    """Analytic geometry: the inside of a sphere of radius 0.8 (free space inside, SDF positive),
+    with the raw occupancy a sharper copy of the SDF."""
+
+    def forward(self, x):
+        f = 0.8 - x.norm(dim=-1)
+        return torch.stack([f, 20.0 * f, *torch.zeros(16, len(x))], -1)
+
+    def grid_parameters(self):
+        return []
+
+
+def test_occupancy_and_sdf_heads_render_the_same_depth_on_an_analytic_scene():
+    cfg = preset_config("tiny")
+    cfg.train.n_samples, cfg.train.n_eval, cfg.train.sampler_iters = 64, 64, 5
+    model = OccSDFSystem(cfg)
+    model.geometry = _Sphere()
+    with torch.no_grad():
+        model.density.beta.fill_(0.01)
+    d = torch.nn.functional.normalize(torch.randn(32, 3), dim=-1)
+    o = 0.3 * torch.nn.functional.normalize(torch.randn(32, 3), dim=-1)
+    # Distance from o along d to the sphere |x| = 0.8.
+    b = (o * d).sum(-1)
+    t_true = -b + torch.sqrt(b * b - (o * o).sum(-1) + 0.64)
+    r = model.render_rays(o, d, torch.ones(32), torch.zeros(32, dtype=torch.long), occupancy=True)
+    assert r.sign_change.all()
+    torch.testing.assert_close(r.depth, t_true, atol=0.03, rtol=0)
+    torch.testing.assert_close(r.depth_occ, t_true, atol=0.03, rtol=0)
+    torch.testing.assert_close(r.depth_occ, r.depth, atol=0.03, rtol=0)
+    # Both normal renderings point inwards (towards free space), like -x/|x| at the hit.
+    hit = o + t_true[:, None] * d
+    expect = -torch.nn.functional.normalize(hit, dim=-1)
+    cos_sdf = (torch.nn.functional.normalize(r.normals, dim=-1) * expect).sum(-1)
+    cos_occ = (torch.nn.functional.normalize(r.normals_occ, dim=-1) * expect).sum(-1)
+    assert cos_sdf.min() > 0.99 and cos_occ.min() > 0.99
+
+
+def test_tiny_preset_reduces_the_loss_on_a_tiny_room(tiny_room):
+    model = build_for_scene(preset_config("tiny"), load_scene(tiny_room))
+    opt = model.configure_optimizers()["optimizer"]
+    probe = [1000, 1001, 1002]
+    before = sum(float(model.compute_losses(s, training=False)["loss"]) for s in probe)
+    for step in range(25):
+        loss = model.compute_losses(step)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = sum(float(model.compute_losses(s, training=False)["loss"]) for s in probe)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_baseline_switches_drop_the_occupancy_and_feature_terms(tiny_room):
+    cfg = preset_config("tiny", ["loss.occupancy=false", "loss.feature_rgb=false"])
+    model = build_for_scene(cfg, load_scene(tiny_room))
+    losses = model.compute_losses(0)
+    assert "depth_occ" not in losses and "rgb_feature" not in losses and "depth" in losses
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(pl.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            raise _Crash
+
+
+def test_resume_from_checkpoint_gives_the_same_state(tiny_room, tmp_path):
+    scene = load_scene(tiny_room)
+    cfg = lambda: preset_config("tiny", ["train.max_steps=4", "train.checkpoint_every=2"])  # noqa: E731
+    straight = build_for_scene(cfg(), scene)
+    fit(straight, tmp_path / "a", progress=False, previews=False)
+    crashed = build_for_scene(cfg(), scene)
+    with pytest.raises(_Crash):  # killed after the step-2 checkpoint
+        fit(crashed, tmp_path / "b", progress=False, previews=False, callbacks=(_CrashAt(3),))
+    resumed = build_for_scene(cfg(), scene)
+    fit(resumed, tmp_path / "b", resume=True, progress=False, previews=False)
+    assert resumed.trainer.global_step == 4
+    differs = any(not torch.equal(p, q) for p, q in zip(straight.state_dict().values(), crashed.state_dict().values()))
+    assert differs  # the crashed run really stopped early
+    for (name, p), q in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+    loaded = OccSDFSystem.load_from_checkpoint(tmp_path / "b" / "checkpoints" / "last.ckpt")
+    for (name, p), q in zip(resumed.state_dict().items(), loaded.state_dict().values()):
+        torch.testing.assert_close(p, q, msg=name)
+
+
+def test_registered_and_trainable_from_the_generic_entry_point(tiny_room):
+    from shapegen.commands.methods import method_class
+    from shapegen.methods import METHODS
+
+    assert METHODS["occsdf"] == "shapegen.methods.occsdf:OccSDFSystem" and "msdf" in METHODS
+    system = method_class("occsdf")
+    model, datamodule = system.for_training(preset_config("tiny", [f"scene.path={tiny_room}"]))
+    assert datamodule is None and model.config.num_images == 2
+    mesh = model.extract_world_mesh(16)
+    assert mesh.num_faces > 0
