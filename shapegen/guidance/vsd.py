@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -54,8 +53,8 @@ __all__ = [
     "score_distillation_loss",
     "timestep_bounds",
     "v_to_epsilon",
-    "vsd_gradient",
     "view_index",
+    "vsd_gradient",
 ]
 
 VIEW_SUFFIXES = ("", ", front view", ", side view", ", back view", ", overhead view")
@@ -125,20 +124,20 @@ def sample_timesteps(
 ) -> Int[Tensor, " n"]:
     """``n`` integer steps uniform in ``[round(low T), round(high T)]`` (inclusive)."""
     lo, hi = timestep_bounds(step, cfg)
-    t_lo = int(round(lo * num_train_timesteps))
-    t_hi = min(int(round(hi * num_train_timesteps)), num_train_timesteps - 1)
+    t_lo = round(lo * num_train_timesteps)
+    t_hi = min(round(hi * num_train_timesteps), num_train_timesteps - 1)
     return torch.randint(t_lo, t_hi + 1, (n,), device=device, generator=generator)
 
 
 def vsd_gradient(
-    eps_prior: Float[Tensor, "B *D"], eps_variational: Float[Tensor, "B *D"], weights: Float[Tensor, " B"]
-) -> Float[Tensor, "B *D"]:
+    eps_prior: Float[Tensor, "B ..."], eps_variational: Float[Tensor, "B ..."], weights: Float[Tensor, " B"]
+) -> Float[Tensor, "B ..."]:
     """Eq. 9: ``w(t) (eps_prior - eps_variational)``, NaNs replaced by 0 (SDS: pass the noise)."""
     w = weights.reshape(-1, *([1] * (eps_prior.dim() - 1)))
     return torch.nan_to_num(w * (eps_prior - eps_variational), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def score_distillation_loss(latents: Float[Tensor, "B *D"], grad: Float[Tensor, "B *D"]) -> Tensor:
+def score_distillation_loss(latents: Float[Tensor, "B ..."], grad: Float[Tensor, "B ..."]) -> Tensor:
     """``0.5 ||z - sg(z - grad)||^2 / B``: a loss whose gradient w.r.t. ``z`` is ``grad / B``."""
     target = (latents - grad).detach()
     return 0.5 * F.mse_loss(latents, target, reduction="sum") / latents.shape[0]

@@ -52,7 +52,7 @@ from shapegen.data.cameras import CameraSamplerConfig, RandomCameraSampler, Step
 from shapegen.fields.nerf import Background, BackgroundConfig, NeRFField, NeRFFieldConfig
 from shapegen.guidance.vsd import GuidanceConfig
 
-__all__ = ["VSDConfig", "VSDSystem", "RenderSettings", "OptimConfig"]
+__all__ = ["OptimConfig", "RenderSettings", "VSDConfig", "VSDSystem"]
 
 
 @dataclass

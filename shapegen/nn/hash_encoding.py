@@ -61,7 +61,7 @@ class HashEncoding(nn.Module):
             if cfg.levels > 1
             else 1.0
         )
-        resolutions = [int(math.floor(cfg.base_resolution * growth**lvl)) for lvl in range(cfg.levels)]
+        resolutions = [math.floor(cfg.base_resolution * growth**lvl) for lvl in range(cfg.levels)]
         sizes = [min(table, (r + 1) ** 3) for r in resolutions]
         offsets = [0]
         for s in sizes[:-1]:
