@@ -423,30 +423,17 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
 
 
 def decode_to_mesh(tensor: Float[Tensor, "n d"], k: int, resolution: int = 64):
-    """Decode one M-SDF tensor to a mesh with the representation's own extraction.
+    """Decode one M-SDF tensor to a mesh with the representation's own extraction (inside its cubes)."""
+    from shapegen.fields.mosaic_sdf import MosaicSDF
 
-    Raises:
-        ShapegenError: when ``shapegen.fields.mosaic_sdf`` is not available yet.
-    """
-    try:
-        from shapegen.fields.mosaic_sdf import MosaicSDF
-    except ImportError as exc:
-        raise ShapegenError("decoding M-SDFs to meshes needs shapegen.fields.mosaic_sdf (issue 4); only .msdf.npz files were written") from exc
-    return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution=resolution)
+    return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution)
 
 
 def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:
-    """Write one ``.msdf.npz`` (keys tensor, k, normalization, source_hash, version), atomically."""
-    import numpy as np
+    """Write one ``.msdf.npz`` through :meth:`shapegen.fields.mosaic_sdf.MosaicSDF.save` (validated, atomic)."""
+    from shapegen.fields.mosaic_sdf import MosaicSDF
 
-    from shapegen.io import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, tensor=tensor.detach().float().cpu().numpy(), k=np.int64(k), normalization=np.eye(4, dtype=np.float64),
-                     source_hash=np.str_("generated"), version=np.int64(1))
-    return path
+    return MosaicSDF(tensor.detach().float().cpu(), k, source_hash="generated").save(path)
 
 
 __all__ = ["GenerationResult", "MSDFConfig", "MSDFGenerator", "MSDFSampleConfig", "MSDFTrainConfig", "build_for_training", "decode_to_mesh", "save_msdf", "write_preview_sheet"]

@@ -43,7 +43,6 @@ def test_train_writes_checkpoint_plot_and_resumes(run_dir, capsys):
 
 
 def test_generate_writes_msdf_meshes_and_sheet(run_dir, capsys, tmp_path):
-    pytest.importorskip("shapegen.fields.mosaic_sdf", reason="decoding needs the M-SDF representation (issue 4)")
     out, _ = run_dir
     code, o, err = run(capsys, "generate", "--method", "msdf", "--checkpoint", str(out / "checkpoints" / "last.ckpt"),
                        "--class", "sphere", "--num", "2", "-o", str(tmp_path), "--steps", "2", "--resolution", "24")
