@@ -7,14 +7,19 @@ the box scaled by ``2^l`` about its centre; ``occs`` is an EMA (``max(decay * oc
 per-cell opacity estimates; ``binaries = occs > min(mean(occs), threshold)``.
 
 The pure-torch traversal marches constant steps ``t_k = t0 + k * step`` (``t0`` = entry into
-the outermost box or ``near``) and keeps a step when the cell containing its midpoint is
-occupied in the finest level containing it. To avoid enumerating every step of every ray
-it first tests blocks of ``m`` steps against a max-pooled, one-cell-dilated coarse grid
-(conservative: a block never spans more than one coarse cell, so any occupied fine cell it
-touches is found), then expands only the surviving blocks. The result equals filtering a
-dense march of the same step (tested). Differences from nerfacc: no cone angle (constant
-steps only); nerfacc aligns steps to cell boundaries it skips to, so its samples agree "up
-to step alignment".
+the outermost box or ``near``; the same global ``t`` grid as a dense marcher) and keeps a
+step when the cell containing its midpoint is occupied in the finest level containing it.
+It never enumerates the steps of a ray: the ray's interval is cut analytically at the cell
+planes of a max-pooled pyramid of the binaries (``G / f^k``, ``f = coarse_factor``), keeping
+only pieces in occupied cells and refining those level by level
+(:mod:`renderers.grid_traversal`); then only the steps whose midpoint lies in a kept piece
+are emitted, and a per-step lookup in the full grid removes those in empty fine cells. All of
+it is packed (``repeat_interleave``/``cumsum``, no Python loops over rays), and the result
+equals filtering a dense march of the same step (tested). Early ray termination runs on the
+packed samples (a per-ray exclusive scan of optical depth). Differences from nerfacc: no
+cone angle (constant steps only); nerfacc aligns steps to cell boundaries it skips to, so
+its samples agree "up to step alignment"; density updates also evaluate cell corners, so
+partly covered cells are not missed (see :meth:`OccupancyGrid.update`).
 """
 
 from __future__ import annotations
