@@ -141,3 +141,18 @@ def test_tiny_tokenizer_pads_and_loading_errors_are_one_line(tmp_path):
         load_stable_diffusion(str(tmp_path))
     sd = load_stable_diffusion("tiny-random")
     assert sd.image_size == 32 and not any(p.requires_grad for p in sd.unet.parameters())
+
+
+def test_v_prediction_lora_model_is_converted_to_epsilon():
+    g = ScoreDistillation(build_tiny_stable_diffusion(prediction_type="v_prediction"), "a cat", GuidanceConfig(guidance_scale=1.0))
+    x_t, t = torch.randn(1, 4, 16, 16), torch.tensor([600])
+    cond, uncond = g.text_embeddings[[1]], g.text_embeddings[[0]]
+    with torch.no_grad():
+        v = g.lora_output(x_t, t, cond, torch.randn(1, 16))
+        abar = g.alphas_cumprod[t]
+        expected = abar.sqrt() * v + (1 - abar).sqrt() * x_t  # eps = alpha v + sigma x_t
+        assert torch.allclose(g.prior_epsilon(x_t, t, cond, uncond), expected, atol=1e-5)
+    images = torch.rand(1, 3, 32, 32, requires_grad=True)
+    out = g(images, torch.eye(4)[None], step=0)
+    (out.loss + out.loss_lora).backward()
+    assert torch.isfinite(out.loss_lora) and images.grad.abs().sum() > 0
