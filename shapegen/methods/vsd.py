@@ -24,7 +24,10 @@ background 1e-3, LoRA and camera 1e-4; betas (0.9, 0.99), eps 1e-15), which is s
 their gradients never cross (the LoRA loss sees detached latents, the VSD loss has no UNet
 Jacobian).
 
-Deviations from the paper: albedo-only shading (no Lambertian/textureless shading yet); the
+Shading (``shading``): albedo (threestudio's stage 1), or DreamFusion's Lambertian /
+textureless / random shading with normals from the density (:mod:`shapegen.fields.shading`).
+
+Deviations from the paper: the
 prior and the LoRA share one UNet unless ``guidance.share_unet: false``; the camera MLP starts
 at zero (see :mod:`shapegen.guidance.vsd`); constant-step occupancy-grid sampling as
 threestudio (the paper uses 64 + 32 importance samples); a checkpoint stores the LoRA weights
@@ -50,6 +53,7 @@ from renderers.volume import volume_render
 from shapegen.config import from_dict, to_dict
 from shapegen.data.cameras import CameraSamplerConfig, RandomCameraSampler, StepDataset
 from shapegen.fields.nerf import Background, BackgroundConfig, NeRFField, NeRFFieldConfig
+from shapegen.fields.shading import ShadingConfig, density_normals, pick_shading, shade
 from shapegen.guidance.vsd import GuidanceConfig
 
 __all__ = ["OptimConfig", "RenderSettings", "VSDConfig", "VSDSystem"]
@@ -143,6 +147,8 @@ class VSDConfig:
     """The NeRF of each particle."""
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     """The background of each particle."""
+    shading: ShadingConfig = field(default_factory=ShadingConfig)
+    """Shading of the training renders (albedo, Lambertian, textureless or random)."""
     cameras: CameraSamplerConfig = field(default_factory=CameraSamplerConfig)
     """Random training cameras."""
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
@@ -203,9 +209,18 @@ class VSDSystem(pl.LightningModule):
         return 2.0 * math.sqrt(3.0) * self.config.nerf.radius / self.config.render.samples_per_ray
 
     def render(
-        self, k: int, c2w: Float[Tensor, "B 4 4"], intrinsics: Intrinsics, stratified: bool = False
+        self,
+        k: int,
+        c2w: Float[Tensor, "B 4 4"],
+        intrinsics: Intrinsics,
+        stratified: bool = False,
+        shading: str = "albedo",
     ) -> tuple[Float[Tensor, "B 3 H W"], Float[Tensor, "B 1 H W"]]:
-        """Colour and opacity images of particle ``k`` from cameras ``c2w``."""
+        """Colour and opacity images of particle ``k`` from cameras ``c2w``.
+
+        ``shading`` other than ``albedo`` lights each sample with a point light near the
+        camera (:mod:`shapegen.fields.shading`).
+        """
         field_k, grid = self.fields[k], self.grids[k]
         rays = generate_rays(c2w, intrinsics)
         backend = self.config.render.backend
@@ -217,9 +232,19 @@ class VSDSystem(pl.LightningModule):
             stratified=stratified,
             backend=backend,
         )
-        out = field_k(samples.positions(rays.origins, rays.directions))
+        x = samples.positions(rays.origins, rays.directions)
+        out = field_k(x)
+        color = out.albedo
+        if shading != "albedo":
+            sh = self.config.shading
+            n_pix = intrinsics.height * intrinsics.width
+            eye = c2w[:, :3, 3]
+            light = F.normalize(eye + sh.light_jitter * eye.norm(dim=-1, keepdim=True) * torch.randn_like(eye), dim=-1)
+            light = light.repeat_interleave(n_pix, 0)[samples.ray_indices]  # rays are (B, H, W)-major
+            normals = density_normals(field_k.density, x, sh.normal_eps)
+            color = shade(out.albedo, normals, light, shading, sh.ambient)
         bg = self.backgrounds[k](rays.directions)
-        res = volume_render(samples, sigmas=out.density, rgb=out.albedo, background=bg, backend=backend)
+        res = volume_render(samples, sigmas=out.density, rgb=color, background=bg, backend=backend)
         b, h, w = c2w.shape[0], intrinsics.height, intrinsics.width
         rgb = res.rgb.reshape(b, h, w, 3).permute(0, 3, 1, 2)
         return rgb, res.opacity.reshape(b, h, w, 1).permute(0, 3, 1, 2)
@@ -251,7 +276,8 @@ class VSDSystem(pl.LightningModule):
                 self.update_occupancy(j, step)
         side = resolution_at(step, cfg.render)
         cams = self.sampler.sample(side, side, device=self.device)
-        rgb, opacity = self.render(k, cams.c2w, cams.intrinsics, stratified=True)
+        shading = pick_shading(cfg.shading, step, self.sampler.generator)
+        rgb, opacity = self.render(k, cams.c2w, cams.intrinsics, stratified=True, shading=shading)
         g = self.guidance(rgb, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg)
         loss = g.loss + g.loss_lora
         if cfg.sparsity_weight > 0:

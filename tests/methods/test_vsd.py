@@ -42,7 +42,7 @@ def test_resolution_schedule():
 def test_text_to_3d_tiny_two_particles_to_glb_and_resume(capsys, tmp_path):
     out = tmp_path / "run"
     common = ["text-to-3d", "a hamburger", "--preset", "tiny", "--tiny-random-prior", "-o", str(out),
-              "--set", "export.turntable_frames=2", "--particles", "2"]
+              "--set", "export.turntable_frames=2", "--particles", "2", "--set", "shading.mode=random"]
     code, _, err = run(capsys, *common, "--set", "steps=2")
     assert code == 0, err
     for k in range(2):
