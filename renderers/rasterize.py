@@ -159,7 +159,7 @@ def _select_backend(backend: RasterBackend, device: torch.device):
     if backend not in ("auto", "torch", "warp"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'warp', got {backend!r}")
     chosen, reason = None, ""
-    if backend != "torch":
+    if backend == "warp" or (backend == "auto" and device.type in ("cpu", "cuda")):
         err = warp_import_error()
         if err is None:
             chosen = _warp
@@ -210,7 +210,7 @@ def rasterize(
     intrinsics: Intrinsics,
     *,
     near: float = 1e-3,
-    backend: RasterBackend = "torch",
+    backend: RasterBackend = "auto",
 ) -> Rasterization:
     """Rasterise a triangle mesh into ``B`` views.
 
@@ -221,8 +221,9 @@ def rasterize(
         intrinsics: pinhole intrinsics (image size, focal lengths in pixels).
         near: faces with a vertex at view depth <= ``near`` (world units) are dropped.
         backend: ``"torch"`` (the reference), ``"warp"`` (Warp kernels on CPU or CUDA) or
-            ``"auto"`` (Warp when it imports, else torch). Only visibility differs between
-            them; barycentrics, depth and gradients are always computed in torch.
+            ``"auto"`` (Warp when it imports and its kernel builds, else torch; logged once).
+            Only visibility differs between them; barycentrics, depth and gradients are
+            always computed in torch.
 
     Returns:
         A :class:`Rasterization`; ``bary`` and ``depth`` are differentiable in ``vertices``
@@ -233,7 +234,16 @@ def rasterize(
     h, w = intrinsics.height, intrinsics.width
     pixels, z = project_points(vertices, c2w, intrinsics, min_depth=near)
     chosen = _select_backend(backend, vertices.device)
-    face_id = _face_ids(pixels.detach(), z.detach(), faces, near, h, w, chosen)
+    try:
+        face_id = _face_ids(pixels.detach(), z.detach(), faces, near, h, w, chosen)
+    except Exception as exc:
+        if backend != "auto" or chosen is None:
+            raise
+        # auto: a Warp kernel that fails to build or launch falls back to torch for good.
+        global _warp_error
+        _warp_error = f"the warp kernel failed ({type(exc).__name__}: {exc})"
+        _log.warning("renderers.rasterize: %s; using torch", _warp_error)
+        face_id = _face_ids(pixels.detach(), z.detach(), faces, near, h, w, None)
 
     # Differentiable part: screen-space barycentrics of the pixel centre in the visible face,
     # then perspective correction (Eq.: b_i / z_i normalised; 1/z is affine in screen space).
@@ -277,6 +287,8 @@ def interpolate(
     bsz = rast.face_id.shape[0]
     attributes = attributes[None] if attributes.dim() == 2 else attributes
     attributes = attributes.expand(bsz, *attributes.shape[1:])
+    if faces.shape[0] == 0:
+        return attributes.new_zeros(*rast.face_id.shape, attributes.shape[-1])
     tri = faces[rast.face_id.clamp_min(0)]
     values = _gather_vertices(attributes, tri)  # (B, H, W, 3, C)
     return (rast.bary[..., None].to(values.dtype) * values).sum(-2)
@@ -414,20 +426,25 @@ def _silhouette_edges(rast: Rasterization, neighbors: Tensor) -> tuple[Tensor, T
     return silhouette, facing
 
 
+def _face_cross(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Unnormalised face normals (twice the area), ``(..., F, 3)``."""
+    a, b, c = (vertices[..., faces[:, i], :] for i in range(3))
+    return torch.linalg.cross(b - a, c - a, dim=-1)
+
+
 def vertex_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B V 3"]:
     """Area-weighted unit vertex normals (right-hand rule on the face vertex order); differentiable."""
     faces = faces.long()
-    tv = vertices[..., faces, :]  # (..., F, 3, 3)
-    fn = torch.linalg.cross(tv[..., 1, :] - tv[..., 0, :], tv[..., 2, :] - tv[..., 0, :], dim=-1)
-    vn = torch.zeros_like(vertices).index_add(-2, faces.reshape(-1), fn.repeat_interleave(3, dim=-2))
+    fn = _face_cross(vertices, faces)
+    vn = torch.zeros_like(vertices)
+    for i in range(3):  # scatter each face's area-weighted normal to its three corners
+        vn = vn.index_add(-2, faces[:, i], fn)
     return F.normalize(vn, dim=-1, eps=1e-20)
 
 
 def face_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B F 3"]:
     """Unit geometric face normals (right-hand rule on the vertex order); differentiable."""
-    tv = vertices[..., faces.long(), :]
-    fn = torch.linalg.cross(tv[..., 1, :] - tv[..., 0, :], tv[..., 2, :] - tv[..., 0, :], dim=-1)
-    return F.normalize(fn, dim=-1, eps=1e-20)
+    return F.normalize(_face_cross(vertices, faces.long()), dim=-1, eps=1e-20)
 
 
 def texture_sample(
@@ -463,7 +480,7 @@ def render_gbuffers(
     antialias_edges: bool = True,
     neighbors: Int[Tensor, "F 3"] | None = None,
     near: float = 1e-3,
-    backend: RasterBackend = "torch",
+    backend: RasterBackend = "auto",
 ) -> MeshRender:
     """Rasterise a mesh and fill the usual per-pixel buffers (see :class:`MeshRender`).
 
@@ -483,8 +500,11 @@ def render_gbuffers(
     vn = interpolate(vertex_normals(verts, rast.faces), rast)
     normals = F.normalize(vn, dim=-1, eps=1e-20) * mask[..., None]
     fn = face_normals(verts, rast.faces)  # (B, F, 3)
-    fnormals = torch.gather(fn, 1, fid.view(fid.shape[0], -1, 1).expand(-1, -1, 3)).view(*fid.shape, 3)
-    fnormals = fnormals * mask[..., None]
+    if fn.shape[1]:
+        fnormals = torch.gather(fn, 1, fid.view(fid.shape[0], -1, 1).expand(-1, -1, 3)).view(*fid.shape, 3)
+        fnormals = fnormals * mask[..., None]
+    else:
+        fnormals = torch.zeros_like(normals)
     alpha = mask[..., None].to(rast.bary.dtype)
     attrs = interpolate(attributes, rast) if attributes is not None else None
     uv = interpolate(uvs, rast, uv_faces) if uvs is not None else None

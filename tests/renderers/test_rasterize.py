@@ -233,3 +233,36 @@ def test_cpu_and_cuda_agree(backend):
     torch.testing.assert_close(a.attributes[same], b.attributes.cpu()[same], atol=1e-4, rtol=1e-4)
     if bool(same.all()):
         torch.testing.assert_close(ga, gb.cpu(), atol=1e-3, rtol=1e-3)
+
+
+def test_antialias_matches_area_coverage_of_straight_edges():
+    # A camera-facing rectangle whose edges fall at non-integer pixel positions: next to a
+    # vertical (horizontal) edge, the anti-aliased alpha equals the covered pixel fraction.
+    k = Intrinsics(fx=20.0, fy=20.0, cx=16.0, cy=16.0, width=32, height=32)
+    d = 2.0
+    left, right, top, bottom = 10.3, 24.6, 6.8, 25.25  # pixel coordinates of the edges
+    x = [(u - 16.0) * d / 20.0 for u in (left, right)]
+    y = [(16.0 - v) * d / 20.0 for v in (top, bottom)]
+    v = torch.tensor([[x[0], y[1], 0.0], [x[1], y[1], 0.0], [x[1], y[0], 0.0], [x[0], y[0], 0.0]], dtype=torch.float64)
+    f = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    out = render_gbuffers(v, f, orbit_pose(0.0, 0.0, d).double(), k)
+    alpha = out.alpha[0, ..., 0]
+    row, col = 16, 17
+    torch.testing.assert_close(alpha[row, 9:26], torch.tensor([0.0, 0.7] + [1.0] * 13 + [0.6, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(alpha[5:27, col], torch.tensor([0.0, 0.2] + [1.0] * 18 + [0.25, 0.0], dtype=torch.float64))
+
+
+def test_backend_selection_without_warp(monkeypatch):
+    import renderers.rasterize as rz
+    from renderers.backends import BackendUnavailable
+
+    monkeypatch.setattr(rz, "_warp", None)
+    monkeypatch.setattr(rz, "_warp_error", "warp does not import (test)")
+    v, f = _square(0.5, torch.float32)
+    k = Intrinsics.from_fov(40.0, 16, 16)
+    c2w = orbit_pose(0.0, 0.0, 2.0)
+    with pytest.raises(BackendUnavailable, match="warp does not import"):
+        rasterize(v, f, c2w, k, backend="warp")
+    assert rasterize(v, f, c2w, k, backend="auto").mask.sum() > 0
+    with pytest.raises(ValueError, match="backend must be"):
+        rasterize(v, f, c2w, k, backend="nerfacc")
