@@ -150,7 +150,9 @@ def warp_import_error() -> str | None:
         try:
             _warp = importlib.import_module("renderers.backends.warp_raster")
         except Exception as exc:  # noqa: BLE001  ImportError, or a broken native library
-            _warp_error = f"warp does not import ({type(exc).__name__}: {exc}); pip install warp-lang"
+            _warp_error = (
+                f"warp does not import ({type(exc).__name__}: {exc}); pip install warp-lang"
+            )
     return _warp_error
 
 
@@ -172,7 +174,9 @@ def _select_backend(backend: RasterBackend, device: torch.device):
     key = (backend, device.type, "torch" if chosen is None else "warp")
     if key not in _logged:
         _logged.add(key)
-        _log.info("renderers.rasterize: backend=%s on %s -> %s%s", backend, device.type, key[2], reason)
+        _log.info(
+            "renderers.rasterize: backend=%s on %s -> %s%s", backend, device.type, key[2], reason
+        )
     return chosen
 
 
@@ -432,7 +436,9 @@ def _face_cross(vertices: Tensor, faces: Tensor) -> Tensor:
     return torch.linalg.cross(b - a, c - a, dim=-1)
 
 
-def vertex_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B V 3"]:
+def vertex_normals(
+    vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]
+) -> Float[Tensor, "*B V 3"]:
     """Area-weighted unit vertex normals (right-hand rule on the face vertex order); differentiable."""
     faces = faces.long()
     fn = _face_cross(vertices, faces)
@@ -442,7 +448,9 @@ def vertex_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"])
     return F.normalize(vn, dim=-1, eps=1e-20)
 
 
-def face_normals(vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]) -> Float[Tensor, "*B F 3"]:
+def face_normals(
+    vertices: Float[Tensor, "*B V 3"], faces: Int[Tensor, "F 3"]
+) -> Float[Tensor, "*B F 3"]:
     """Unit geometric face normals (right-hand rule on the vertex order); differentiable."""
     return F.normalize(_face_cross(vertices, faces.long()), dim=-1, eps=1e-20)
 
@@ -501,7 +509,9 @@ def render_gbuffers(
     normals = F.normalize(vn, dim=-1, eps=1e-20) * mask[..., None]
     fn = face_normals(verts, rast.faces)  # (B, F, 3)
     if fn.shape[1]:
-        fnormals = torch.gather(fn, 1, fid.view(fid.shape[0], -1, 1).expand(-1, -1, 3)).view(*fid.shape, 3)
+        fnormals = torch.gather(fn, 1, fid.view(fid.shape[0], -1, 1).expand(-1, -1, 3)).view(
+            *fid.shape, 3
+        )
         fnormals = fnormals * mask[..., None]
     else:
         fnormals = torch.zeros_like(normals)
@@ -518,7 +528,9 @@ def render_gbuffers(
         parts = [x for x in (alpha, attrs, tex) if x is not None]
         sizes = [x.shape[-1] for x in parts]
         dtype = torch.promote_types(alpha.dtype, parts[-1].dtype)
-        blended = antialias(torch.cat([x.to(dtype) for x in parts], -1), rast, neighbors).split(sizes, -1)
+        blended = antialias(torch.cat([x.to(dtype) for x in parts], -1), rast, neighbors).split(
+            sizes, -1
+        )
         alpha = blended[0]
         attrs = blended[1] if attrs is not None else None
         tex = blended[-1] if tex is not None else None

@@ -14,7 +14,7 @@ Rows, all on the same tensors in the same run (best of ``--repeat`` after one wa
 
 Triangles/s counts all faces of the mesh per second, pixels/s all image pixels.
 
-    python scripts/bench_rasterize.py                  # writes the "rasterize" section
+    python scripts/bench_rasterize.py --threads 1      # writes the "rasterize" section
     python scripts/bench_rasterize.py --no-write --sizes 256
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -58,14 +59,74 @@ def load_meshes(root: Path) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     return out
 
 
+def bench_mesh(
+    name: str,
+    v: torch.Tensor,
+    f: torch.Tensor,
+    size: int,
+    device: torch.device,
+    backends: list[str],
+    repeat: int,
+    fov: float = 40.0,
+) -> list[list[object]]:
+    """Table rows for one mesh at one image size."""
+    nb = face_neighbors(f).to(device)
+    vd, fd = v.to(device), f.to(device)
+    colors = torch.rand_like(vd)
+    # Same framing as render_mesh's auto-fit: bounding sphere in view with a 5% margin.
+    radius = float((v.amax(0) - v.amin(0)).norm() / 2)
+    distance = 1.05 * radius / math.sin(math.radians(fov) / 2)
+    c2w = orbit_camera(torch.zeros(3), distance, 30.0, 20.0).to(device)
+    k = Intrinsics.from_fov(fov, size, size)
+    rows = []
+
+    def add(label: str, backend: str, fn) -> None:
+        t = timeit(fn, repeat=repeat)
+        mtri, mpix = len(f) / t / 1e6, size * size / t / 1e6
+        rows.append([name, len(f), f"{size}^2", label, backend, t * 1e3, mtri, mpix])
+        print(rows[-1], flush=True)
+
+    if device.type == "cpu":
+        add(
+            "preview.render_mesh (shaded, no grad)",
+            "torch",
+            lambda: render_mesh(v, f, c2w=c2w, width=size, height=size, fov_deg=fov),
+        )
+    for be in backends:
+
+        def fwd_bwd(be: str = be) -> None:
+            vg, cg = vd.clone().requires_grad_(), colors.clone().requires_grad_()
+            out = render_gbuffers(vg, fd, c2w, k, attributes=cg, neighbors=nb, backend=be)
+            (out.alpha.square().mean() + out.attributes.square().mean()).backward()
+
+        add("rasterize visibility", be, lambda be=be: rasterize(vd, fd, c2w, k, backend=be))
+        add(
+            "render_gbuffers fwd",
+            be,
+            lambda be=be: render_gbuffers(
+                vd, fd, c2w, k, attributes=colors, neighbors=nb, backend=be
+            ),
+        )
+        add("render_gbuffers fwd+bwd", be, fwd_bwd)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md")
     args = ap.parse_args()
-    root = Path(__import__("os").environ.get("SHAPEGEN_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    root = Path(
+        __import__("os").environ.get("SHAPEGEN_SHARED_DATA", REPO.parent / "shared" / "data")
+    )
     meshes = load_meshes(root / "meshes_classic")
     if not meshes:
         sys.exit(f"no meshes under {root / 'meshes_classic'}; nothing to benchmark")
@@ -73,42 +134,18 @@ def main() -> None:
     backends = ["torch"] + (["warp"] if warp_import_error() is None else [])
     if warp_import_error() is not None:
         print(f"warp backend skipped: {warp_import_error()}")
-    rows = []
+    rows: list[list[object]] = []
     for name, v, f in meshes:
-        nb = face_neighbors(f).to(device)
-        vd, fd = v.to(device), f.to(device)
-        colors = torch.rand_like(vd)
-        fov = 40.0
-        # Same framing as render_mesh's auto-fit: bounding sphere in view with a 5% margin.
-        radius = float((v.amax(0) - v.amin(0)).norm() / 2)
-        distance = 1.05 * radius / math.sin(math.radians(fov) / 2)
-        c2w = orbit_camera(torch.zeros(3), distance, 30.0, 20.0).to(device)
         for size in args.sizes:
-            k = Intrinsics.from_fov(fov, size, size)
-
-            def add(label: str, backend: str, fn) -> None:
-                t = timeit(fn, repeat=args.repeat)
-                rows.append([name, len(f), f"{size}^2", label, backend, t * 1e3, len(f) / t / 1e6, size * size / t / 1e6])
-                print(rows[-1], flush=True)
-
-            if device.type == "cpu":
-                add("preview.render_mesh (shaded, no grad)", "torch", lambda: render_mesh(v, f, c2w=c2w, width=size, height=size, fov_deg=fov))
-            for be in backends:
-                add("rasterize visibility", be, lambda be=be: rasterize(vd, fd, c2w, k, backend=be))
-                add("render_gbuffers fwd", be, lambda be=be: render_gbuffers(vd, fd, c2w, k, attributes=colors, neighbors=nb, backend=be))
-
-                def fwd_bwd(be=be):
-                    vg, cg = vd.clone().requires_grad_(), colors.clone().requires_grad_()
-                    out = render_gbuffers(vg, fd, c2w, k, attributes=cg, neighbors=nb, backend=be)
-                    (out.alpha.square().mean() + out.attributes.square().mean()).backward()
-
-                add("render_gbuffers fwd+bwd", be, fwd_bwd)
+            rows += bench_mesh(name, v, f, size, device, backends, args.repeat)
     body = table(["mesh", "faces", "image", "what", "backend", "ms", "Mtri/s", "Mpix/s"], rows)
     body += (
-        "\n\nBest of {r} after a warm-up; one view. The Warp backend replaces only visibility (face ids);"
-        " barycentrics, interpolation, anti-aliasing and gradients are torch in every row. Warp runs a CPU"
-        " launch on one thread; torch uses {t} threads. This CPU is shared with other jobs, so absolute"
-        " times are noisy; compare rows of one run.".format(r=args.repeat, t=torch.get_num_threads())
+        f"\n\nBest of {args.repeat} after a warm-up; one view. The Warp backend replaces only"
+        " visibility (face ids); barycentrics, interpolation, anti-aliasing and gradients are"
+        " torch in every row. Warp runs a CPU launch on one thread; torch uses"
+        f" {torch.get_num_threads()} threads. This CPU is shared with other jobs, so absolute"
+        f" times are noisy (load average {load:.1f} on {os.cpu_count()} cores when the run started);"
+        " compare rows of one run."
     )
     if args.no_write:
         print(body)

@@ -18,10 +18,9 @@ from __future__ import annotations
 import logging
 
 import torch
+import warp as wp
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
-
-import warp as wp
 
 # Warp >= 1.10 prints its start-up banner and kernel-load lines at INFO level.
 wp.config.log_level = logging.WARNING
@@ -108,8 +107,17 @@ def face_ids(
     zbuf = torch.full((bsz * height * width,), float("inf"), dtype=torch.float32, device=device)
     ids = torch.full((bsz * height * width,), _NO_FACE, dtype=torch.int32, device=device)
     key = _device(device)
-    stream = wp.stream_from_torch(torch.cuda.current_stream(device)) if device.type == "cuda" else None
-    args = [wp.from_torch(xy, dtype=wp.vec2), wp.from_torch(d), wp.from_torch(kp), num_faces, height, width]
+    stream = (
+        wp.stream_from_torch(torch.cuda.current_stream(device)) if device.type == "cuda" else None
+    )
+    args = [
+        wp.from_torch(xy, dtype=wp.vec2),
+        wp.from_torch(d),
+        wp.from_torch(kp),
+        num_faces,
+        height,
+        width,
+    ]
     for second in (0, 1):
         wp.launch(
             _raster_kernel,

@@ -79,7 +79,11 @@ def test_cube_depth_and_face_normals_match_ray_box(backend):
     clear = both & (top2[..., 0] - top2[..., 1] > 1e-3)
     normal = torch.zeros_like(p).scatter_(-1, p.abs().argmax(-1, keepdim=True), 1.0) * p.sign()
     torch.testing.assert_close(out.face_normals[clear], normal[clear], atol=1e-5, rtol=0)
-    assert {tuple(n) for n in normal[clear].tolist()} >= {(0.0, 0.0, 1.0), (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)}
+    assert {tuple(n) for n in normal[clear].tolist()} >= {
+        (0.0, 0.0, 1.0),
+        (0.0, 1.0, 0.0),
+        (1.0, 0.0, 0.0),
+    }
 
 
 def _brute_force(v, f, c2w, k):
@@ -122,7 +126,10 @@ def test_face_ids_match_brute_force_on_interpenetrating_triangles(backend):
 
 def test_interpolate_depth_and_antialias_gradcheck_float64():
     g = torch.Generator().manual_seed(0)
-    v = torch.tensor([[-0.8, -0.6, 0.1], [0.7, -0.5, -0.2], [0.1, 0.8, 0.0], [0.9, 0.7, 0.3]], dtype=torch.float64)
+    v = torch.tensor(
+        [[-0.8, -0.6, 0.1], [0.7, -0.5, -0.2], [0.1, 0.8, 0.0], [0.9, 0.7, 0.3]],
+        dtype=torch.float64,
+    )
     f = torch.tensor([[0, 1, 2], [1, 3, 2]])
     attr = torch.rand(4, 2, generator=g, dtype=torch.float64)
     k = Intrinsics.from_fov(50.0, 8, 8)
@@ -170,7 +177,7 @@ def test_silhouette_loss_gradient_grows_a_small_square():
 
 
 def test_face_neighbors_on_a_closed_mesh_and_a_boundary():
-    v, f = _mesh(trimesh.creation.icosphere(subdivisions=1))
+    _, f = _mesh(trimesh.creation.icosphere(subdivisions=1))
     nb = face_neighbors(f)
     assert (nb >= 0).all()
     for i in range(len(f)):  # the neighbour across edge k shares both of its vertices
@@ -189,17 +196,31 @@ def test_texture_sample_gltf_convention_and_uv_render():
     v, f = _square(0.5)
     uvs = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]], dtype=torch.float64)
     k = Intrinsics.from_fov(40.0, 32, 32)
-    out = render_gbuffers(v, f, orbit_pose(0.0, 0.0, 2.0).double(), k, uvs=uvs, texture=tex.double())
+    out = render_gbuffers(
+        v, f, orbit_pose(0.0, 0.0, 2.0).double(), k, uvs=uvs, texture=tex.double()
+    )
     img = out.texture[0]
     # The quad spans pixels 5..27; pixel centres 10.5 and 21.5 sit at uv 0.25 and 0.75.
-    for (i, j), texel in {(10, 10): (0, 0), (10, 21): (0, 1), (21, 10): (1, 0), (21, 21): (1, 1)}.items():
+    for (i, j), texel in {
+        (10, 10): (0, 0),
+        (10, 21): (0, 1),
+        (21, 10): (1, 0),
+        (21, 21): (1, 1),
+    }.items():
         torch.testing.assert_close(img[i, j], tex[texel].double(), atol=0.01, rtol=0)
     assert (img[0, 0] == 0).all()
 
 
 def test_batched_views_and_per_view_vertices_match_single_views():
     v, f = _mesh(trimesh.creation.icosphere(subdivisions=2, radius=0.8))
-    k = Intrinsics(fx=torch.tensor([30.0, 40.0]), fy=torch.tensor([30.0, 40.0]), cx=16.0, cy=16.0, width=32, height=32)
+    k = Intrinsics(
+        fx=torch.tensor([30.0, 40.0]),
+        fy=torch.tensor([30.0, 40.0]),
+        cx=16.0,
+        cy=16.0,
+        width=32,
+        height=32,
+    )
     c2w = orbit_pose(torch.tensor([0.0, 90.0]), torch.tensor([0.0, 30.0]), 3.0)
     verts = torch.stack([v, v * 1.1])
     batched = rasterize(verts, f, c2w, k)
@@ -222,7 +243,9 @@ def test_cpu_and_cuda_agree(backend):
     outs = []
     for device in ("cpu", "cuda"):
         vd = v.to(device).requires_grad_()
-        out = render_gbuffers(vd, f.to(device), c2w.to(device), k, attributes=colors.to(device), backend=backend)
+        out = render_gbuffers(
+            vd, f.to(device), c2w.to(device), k, attributes=colors.to(device), backend=backend
+        )
         (out.alpha.sum() + out.attributes.square().sum()).backward()
         outs.append((out, vd.grad))
     (a, ga), (b, gb) = outs
@@ -243,13 +266,20 @@ def test_antialias_matches_area_coverage_of_straight_edges():
     left, right, top, bottom = 10.3, 24.6, 6.8, 25.25  # pixel coordinates of the edges
     x = [(u - 16.0) * d / 20.0 for u in (left, right)]
     y = [(16.0 - v) * d / 20.0 for v in (top, bottom)]
-    v = torch.tensor([[x[0], y[1], 0.0], [x[1], y[1], 0.0], [x[1], y[0], 0.0], [x[0], y[0], 0.0]], dtype=torch.float64)
+    v = torch.tensor(
+        [[x[0], y[1], 0.0], [x[1], y[1], 0.0], [x[1], y[0], 0.0], [x[0], y[0], 0.0]],
+        dtype=torch.float64,
+    )
     f = torch.tensor([[0, 1, 2], [0, 2, 3]])
     out = render_gbuffers(v, f, orbit_pose(0.0, 0.0, d).double(), k)
     alpha = out.alpha[0, ..., 0]
     row, col = 16, 17
-    torch.testing.assert_close(alpha[row, 9:26], torch.tensor([0.0, 0.7] + [1.0] * 13 + [0.6, 0.0], dtype=torch.float64))
-    torch.testing.assert_close(alpha[5:27, col], torch.tensor([0.0, 0.2] + [1.0] * 18 + [0.25, 0.0], dtype=torch.float64))
+    torch.testing.assert_close(
+        alpha[row, 9:26], torch.tensor([0.0, 0.7] + [1.0] * 13 + [0.6, 0.0], dtype=torch.float64)
+    )
+    torch.testing.assert_close(
+        alpha[5:27, col], torch.tensor([0.0, 0.2] + [1.0] * 18 + [0.25, 0.0], dtype=torch.float64)
+    )
 
 
 def test_backend_selection_without_warp(monkeypatch):
