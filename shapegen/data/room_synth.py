@@ -303,7 +303,7 @@ def synthesize_room(cfg: RoomSynthConfig) -> tuple[Scene, object, np.ndarray]:
         rot = _rotation(torch.randn(3, generator=gen), angle)
         n = torch.nn.functional.normalize(n @ rot.T + cfg.normal_noise * torch.randn(n.shape, generator=gen), dim=-1)
         mask = torch.ones(cfg.height, cfg.width, dtype=torch.bool)
-        side = int(round(cfg.hole_fraction * min(cfg.width, cfg.height)))
+        side = round(cfg.hole_fraction * min(cfg.width, cfg.height))
         if side > 0:
             r0 = int(u[3] * (cfg.height - side))
             c0 = int(u[4] * (cfg.width - side))

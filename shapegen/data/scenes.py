@@ -217,7 +217,7 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
         c2ws.append(c2w)
         ks.append(k)
         names.append(stem)
-    t = lambda a, dt=torch.float32: torch.as_tensor(np.stack(a), dtype=dt)  # noqa: E731
+    t = lambda a, dt=torch.float32: torch.as_tensor(np.stack(a), dtype=dt)
     n = torch.nn.functional.normalize(t(normals), dim=-1)
     return Scene(t(images), t(depths), n, t(masks, torch.bool), t(c2ws), t(ks),
                  torch.as_tensor(scale_mat, dtype=torch.float32), False, names)

@@ -37,7 +37,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -50,11 +50,16 @@ from renderers.volume import LaplaceDensity, volume_render
 from shapegen.config import from_dict, to_dict
 from shapegen.data.scenes import Scene
 from shapegen.errors import ShapegenError
-from shapegen.fields.occsdf import ColorNetwork, ColorNetworkConfig, GeometryNetwork, GeometryNetworkConfig
+from shapegen.fields.occsdf import (
+    ColorNetwork,
+    ColorNetworkConfig,
+    GeometryNetwork,
+    GeometryNetworkConfig,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OccSDFConfig", "OccSDFSystem", "RayOutputs", "scale_shift_invariant_depth_loss", "normal_loss"]
+__all__ = ["OccSDFConfig", "OccSDFSystem", "RayOutputs", "normal_loss", "scale_shift_invariant_depth_loss"]
 
 
 # ----------------------------------------------------------------------------------- configs
@@ -328,7 +333,7 @@ class OccSDFSystem(pl.LightningModule):
         bounds = ray_aabb_intersect(origins, directions, (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0), min_near=1e-3)
         far = torch.maximum(bounds.far, bounds.near + 1e-3)
         beta = self.density.get_beta().detach()
-        sdf_fn = lambda x: self.geometry(x)[:, 0]  # noqa: E731
+        sdf_fn = lambda x: self.geometry(x)[:, 0]
         eb = self.sampler.sample(sdf_fn, origins, directions, bounds.near, far, beta, training=training, generator=generator)
         s = eb.samples
         with torch.enable_grad():
@@ -380,7 +385,7 @@ class OccSDFSystem(pl.LightningModule):
             total = total + lc.rgb_feature * losses["rgb_feature"]
         mask = b["mask"] & r.sign_change
         target = lc.depth_prior_scale * b["depth"] + lc.depth_prior_shift
-        to_cam = lambda n: torch.einsum("rji,rj->ri", b["rot"], n)  # noqa: E731  R^T n
+        to_cam = lambda n: torch.einsum("rji,rj->ri", b["rot"], n)
         losses["depth"] = scale_shift_invariant_depth_loss(r.depth, target, mask)
         l1, cos = normal_loss(to_cam(r.normals), b["normal"], mask)
         losses["normal"] = l1 + cos
@@ -458,7 +463,7 @@ class OccSDFSystem(pl.LightningModule):
         from shapegen.geometry.mesh import Mesh
 
         res = resolution or self.config.train.mesh_resolution
-        fn = lambda p: self.geometry(p.to(self.device))[:, 0]  # noqa: E731
+        fn = lambda p: self.geometry(p.to(self.device))[:, 0]
         mesh = extract_mesh(fn, res, ((-1.0,) * 3, (1.0,) * 3), method="sparse", chunk_size=1 << 16, device=self.device,
                             progress=progress)
         smat = self.scale_mat.to(mesh.vertices.device)

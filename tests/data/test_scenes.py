@@ -8,7 +8,14 @@ import torch
 from PIL import Image
 
 from renderers.cameras import look_at, opengl_to_opencv
-from shapegen.data.room_synth import LABEL_DARK, LABEL_THIN, RoomSynthConfig, build_room, part_distances, write_room
+from shapegen.data.room_synth import (
+    LABEL_DARK,
+    LABEL_THIN,
+    RoomSynthConfig,
+    build_room,
+    part_distances,
+    write_room,
+)
 from shapegen.data.scenes import (
     Scene,
     decompose_projection,
@@ -65,7 +72,7 @@ def test_monosdf_missing_prior_is_one_line(tmp_path):
 def test_normals_from_depth_of_a_tilted_plane():
     # Plane z = 2 + 0.5 x (camera frame): normal ~ (0.5, 0, -1) normalised, facing the camera.
     K = torch.tensor([[20.0, 0, 8], [0, 20.0, 8], [0, 0, 1]])
-    v, u = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
+    _, u = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
     x_over_z = (u - 8) / 20
     depth = 2.0 / (1 - 0.5 * x_over_z)
     n, valid = normals_from_depth(depth, K)

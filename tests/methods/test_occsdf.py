@@ -129,7 +129,7 @@ class _CrashAt(pl.Callback):
 
 def test_resume_from_checkpoint_gives_the_same_state(tiny_room, tmp_path):
     scene = load_scene(tiny_room)
-    cfg = lambda: preset_config("tiny", ["train.max_steps=4", "train.checkpoint_every=2"])  # noqa: E731
+    cfg = lambda: preset_config("tiny", ["train.max_steps=4", "train.checkpoint_every=2"])
     straight = build_for_scene(cfg(), scene)
     fit(straight, tmp_path / "a", progress=False, previews=False)
     crashed = build_for_scene(cfg(), scene)
