@@ -284,19 +284,17 @@ def preview_sheet(rows: Sequence[Sequence[tuple[str, Mesh]]], tile: int = 160, *
     """
     from PIL import Image, ImageDraw
 
-    from renderers.preview import render_mesh
+    from renderers.preview import orbit_camera, render_mesh
 
     n_cols = max((len(r) for r in rows), default=0)
     sheet = np.full((tile * len(rows), tile * max(n_cols, 1), 3), 255, np.uint8)
     # A fixed distance that fits the [-1, 1]^3 cube's bounding sphere, so tiles share a scale.
     distance = 1.05 * 3**0.5 / np.sin(np.radians(40.0) / 2)
+    c2w = orbit_camera(torch.zeros(3), distance, azimuth_deg, elevation_deg)
     for r, row in enumerate(rows):
         for c, (label, mesh) in enumerate(row):
             cls = label.split("_")[0]
             colors = torch.tensor(CLASS_COLORS.get(cls, (0.8, 0.8, 0.8))).expand(mesh.num_vertices, 3)
-            from renderers.preview import orbit_camera
-
-            c2w = orbit_camera(torch.zeros(3), distance, azimuth_deg, elevation_deg)
             img = render_mesh(mesh.vertices, mesh.faces, vertex_colors=colors, width=tile, height=tile, c2w=c2w, fov_deg=40.0)
             pil = Image.fromarray(img)
             ImageDraw.Draw(pil).text((4, 2), label, fill=(60, 60, 60))

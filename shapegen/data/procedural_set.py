@@ -241,9 +241,14 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
             ctx.set_forkserver_preload(["torch", "mcubes", "shapegen.data.procedural", "shapegen.geometry.export"])
             with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
                 futures = [pool.submit(_make_one, *a) for a in args]
-                for f in as_completed(futures):
-                    f.result()
-                    bar.update(1)
+                try:
+                    for f in as_completed(futures):
+                        f.result()
+                        bar.update(1)
+                except BaseException:
+                    # Stop at the first failure or Ctrl-C; finished meshes stay for a resume.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
     finally:
         bar.close()
 

@@ -250,3 +250,15 @@ def test_light_config_constants_match_the_generators():
     assert procedural_set.CLASSES == procedural.CLASSES
     assert procedural_set.DEFAULT_RESOLUTION == procedural.DEFAULT_RESOLUTION
     assert procedural_set.DEFAULT_EXTENT == procedural.DEFAULT_EXTENT
+
+
+@pytest.mark.slow
+def test_cli_worker_processes_write_the_same_meshes(capsys, tmp_path):
+    # The forkserver pool path (start-up costs seconds, hence slow) against the in-process path.
+    common = ["--classes", "table", "--per-class", "3", "--resolution", "16", "--split", "all=1"]
+    assert _cli(capsys, "data", "procedural", "-o", str(tmp_path / "a"), "--workers", "2", *common)[0] == 0
+    assert _cli(capsys, "data", "procedural", "-o", str(tmp_path / "b"), "--workers", "1", *common)[0] == 0
+    for i in range(3):
+        name = f"all/table/table_{i:05d}.ply"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert (tmp_path / "a" / "index.csv").read_text() == (tmp_path / "b" / "index.csv").read_text()
