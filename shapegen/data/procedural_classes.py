@@ -387,7 +387,8 @@ def lamp(P: Params) -> Assembly:
     thin rod or vase body; conical, drum or dome shade, open top and bottom."""
     kind = P.choice("kind", ["table", "floor", "desk"], [0.4, 0.3, 0.3])
     Hl = P.uniform("height", *{"table": (0.35, 0.7), "floor": (1.2, 1.8), "desk": (0.4, 0.7)}[kind])
-    shade_r = P.uniform("shade_radius", *{"table": (0.1, 0.22), "floor": (0.18, 0.32), "desk": (0.06, 0.11)}[kind])
+    lo, hi = {"table": (0.1, 0.22), "floor": (0.18, 0.32), "desk": (0.06, 0.11)}[kind]
+    shade_r = P.uniform("shade_radius", lo, min(hi, 0.45 * Hl))  # a short lamp gets a small shade
     P.set_size(max(Hl, 2 * shade_r))
     A = Assembly(smooth=0.004 * Hl)
     base = P.choice("base", ["disk", "square", "dome", "tripod"] if kind == "floor" else ["disk", "square", "dome"])
