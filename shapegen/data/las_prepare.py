@@ -1,0 +1,205 @@
+"""LAS-Diffusion data: truncated SDF volumes, occupancy shells and synthetic sketches from meshes.
+
+Grid convention (both stages): a volume of side ``G`` samples the cube [-1, 1]^3 at voxel
+*centres* ``-1 + (2 i + 1) / G`` with ``ij`` indexing (array axis 0 is x, 1 is y, 2 is z),
+see :func:`voxel_centers` and :func:`grid_bbox` (the box handed to marching cubes).
+
+Per mesh (LAS Sec. 3 and its data scripts): centre it and scale its longest side to
+[-0.8, 0.8]; signed distances at the ``G^3`` voxel centres with
+:class:`shapegen.geometry.sdf.MeshSDF` (warp BVH and fast winding number when available),
+clipped to ``+-truncation_voxels * 2 / G``; the occupancy *shell* is ``|sdf| < shell_voxels * 2 / G``
+(LAS: 1/32 = 2 voxels at 128^3) max-pooled 2x to ``G/2``. Sketches of both styles
+(:mod:`shapegen.data.sketches`) from the five canonical views.
+
+Layout of ``DATA_DIR``::
+
+    shapes/NAME.npz          sdf (G^3 float16, clipped), shell (G/2^3 bool), category, source
+    sketches/NAME_STYLE_VIEW.png   black on white
+    index.json               shapes, categories, sketch records (file, style, view, azimuth,
+                             elevation), settings, and skipped meshes with reasons
+
+Preparation is resumable: a shape whose ``.npz`` and sketches exist with the same settings is
+not recomputed; ``index.json`` is rewritten after every mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, render_sketch, save_sketch
+from shapegen.errors import ShapegenError
+from shapegen.geometry.mesh import Mesh
+from shapegen.geometry.voxels import grid_bbox, voxel_centers
+from shapegen.io import atomic_path
+
+__all__ = ["LASPrepareConfig", "PrepareReport", "grid_bbox", "occupancy_shell", "prepare_dataset", "prepare_mesh", "voxel_centers"]
+
+
+@dataclass
+class LASPrepareConfig:
+    """Settings of ``shapegen las prepare``."""
+
+    resolution: int = 128
+    """Side G of the SDF volume (the occupancy shell has side G/2)."""
+    truncation_voxels: float = 6.4
+    """SDF values are clipped to +-truncation_voxels * 2 / G before saving (0.1 at 128^3; LAS trains on 0.05)."""
+    shell_voxels: float = 2.0
+    """Shell half-width in fine voxels: occupied where |sdf| < shell_voxels * 2 / G (LAS: 1/32 at 128)."""
+    padding: float = 0.8
+    """The mesh's longest side is scaled to [-padding, padding]."""
+    sketch_size: int = 224
+    """Side of the synthetic sketches in pixels (0: no sketches)."""
+    styles: list[str] = field(default_factory=lambda: ["contour", "canny"])
+    """Synthetic sketch styles to render (contour, canny)."""
+    views: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """Canonical view indices to render (0..4 = azimuth 0..180 in 45 degree steps)."""
+    category: str = ""
+    """Category of every mesh; empty: the mesh's sub-folder name, or 'object' for a flat folder."""
+    backend: str = "auto"
+    """Signed-distance backend: auto (warp if it imports), warp or torch."""
+
+
+def occupancy_shell(sdf: Float[Tensor, "*B G G G"], threshold: float | Tensor) -> Bool[Tensor, "*B g g g"]:
+    """The LAS shell: ``|sdf| < threshold`` max-pooled 2x (``threshold`` may be per voxel)."""
+    near = (sdf.abs() < threshold).float()
+    lead = near.shape[:-3]
+    pooled = F.max_pool3d(near.reshape(-1, 1, *near.shape[-3:]), 2)
+    return pooled.reshape(*lead, *pooled.shape[-3:]).bool()
+
+
+def mesh_to_volumes(mesh: Mesh, cfg: LASPrepareConfig) -> tuple[Float[Tensor, "G G G"], Bool[Tensor, "g g g"]]:
+    """Clipped SDF volume and occupancy shell of a mesh already in the LAS frame."""
+    from shapegen.geometry.sdf import MeshSDF
+
+    g = cfg.resolution
+    if g < 4 or g % 2:
+        raise ShapegenError(f"resolution must be an even number >= 4, got {g}")
+    sdf_fn = MeshSDF(mesh, backend=cfg.backend)  # type: ignore[arg-type]
+    pts = voxel_centers(g).reshape(-1, 3)
+    chunk = 1 << 18
+    d = torch.cat([sdf_fn(pts[i : i + chunk]) for i in range(0, pts.shape[0], chunk)])
+    trunc = cfg.truncation_voxels * 2.0 / g
+    sdf = d.reshape(g, g, g).clamp(-trunc, trunc)
+    shell = occupancy_shell(sdf, cfg.shell_voxels * 2.0 / g)
+    return sdf, shell
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare_dataset` did."""
+
+    prepared: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Mesh file -> one-line reason."""
+
+
+def _category(path: Path, root: Path, cfg: LASPrepareConfig) -> str:
+    if cfg.category:
+        return cfg.category
+    rel = path.relative_to(root)
+    return rel.parts[0] if len(rel.parts) > 1 else "object"
+
+
+def prepare_mesh(path: Path, out: Path, name: str, category: str, cfg: LASPrepareConfig) -> list[dict]:
+    """Volumes and sketches of one mesh file; returns its sketch records. Raises ShapegenError to skip."""
+    from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
+
+    mesh, _ = normalize_mesh(load_mesh(path), "cube", cfg.padding)
+    sdf, shell = mesh_to_volumes(mesh, cfg)
+    if not bool(shell.any()):
+        raise ShapegenError("no surface inside the grid (empty shell)")
+    if not bool((sdf < 0).any()):
+        raise ShapegenError("no voxel is inside the surface (open or inverted mesh?)")
+    with atomic_path(out / "shapes" / f"{name}.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
+                                category=np.asarray(category), source=np.asarray(str(path)))
+    records = []
+    for style in cfg.styles if cfg.sketch_size > 0 else []:
+        for view in cfg.views:
+            az = LAS_AZIMUTHS[view]
+            file = f"sketches/{name}_{style}_{view}.png"
+            save_sketch(out / file, render_sketch(mesh, az, style=style, size=cfg.sketch_size))  # type: ignore[arg-type]
+            records.append({"file": file, "shape": name, "style": style, "view": view, "azimuth": az, "elevation": LAS_ELEVATION})
+    return records
+
+
+def _settings(cfg: LASPrepareConfig) -> dict:
+    d = asdict(cfg)
+    d.pop("backend")
+    return d
+
+
+def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: LASPrepareConfig, progress: bool = True) -> PrepareReport:
+    """Prepare every mesh under ``mesh_dir`` (recursively) into ``out_dir`` (see the module doc).
+
+    Raises:
+        ShapegenError: if ``mesh_dir`` is missing or holds no mesh files.
+    """
+    from tqdm import tqdm
+
+    from shapegen.geometry.mesh_io import MESH_SUFFIXES
+
+    root, out = Path(mesh_dir), Path(out_dir)
+    if not root.is_dir():
+        raise ShapegenError(f"mesh folder '{root}' does not exist; give a folder of meshes")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MESH_SUFFIXES)
+    if not files:
+        raise ShapegenError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) under '{root}'")
+    for s in cfg.styles:
+        if s not in ("contour", "canny"):
+            raise ShapegenError(f"unknown sketch style '{s}'; use contour or canny")
+    for v in cfg.views:
+        if not 0 <= v < len(LAS_AZIMUTHS):
+            raise ShapegenError(f"view index {v} out of range; use 0..{len(LAS_AZIMUTHS) - 1}")
+    (out / "shapes").mkdir(parents=True, exist_ok=True)
+    index_path = out / "index.json"
+    old = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    same = old.get("settings") == _settings(cfg)
+    shapes: dict[str, dict] = old.get("shapes", {}) if same else {}
+    sketches: list[dict] = [r for r in old.get("sketches", []) if r["shape"] in shapes] if same else []
+    report = PrepareReport()
+    names: dict[str, int] = {}
+    for path in tqdm(files, desc="las prepare", unit="mesh", disable=not progress):
+        stem = path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
+        names[stem] = names.get(stem, 0) + 1
+        name = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
+        done = name in shapes and (out / "shapes" / f"{name}.npz").is_file() and all(
+            (out / r["file"]).is_file() for r in sketches if r["shape"] == name)
+        if done:
+            report.reused.append(name)
+            continue
+        category = _category(path, root, cfg)
+        try:
+            recs = prepare_mesh(path, out, name, category, cfg)
+        except ShapegenError as exc:
+            report.skipped[str(path.relative_to(root))] = str(exc)
+            continue
+        sketches = [r for r in sketches if r["shape"] != name] + recs
+        shapes[name] = {"file": f"shapes/{name}.npz", "category": category, "source": str(path)}
+        report.prepared.append(name)
+        _write_index(index_path, cfg, shapes, sketches, report.skipped)
+    _write_index(index_path, cfg, shapes, sketches, report.skipped)
+    return report
+
+
+def _write_index(path: Path, cfg: LASPrepareConfig, shapes: dict, sketches: list, skipped: dict) -> None:
+    index = {
+        "settings": _settings(cfg),
+        "categories": sorted({s["category"] for s in shapes.values()}),
+        "shapes": shapes,
+        "sketches": sketches,
+        "skipped": skipped,
+    }
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(index, indent=1))
