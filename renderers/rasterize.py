@@ -293,9 +293,16 @@ def interpolate(
     attributes = attributes.expand(bsz, *attributes.shape[1:])
     if faces.shape[0] == 0:
         return attributes.new_zeros(*rast.face_id.shape, attributes.shape[-1])
-    tri = faces[rast.face_id.clamp_min(0)]
-    values = _gather_vertices(attributes, tri)  # (B, H, W, 3, C)
-    return (rast.bary[..., None].to(values.dtype) * values).sum(-2)
+    # Gather only at covered pixels; background stays zero.
+    bsz, h, w = rast.face_id.shape
+    flat_ids = rast.face_id.reshape(-1)
+    flat = torch.nonzero(flat_ids >= 0).squeeze(1)
+    bidx = torch.div(flat, h * w, rounding_mode="floor")
+    values = attributes[bidx[:, None], faces[flat_ids[flat]]]  # (K, 3, C)
+    bary = rast.bary.reshape(-1, 3)[flat].to(values.dtype)
+    out = values.new_zeros(bsz * h * w, values.shape[-1])
+    out = out.index_put((flat,), torch.einsum("kj,kjc->kc", bary, values))
+    return out.view(bsz, h, w, -1)
 
 
 def face_neighbors(faces: Int[Tensor, "F 3"]) -> Int[Tensor, "F 3"]:
@@ -505,7 +512,15 @@ def render_gbuffers(
     verts, _ = _batched(vertices, c2w)
     mask = rast.mask
     fid = rast.face_id.clamp_min(0)
-    vn = interpolate(vertex_normals(verts, rast.faces), rast)
+    vn = vertex_normals(verts, rast.faces)
+    if attributes is not None:  # one gather for normals and attributes
+        attributes = attributes[None] if attributes.dim() == 2 else attributes
+        attributes = attributes.expand(vn.shape[0], *attributes.shape[1:])
+        dtype = torch.promote_types(vn.dtype, attributes.dtype)
+        both = interpolate(torch.cat([vn.to(dtype), attributes.to(dtype)], -1), rast)
+        vn, attrs = both[..., :3].to(vn.dtype), both[..., 3:].to(attributes.dtype)
+    else:
+        vn, attrs = interpolate(vn, rast), None
     normals = F.normalize(vn, dim=-1, eps=1e-20) * mask[..., None]
     fn = face_normals(verts, rast.faces)  # (B, F, 3)
     if fn.shape[1]:
@@ -516,7 +531,6 @@ def render_gbuffers(
     else:
         fnormals = torch.zeros_like(normals)
     alpha = mask[..., None].to(rast.bary.dtype)
-    attrs = interpolate(attributes, rast) if attributes is not None else None
     uv = interpolate(uvs, rast, uv_faces) if uvs is not None else None
     tex = None
     if texture is not None:
