@@ -71,7 +71,12 @@ def _run(args: argparse.Namespace, _config: None) -> None:
 # ------------------------------------------------------------------------------------ encode
 def _encode(args: argparse.Namespace) -> None:
     from shapegen.config import load_config, resolve_preset
-    from shapegen.fields.mosaic_sdf_fit import MSDF_SUFFIX, MosaicSDFConvertConfig, convert_folder, find_meshes
+    from shapegen.fields.mosaic_sdf_fit import (
+        MSDF_SUFFIX,
+        MosaicSDFConvertConfig,
+        convert_folder,
+        find_meshes,
+    )
 
     path = resolve_preset(args.config, "msdf_convert") if args.config else None
     cfg = load_config(MosaicSDFConvertConfig, path, args.overrides)

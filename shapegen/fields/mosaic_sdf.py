@@ -641,16 +641,15 @@ class MosaicSDF:
         path = Path(path)
         if not path.name.endswith(".npz"):
             raise ShapegenError(f"an M-SDF file must end in .msdf.npz, got '{path.name}'")
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(
-                    f,
-                    tensor=self.tensor.detach().cpu().numpy().astype(np.float32),
-                    k=np.int64(self.k),
-                    normalization=self.normalization.astype(np.float64),
-                    source_hash=np.str_(self.source_hash),
-                    version=np.int64(FORMAT_VERSION),
-                )
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f,
+                tensor=self.tensor.detach().cpu().numpy().astype(np.float32),
+                k=np.int64(self.k),
+                normalization=self.normalization.astype(np.float64),
+                source_hash=np.str_(self.source_hash),
+                version=np.int64(FORMAT_VERSION),
+            )
         return path
 
     @classmethod

@@ -150,7 +150,7 @@ class ConversionResult:
 # ===================================================================================== steps
 def farthest_point_sampling(points: Float[Tensor, "B N 3"], n: int, *, start: int = 0) -> Tensor:
     """Indices ``B n`` of farthest point sampling (Euclidean), starting at point ``start``."""
-    b, m, _ = points.shape
+    m = points.shape[1]
     if n > m:
         raise ShapegenError(f"cannot pick {n} centres from {m} surface samples; raise fps_samples")
     threads = torch.get_num_threads()

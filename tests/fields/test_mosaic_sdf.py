@@ -199,9 +199,9 @@ def test_cube_index_batches_keep_shapes_apart():
     batch = torch.arange(2).repeat_interleave(16)
     index = CubeIndex.build(c, s, batch)
     x = _points_in_cubes(a, 5)
-    pid, cid = index.candidates(x, torch.zeros(x.shape[0], dtype=torch.long))
+    _, cid = index.candidates(x, torch.zeros(x.shape[0], dtype=torch.long))
     assert (cid < 16).all()
-    pid, cid = index.candidates(x, torch.ones(x.shape[0], dtype=torch.long))
+    _, cid = index.candidates(x, torch.ones(x.shape[0], dtype=torch.long))
     assert (cid >= 16).all()
 
 
