@@ -316,7 +316,9 @@ class MSDFGenerator(pl.LightningModule):
             x0 = noise[start : start + sc.batch_size]
             b = x0.shape[0]
             labels = None if label is None else torch.full((b,), label, dtype=torch.long)
-            cond = self._condition(labels, None if prompt is None else [prompt] * b, b)
+            # No class and no prompt: the null condition, one pass per step (guidance has nothing to combine).
+            unconditional = labels is None and prompt is None
+            cond = {} if unconditional else self._condition(labels, None if prompt is None else [prompt] * b, b)
             sol: ODESolution = solve_ode(lambda x, t: self.velocity(x, t, cond, guidance, use_ema), x0, solver, steps)  # type: ignore[arg-type]
             out.append(self.denormalize(sol.x))
             nfe += sol.nfe

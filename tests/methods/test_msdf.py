@@ -113,6 +113,8 @@ def test_guidance_one_is_the_conditional_model(trained):
         uncond = model.ema(x, t, labels=torch.full((2,), model.net.null_class))
         # w = 3 extrapolates from the unconditional branch (batched together with the conditional one).
         assert torch.allclose(model.velocity(x, t, cond, guidance=3.0), uncond + 3.0 * (direct - uncond), atol=1e-5)
+    # Unconditional sampling has nothing to guide: the scale does not matter.
+    assert torch.equal(model.sample(2, steps=2, seed=1, guidance=3.0), model.sample(2, steps=2, seed=1, guidance=1.0))
     g1 = model.sample(2, cls="slab", steps=3, seed=1, guidance=1.0)
     g3 = model.sample(2, cls="slab", steps=3, seed=1, guidance=3.0)
     assert not torch.allclose(g1, g3)
