@@ -10,5 +10,6 @@ METHODS: dict[str, str] = {
     "msdf": "shapegen.methods.msdf:MSDFGenerator",
     "vsd": "shapegen.methods.vsd:VSDSystem",
     "occsdf": "shapegen.methods.occsdf:OccSDFSystem",
+    "las": "shapegen.methods.las:LASDiffusion",
 }
 """Method name -> ``module:Class`` of its LightningModule (filled as methods land)."""

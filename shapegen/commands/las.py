@@ -1,0 +1,124 @@
+"""LAS-Diffusion commands: ``las prepare`` (data) and ``sketch-to-3d`` (inference).
+
+Training and category sampling go through the generic ``shapegen train/generate --method las``
+(:mod:`shapegen.commands.methods`); heavy imports happen inside ``run`` functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from shapegen.commands.base import Command
+from shapegen.data.las_prepare import LASPrepareConfig
+from shapegen.errors import ShapegenError
+
+MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+
+
+# --------------------------------------------------------------------------------- las prepare
+def _las_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["prepare"], help="prepare: TSDF volumes, occupancy shells and synthetic sketches")
+    p.add_argument("mesh_dir", help="folder of meshes (sub-folder names become categories)")
+    p.add_argument("-o", "--output", required=True, help="data folder to write (resumable)")
+    p.add_argument("--category", help="category of every mesh (default: sub-folder name)")
+
+
+def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
+    from shapegen.data.las_prepare import prepare_dataset
+
+    if args.category:
+        cfg.category = args.category
+    report = prepare_dataset(args.mesh_dir, args.output, cfg)
+    print(f"prepared {len(report.prepared)}, reused {len(report.reused)}, skipped {len(report.skipped)} meshes in {args.output}")
+    for name, why in report.skipped.items():
+        print(f"  skipped {name}: {why}")
+
+
+# --------------------------------------------------------------------------------- sketch-to-3d
+@dataclass
+class SketchTo3DConfig:
+    """Settings of ``shapegen sketch-to-3d``."""
+
+    radius: float = 4.0
+    """Local attention radius in patch widths (LAS's command-line default)."""
+    guidance: float = 1.0
+    """Classifier-free guidance weight (1: the conditional model alone)."""
+    occupancy_steps: int = 0
+    """Stage-1 steps (0: the model's default)."""
+    sdf_steps: int = 0
+    """Stage-2 steps (0: the model's default)."""
+    preview_size: int = 256
+    """Side of each tile of the preview PNG."""
+
+
+def _s2d_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sketch", help="sketch image (PNG/JPEG; dark strokes on light paper or the reverse)")
+    p.add_argument("--checkpoint", required=True, help="a LAS .ckpt written by 'shapegen train --method las'")
+    p.add_argument("--view", type=float, help="azimuth of the sketch's view in degrees (LAS views: 0, 45, 90, 135, 180); omitted: no view")
+    p.add_argument("--category", help="category (category-conditioned models)")
+    p.add_argument("-o", "--output", required=True, help="output mesh (.glb recommended, .obj, .ply); a PNG preview is written beside it")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same shape")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (auto: CUDA if available)")
+
+
+def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
+    import torch
+
+    from shapegen.commands.methods import load_system
+    from shapegen.data.sketches import load_sketch
+
+    out = Path(args.output)
+    if out.suffix.lower() not in MESH_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if args.view is not None and not math.isfinite(args.view):
+        raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
+    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    model = load_system("las", args.checkpoint, device)
+    if not model.config.use_sketch:
+        raise ShapegenError(f"checkpoint '{args.checkpoint}' is not sketch-conditioned; use 'shapegen generate --method las'")
+    if args.category is not None or model.config.use_category:
+        model.class_index(args.category)  # fail fast on an unknown category
+    sketch = load_sketch(args.sketch, model.config.sketch_encoder.image_size)
+    if args.view is None:
+        print("note: no --view given; the sketch is attended globally (the LAS model never trains this way)")
+    result = model.sample(1, category=args.category, sketch=sketch, azimuth=args.view, seed=args.seed,
+                          occupancy_steps=cfg.occupancy_steps or None, sdf_steps=cfg.sdf_steps or None,
+                          guidance=cfg.guidance, radius=cfg.radius)
+    mesh = result.meshes[0]
+    if mesh.num_faces == 0:
+        raise ShapegenError("the model produced no surface for this sketch; try another --seed, --view or a better-trained checkpoint")
+    from shapegen.geometry.export import export_mesh
+
+    export_mesh(mesh, out)
+    png = write_comparison(sketch, mesh, args.view if args.view is not None else 0.0, out.with_suffix(".png"), cfg.preview_size)
+    print(f"wrote {out} ({mesh.num_faces} faces) and {png}")
+
+
+def write_comparison(sketch, mesh, azimuth: float, path: Path, size: int = 256) -> Path:
+    """The input sketch beside renders of ``mesh`` from the sketch's view and from two others
+    (azimuth + 90 and + 180), all with the LAS camera."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from renderers.preview import render_mesh, save_image
+    from shapegen.data.sketches import LAS_FOV, view_c2w
+
+    ink = F.interpolate(sketch[None, None].float(), size=(size, size), mode="area")[0, 0]
+    tiles = [np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)]
+    for az in (azimuth, azimuth + 90.0, azimuth + 180.0):
+        tiles.append(render_mesh(mesh.vertices, mesh.faces, width=size, height=size, fov_deg=LAS_FOV, c2w=view_c2w(az)))
+    return save_image(path, np.concatenate(tiles, 1))
+
+
+COMMANDS = [
+    Command("las", "LAS-Diffusion data: 'las prepare MESH_DIR -o DATA_DIR' writes TSDF volumes, occupancy shells and sketches",
+            _las_args, _las, LASPrepareConfig),
+    Command("sketch-to-3d", "LAS-Diffusion: a sketch (and its view) to a mesh, plus a PNG of the sketch beside renders",
+            _s2d_args, _sketch_to_3d, SketchTo3DConfig),
+]

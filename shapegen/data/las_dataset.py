@@ -1,0 +1,119 @@
+"""Dataset and datamodule over a folder written by ``shapegen las prepare`` (:mod:`shapegen.data.las_prepare`)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from shapegen.errors import ShapegenError
+
+__all__ = ["LASDataConfig", "LASDataModule", "LASDataset", "read_index"]
+
+
+@dataclass
+class LASDataConfig:
+    """Training data of LAS-Diffusion."""
+
+    root: str = "data/las"
+    """Folder written by ``shapegen las prepare``."""
+    batch_size: int = 16
+    """Shapes per batch."""
+    styles: list[str] = field(default_factory=lambda: ["contour", "canny"])
+    """Sketch styles drawn from (one random sketch of the shape per item)."""
+    num_workers: int = 0
+    """DataLoader worker processes."""
+    repeat: int = 1
+    """Each epoch visits every shape this many times (small folders, tiny runs)."""
+
+
+def read_index(root: str | Path) -> dict:
+    """The ``index.json`` of a prepared folder.
+
+    Raises:
+        ShapegenError: if the folder is not a prepared LAS data folder or holds no shapes.
+    """
+    path = Path(root) / "index.json"
+    if not path.is_file():
+        raise ShapegenError(f"'{root}' is not a prepared LAS folder (no index.json); run 'shapegen las prepare MESH_DIR -o {root}'")
+    index = json.loads(path.read_text())
+    if not index.get("shapes"):
+        raise ShapegenError(f"'{root}' holds no prepared shapes; see 'skipped' in {path}")
+    return index
+
+
+def read_sketch_png(path: Path) -> torch.Tensor:
+    """A prepared (black-on-white) sketch PNG as an ink map."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    return torch.from_numpy((grey < 0.5).astype(np.float32))
+
+
+class LASDataset(Dataset):
+    """Items: ``sdf`` (G^3 float, world units, clipped), ``shell`` (g^3 bool), ``label``, ``sketch``
+    (S x S ink map, blank if the shape has none), ``view`` (canonical view index, -1 if none)."""
+
+    def __init__(self, root: str | Path, categories: list[str], styles: list[str], sketch_size: int, repeat: int = 1) -> None:
+        self.root = Path(root)
+        index = read_index(root)
+        self.names = sorted(index["shapes"])
+        self.shapes = index["shapes"]
+        self.cat = {c: i for i, c in enumerate(categories)}
+        self.sketches: dict[str, list[dict]] = {n: [] for n in self.names}
+        for r in index.get("sketches", []):
+            if r["shape"] in self.sketches and r["style"] in styles:
+                self.sketches[r["shape"]].append(r)
+        self.sketch_size = sketch_size
+        self.repeat = max(1, repeat)
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return len(self.names) * self.repeat
+
+    def volumes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._cache:
+            with np.load(self.root / self.shapes[name]["file"]) as z:
+                self._cache[name] = (torch.from_numpy(z["sdf"].astype(np.float32)), torch.from_numpy(z["shell"]))
+        return self._cache[name]
+
+    def __getitem__(self, i: int) -> dict:
+        name = self.names[i % len(self.names)]
+        sdf, shell = self.volumes(name)
+        recs = self.sketches[name]
+        if recs:
+            r = random.choice(recs)
+            ink = read_sketch_png(self.root / r["file"])
+            if ink.shape[-1] != self.sketch_size:
+                from shapegen.data.sketches import binarize_sketch
+
+                ink = binarize_sketch(ink, self.sketch_size)
+            view = int(r["view"])
+        else:
+            ink, view = torch.zeros(self.sketch_size, self.sketch_size), -1
+        label = self.cat.get(self.shapes[name]["category"], len(self.cat))
+        return {"sdf": sdf, "shell": shell, "label": torch.tensor(label), "sketch": ink, "view": torch.tensor(view)}
+
+
+class LASDataModule(pl.LightningDataModule):
+    """Shuffled training batches of :class:`LASDataset`."""
+
+    def __init__(self, cfg: LASDataConfig, sketch_size: int = 224, categories: list[str] | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.sketch_size = sketch_size
+        self.index = read_index(cfg.root)
+        self.categories = categories if categories is not None else list(self.index.get("categories", []))
+        self.resolution = int(self.index["settings"]["resolution"])
+
+    def train_dataloader(self) -> DataLoader:
+        ds = LASDataset(self.cfg.root, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
+        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), shuffle=True, drop_last=True,
+                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)

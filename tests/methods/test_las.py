@@ -1,0 +1,188 @@
+"""LAS-Diffusion on the tiny preset: losses, sampling, checkpoints, sparsity, sketch -> mesh, and its commands
+(las prepare, train/generate --method las, sketch-to-3d)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from shapegen.data.las_dataset import LASDataModule
+from shapegen.errors import ShapegenError
+from shapegen.methods import METHODS
+from shapegen.methods.las import LASDiffusion
+
+import json
+
+from PIL import Image
+
+from shapegen.cli import main
+
+from _las_fixtures import TINY_OVERRIDES, las_data, las_trained, make_meshes, tiny_config  # noqa: F401
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny sparse ops are 5x slower with 2 threads on a busy 2-core machine (thread hand-offs)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batch(model: LASDiffusion, data) -> dict:
+    dm = LASDataModule(model.config.data, model.config.sketch_encoder.image_size, model.config.categories)
+    torch.manual_seed(0)
+    return next(iter(dm.train_dataloader()))
+
+
+def _fixed_losses(model: LASDiffusion, batch: dict) -> tuple[float, float]:
+    """Losses averaged over fixed random draws (t, noise, masks), so before/after are comparable."""
+    occ, sdf = [], []
+    with torch.no_grad():
+        for seed in range(6):
+            torch.manual_seed(100 + seed)
+            occ.append(float(model.occupancy_loss(batch)))
+            torch.manual_seed(100 + seed)
+            sdf.append(float(model.sdf_loss(batch)))
+    return sum(occ) / len(occ), sum(sdf) / len(sdf)
+
+
+def test_registered():
+    assert METHODS["las"] == "shapegen.methods.las:LASDiffusion"
+    assert "msdf" in METHODS
+
+
+def test_both_losses_decrease(las_data, las_trained):
+    trained, _ = las_trained
+    torch.manual_seed(0)
+    fresh = LASDiffusion(copy.deepcopy(trained.config))  # same architecture, untrained weights
+    batch = _batch(trained, las_data)
+    before = _fixed_losses(fresh.eval(), batch)
+    after = _fixed_losses(trained.eval(), batch)
+    assert after[0] < 0.7 * before[0], (before, after)
+    assert after[1] < 0.7 * before[1], (before, after)
+
+
+def test_sampling_is_deterministic_for_a_seed(las_trained):
+    model, _ = las_trained
+    a = model.sample(2, category="chair", seed=3)
+    b = model.sample(2, category="chair", seed=3)
+    c = model.sample(2, category="chair", seed=4)
+    assert torch.equal(a.occupancy, b.occupancy) and torch.equal(a.sdf, b.sdf)
+    assert not torch.equal(a.sdf, c.sdf)
+
+
+def test_checkpoint_round_trip(las_trained):
+    model, ckpt = las_trained
+    loaded = LASDiffusion.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    assert loaded.config == model.config
+    for (k, v), (k2, v2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    a = model.sample(1, category="table", seed=1)
+    b = loaded.sample(1, category="table", seed=1)
+    assert torch.equal(a.sdf, b.sdf)
+
+
+def test_stage2_touches_only_occupied_voxels(las_trained, monkeypatch):
+    model, _ = las_trained
+    g = model.occ_side
+    shell = torch.zeros(2, g, g, g, dtype=torch.bool)
+    shell[0, 2:5, 3:5, 2:6] = True
+    shell[1, 1, 1, 1] = True
+    seen = []
+    forward = model.sdf_net.forward
+
+    def spy(x, coords, side, t, levels=None):
+        seen.append(coords.clone())
+        return forward(x, coords, side, t, levels)
+
+    monkeypatch.setattr(model.sdf_net, "forward", spy)
+    sdf, evaluated = model.sample_sdf(shell, steps=2, generator=torch.Generator().manual_seed(0))
+    assert evaluated == 8 * int(shell.sum())
+    for coords in seen:
+        assert coords.shape[0] == evaluated
+        parents = torch.cat([coords[:, :1], coords[:, 1:] // 2], 1)
+        assert shell[parents[:, 0], parents[:, 1], parents[:, 2], parents[:, 3]].all()
+    active = torch.zeros_like(sdf, dtype=torch.bool)
+    c = seen[0]
+    active[c[:, 0], c[:, 1], c[:, 2], c[:, 3]] = True
+    assert set(sdf[~active].unique().tolist()) <= {-1.0, 1.0}  # untouched: +1 outside, -1 enclosed
+    # Enclosed voxels: a hollow shell encloses its centre, which becomes inside (-1).
+    hollow = torch.zeros(1, g, g, g, dtype=torch.bool)
+    hollow[0, 1:7, 1:7, 1:7] = True
+    hollow[0, 3:5, 3:5, 3:5] = False
+    sdf_h, _ = model.sample_sdf(hollow, steps=1, generator=torch.Generator().manual_seed(0))
+    assert (sdf_h[0, 6:10, 6:10, 6:10] == -1).all() and sdf_h[0, 0, 0, 0] == 1
+
+
+def test_unknown_category_is_one_line(las_trained):
+    model, _ = las_trained
+    with pytest.raises(ShapegenError, match="unknown category 'lamp'"):
+        model.sample(1, category="lamp")
+
+
+def test_sketch_to_mesh_end_to_end(las_trained, las_data, tmp_path):
+    from shapegen.data.sketches import load_sketch
+    from shapegen.geometry.export import export_mesh
+
+    model, _ = las_trained
+    sketch = load_sketch(las_data / "sketches" / "chair__c1_contour_1.png", 32)
+    out = model.sample(1, category="chair", sketch=sketch, azimuth=45.0, seed=0)
+    mesh = out.meshes[0]
+    assert out.occupancy[0].any()
+    assert mesh.num_faces > 0
+    assert mesh.vertices.abs().max() <= 1.0
+    path = export_mesh(mesh, tmp_path / "chair.glb")
+    assert path.stat().st_size > 100
+
+
+# ---------------------------------------------------------------------------- command line
+def test_las_prepare_resumes_and_reports_skips(tmp_path, capsys):
+    meshes = make_meshes(tmp_path / "meshes")
+    (meshes / "chair" / "broken.obj").write_text("")
+    argv = ["las", "prepare", str(meshes), "-o", str(tmp_path / "data"), "--set", "resolution=16",
+            "--set", "sketch_size=32", "--set", "views=[2]", "--set", "styles=[contour]"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "prepared 2, reused 0, skipped 1" in out and "broken.obj" in out and "empty" in out
+    index = json.loads((tmp_path / "data" / "index.json").read_text())
+    assert index["categories"] == ["chair", "table"]
+    assert {r["view"] for r in index["sketches"]} == {2} and index["sketches"][0]["azimuth"] == 90.0
+    assert main(argv) == 0
+    assert "prepared 0, reused 2, skipped 1" in capsys.readouterr().out
+
+
+def test_train_and_generate_through_method_commands(las_data, las_trained, tmp_path, capsys):
+    sets = [x for o in [f"data.root={las_data}", *TINY_OVERRIDES, "train.max_steps=2", "train.checkpoint_every=2"] for x in ("--set", o)]
+    assert main(["train", "--method", "las", "--config", "tiny", "-o", str(tmp_path / "run"), *sets]) == 0
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+    _, ckpt = las_trained
+    assert main(["generate", "--method", "las", "--checkpoint", str(ckpt), "--class", "chair", "--num", "1",
+                 "-o", str(tmp_path / "gen")]) == 0
+    assert (tmp_path / "gen" / "preview.png").is_file()
+
+
+def test_sketch_to_3d(las_data, las_trained, tmp_path, capsys):
+    _, ckpt = las_trained
+    out = tmp_path / "chair.glb"
+    sketch = las_data / "sketches" / "chair__c1_contour_1.png"
+    assert main(["sketch-to-3d", str(sketch), "--checkpoint", str(ckpt), "--view", "45", "--category", "chair", "-o", str(out)]) == 0
+    assert out.is_file() and out.stat().st_size > 100
+    png = Image.open(out.with_suffix(".png"))
+    assert png.size == (4 * 256, 256)  # sketch + same view + two other views
+
+
+def test_sketch_to_3d_errors_are_one_line(las_trained, tmp_path, capsys):
+    _, ckpt = las_trained
+    bad = tmp_path / "sketch.png"
+    bad.write_text("hello")
+    assert main(["sketch-to-3d", str(bad), "--checkpoint", str(ckpt), "--view", "45", "--category", "chair", "-o", str(tmp_path / "o.glb")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "not a readable image" in err and "\n" not in err
+    Image.new("L", (64, 64), 255).save(bad)
+    assert main(["sketch-to-3d", str(bad), "--checkpoint", str(ckpt), "--category", "chair", "-o", str(tmp_path / "o.glb")]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert main(["sketch-to-3d", str(bad), "--checkpoint", str(ckpt), "--category", "lamp", "-o", str(tmp_path / "o.glb")]) == 2
+    assert "unknown category 'lamp'" in capsys.readouterr().err
