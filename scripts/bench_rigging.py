@@ -28,12 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _benchlib import table, write_section  # noqa: E402
+from _benchlib import table, write_section
 
-from shapegen.fields.body_prior import HumanoidPrior  # noqa: E402
-from shapegen.geometry.mesh import Mesh  # noqa: E402
-from shapegen.geometry.rigging import procedural_skin_weights, rig_analytic_template, transfer_rig  # noqa: E402
-from shapegen.methods.avatar import RigConfig, rig_humanoid  # noqa: E402
+from shapegen.fields.body_prior import HumanoidPrior
+from shapegen.geometry.mesh import Mesh
+from shapegen.geometry.rigging import procedural_skin_weights, rig_analytic_template, transfer_rig
+from shapegen.methods.avatar import RigConfig, rig_humanoid
 
 
 def _subdivide_to(mesh: Mesh, vertices: int) -> Mesh:

@@ -152,7 +152,7 @@ class HumanoidPrior:
                 (f"foot_{s}", "capsule", (sx * 0.09, 0.05, -0.03), toe, (0.042, 0, 0)),
             ]
         k = cfg.height / _DESIGN_HEIGHT
-        sc = lambda v: tuple(float(x) * k for x in v)  # noqa: E731
+        sc = lambda v: tuple(float(x) * k for x in v)
         self.scale = k
         self.joint_positions: Float[Tensor, "J 3"] = torch.tensor([sc(pos[n]) for n in self.joint_names])
         self.primitives = [Primitive(index[j], kind, sc(a), sc(b), sc(r)) for j, kind, a, b, r in prims]
@@ -182,7 +182,7 @@ class HumanoidPrior:
                 cols.append(k0 * (k0 - 1) / k1.clamp_min(1e-12))
         return torch.stack(cols, dim=1)
 
-    def sdf(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def sdf(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """Signed distance (approximate: smooth union of the primitives), negative inside, metres."""
         d = self.primitive_distances(points)
         # Exponential smooth minimum: symmetric in its arguments, so the body stays exactly
@@ -234,7 +234,7 @@ def import_anny(cache_dir: str | os.PathLike | None = None):
         path.mkdir(parents=True, exist_ok=True)
         os.environ["ANNY_CACHE_DIR"] = str(path)
     try:
-        import anny  # noqa: PLC0415
+        import anny
     except ImportError as exc:
         raise ShapegenError(f"the Anny body prior needs the optional package anny ({exc}); pip install anny, or use kind=analytic") from exc
     return anny

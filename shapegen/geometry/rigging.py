@@ -111,7 +111,7 @@ class Skeleton:
             world[i] = local[i] if p < 0 else world[p] @ local[i]
         return torch.stack(world)
 
-    def transformed(self, scale: float, offset: Float[Tensor, "3"]) -> Skeleton:
+    def transformed(self, scale: float, offset: Float[Tensor, 3]) -> Skeleton:
         """The skeleton under ``x -> x * scale + offset`` (rest rotations stay the identity)."""
         t = self.rest_transforms.clone()
         t[:, :3, 3] = t[:, :3, 3] * scale + torch.as_tensor(offset, dtype=torch.float32)

@@ -21,7 +21,13 @@ import torch
 from shapegen.errors import ShapegenError
 from shapegen.fields.body_prior import BodyPriorConfig, HumanoidPrior
 from shapegen.geometry.mesh import Mesh
-from shapegen.geometry.rigging import RiggedMesh, TransferConfig, axis_angle_matrix, rig_analytic_template, transfer_rig
+from shapegen.geometry.rigging import (
+    RiggedMesh,
+    TransferConfig,
+    axis_angle_matrix,
+    rig_analytic_template,
+    transfer_rig,
+)
 
 __all__ = ["POSES", "RigConfig", "pose_rotations", "rig_humanoid"]
 

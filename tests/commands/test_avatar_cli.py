@@ -9,9 +9,9 @@ from shapegen.cli import main
 from shapegen.fields.body_prior import BodyPriorConfig, HumanoidPrior
 from shapegen.geometry.export import export_mesh
 from shapegen.geometry.export_rigged import load_rigged_glb
+from shapegen.geometry.extract import evaluate_grid, marching_cubes
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.primitives import box
-from shapegen.geometry.extract import evaluate_grid, marching_cubes
 
 
 def test_rig_cli_writes_rigged_glb_and_preview(capsys, tmp_path):

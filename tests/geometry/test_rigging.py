@@ -9,7 +9,13 @@ import torch
 from shapegen.errors import ShapegenError
 from shapegen.fields.body_prior import HumanoidPrior
 from shapegen.geometry.export_rigged import export_rigged_glb, load_rigged_glb
-from shapegen.geometry.rigging import RiggedMesh, axis_angle_matrix, linear_blend_skinning, rig_analytic_template, transfer_rig
+from shapegen.geometry.rigging import (
+    RiggedMesh,
+    axis_angle_matrix,
+    linear_blend_skinning,
+    rig_analytic_template,
+    transfer_rig,
+)
 
 MOUTH = torch.tensor([0.0, 1.57, 0.11])
 
@@ -37,7 +43,7 @@ def test_weights_normalised_and_self_consistent(rigs):
 
 
 def test_limbs_do_not_bleed(rigs):
-    prior, _, other, moved = rigs
+    prior, _, _other, moved = rigs
     parts = moved.vertex_parts()
     dense = moved.skin.dense(prior.num_joints)
     arm_l = [i for i, p in enumerate(prior.parts) if p == "arm_l"]
@@ -46,7 +52,7 @@ def test_limbs_do_not_bleed(rigs):
 
 
 def test_elbow_follows_its_arm(rigs):
-    prior, _, other, moved = rigs
+    _prior, _, other, moved = rigs
     sk = moved.skeleton
     fa, hand = sk.index("forearm_l"), sk.index("hand_l")
     rot = torch.eye(3).repeat(sk.num_joints, 1, 1)
