@@ -120,10 +120,9 @@ def prepare_mesh(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
         raise ShapegenError("no surface inside the grid (empty shell)")
     if not bool((sdf < 0).any()):
         raise ShapegenError("no voxel is inside the surface (open or inverted mesh?)")
-    with atomic_path(out / "shapes" / f"{name}.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
-                                category=np.asarray(category), source=np.asarray(str(path)))
+    with atomic_path(out / "shapes" / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
+                            category=np.asarray(category), source=np.asarray(str(path)))
     records = []
     for style in cfg.styles if cfg.sketch_size > 0 else []:
         for view in cfg.views:

@@ -254,8 +254,9 @@ def render_sketch(
 
 def save_sketch(path: str | os.PathLike, ink: Float[Tensor, "H W"]) -> Path:
     """Write an ink map as a black-on-white 8-bit PNG, atomically."""
-    from shapegen.io import atomic_path
     from PIL import Image
+
+    from shapegen.io import atomic_path
 
     img = (255 - (ink.detach().cpu().clamp(0, 1) * 255).round()).to(torch.uint8).numpy()
     with atomic_path(path) as tmp:

@@ -529,7 +529,6 @@ class LASDiffusion(pl.LightningModule):
 def preview_sheet(meshes: list[Mesh], path: str | Path, size: int = 256, azimuths: tuple[float, ...] = (30.0,)) -> Path:
     """One row per mesh, one shaded render per azimuth (blank tiles for empty meshes), as a PNG."""
     from renderers.preview import render_mesh, save_image
-
     from shapegen.data.sketches import LAS_FOV, view_c2w
 
     rows = []

@@ -22,9 +22,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
 from jaxtyping import Bool, Float
-from torch import Tensor
+from torch import Tensor, nn
 
 from shapegen.geometry.voxels import voxel_centers
 

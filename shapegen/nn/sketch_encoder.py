@@ -19,10 +19,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 from shapegen.errors import ShapegenError
 from shapegen.nn.local_attention import sinusoidal_encoding
@@ -98,7 +97,7 @@ class HubSketchEncoder(nn.Module):
         self.prefix = int(getattr(model, "num_prefix_tokens", 1))
         self.dim = int(model.num_features)
         grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
-        self.patches = int(grid[0]) if grid else int(math.isqrt(model.patch_embed.num_patches))
+        self.patches = int(grid[0]) if grid else math.isqrt(model.patch_embed.num_patches)
         self.image_size = cfg.image_size
 
     def train(self, mode: bool = True) -> HubSketchEncoder:  # stays frozen in eval mode

@@ -22,9 +22,8 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn as nn
 from jaxtyping import Float, Int
-from torch import Tensor
+from torch import Tensor, nn
 
 from shapegen.nn.unet3d import timestep_embedding
 

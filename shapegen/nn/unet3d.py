@@ -18,9 +18,8 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn as nn
 from jaxtyping import Bool, Float, Int
-from torch import Tensor
+from torch import Tensor, nn
 
 from shapegen.nn.local_attention import LocalCrossAttention
 
@@ -90,7 +89,6 @@ class SelfAttention3D(nn.Module):
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
 
     def forward(self, h: Tensor) -> Tensor:
-        b, c = h.shape[:2]
         x = self.norm(h).flatten(2).transpose(1, 2)
         o, _ = self.attn(x, x, x, need_weights=False)
         return h + o.transpose(1, 2).reshape(h.shape)

@@ -1,25 +1,22 @@
+# ruff: noqa: F811  (pytest fixtures imported from _las_fixtures are redefined as arguments)
 """LAS-Diffusion on the tiny preset: losses, sampling, checkpoints, sparsity, sketch -> mesh, and its commands
 (las prepare, train/generate --method las, sketch-to-3d)."""
 
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
+from _las_fixtures import TINY_OVERRIDES, las_data, las_trained, make_meshes, tiny_config  # noqa: F401
+from PIL import Image
 
+from shapegen.cli import main
 from shapegen.data.las_dataset import LASDataModule
 from shapegen.errors import ShapegenError
 from shapegen.methods import METHODS
 from shapegen.methods.las import LASDiffusion
-
-import json
-
-from PIL import Image
-
-from shapegen.cli import main
-
-from _las_fixtures import TINY_OVERRIDES, las_data, las_trained, make_meshes, tiny_config  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="session")
