@@ -62,6 +62,12 @@ class LASPrepareConfig:
     """Synthetic sketch styles to render (contour, canny)."""
     views: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     """Canonical view indices to render (0..4 = azimuth 0..180 in 45 degree steps)."""
+    jitter_per_view: int = 0
+    """Extra sketches per view and style from a jittered camera (azimuth +-22.5, elevation +-5 degrees,
+    LAS's recipe; LAS uses 10). They are recorded with their canonical view, whose camera the model
+    is given in training, which teaches it to tolerate a roughly chosen view."""
+    seed: int = 0
+    """Seed of the camera jitter (per mesh: seed + a hash of its name, so resuming is reproducible)."""
     category: str = ""
     """Category of every mesh; empty: the mesh's sub-folder name, or 'object' for a flat folder."""
     backend: str = "auto"
@@ -124,12 +130,18 @@ def prepare_mesh(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
         np.savez_compressed(fh, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
                             category=np.asarray(category), source=np.asarray(str(path)))
     records = []
+    gen = torch.Generator().manual_seed(cfg.seed + sum(map(ord, name)))
     for style in cfg.styles if cfg.sketch_size > 0 else []:
         for view in cfg.views:
-            az = LAS_AZIMUTHS[view]
-            file = f"sketches/{name}_{style}_{view}.png"
-            save_sketch(out / file, render_sketch(mesh, az, style=style, size=cfg.sketch_size))  # type: ignore[arg-type]
-            records.append({"file": file, "shape": name, "style": style, "view": view, "azimuth": az, "elevation": LAS_ELEVATION})
+            for j in range(1 + cfg.jitter_per_view):
+                az, el = LAS_AZIMUTHS[view], LAS_ELEVATION
+                if j:
+                    daz, del_ = ((torch.rand(2, generator=gen) * 2 - 1) * torch.tensor([22.5, 5.0])).tolist()
+                    az, el = az + daz, el + del_
+                file = f"sketches/{name}_{style}_{view}" + (f"_j{j}" if j else "") + ".png"
+                ink = render_sketch(mesh, az, style=style, size=cfg.sketch_size, elevation_deg=el)  # type: ignore[arg-type]
+                save_sketch(out / file, ink)
+                records.append({"file": file, "shape": name, "style": style, "view": view, "azimuth": az, "elevation": el})
     return records
 
 

@@ -1,0 +1,37 @@
+"""LAS data preparation: TSDF volume, occupancy shell, jittered sketches, resumability."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from shapegen.data.las_prepare import LASPrepareConfig, occupancy_shell, prepare_dataset
+from shapegen.geometry.export import export_mesh
+from shapegen.geometry.extract import extract_mesh
+from shapegen.geometry.primitives import sphere
+from shapegen.geometry.voxels import voxel_centers
+
+
+def test_sphere_volumes_and_jittered_sketches(tmp_path):
+    (tmp_path / "m").mkdir()
+    export_mesh(extract_mesh(sphere(radius=0.9), 24), tmp_path / "m" / "ball.obj")
+    cfg = LASPrepareConfig(resolution=16, sketch_size=32, views=[1], styles=["contour"], jitter_per_view=2)
+    report = prepare_dataset(tmp_path / "m", tmp_path / "d", cfg, progress=False)
+    assert report.prepared == ["ball"] and not report.skipped
+    with np.load(tmp_path / "d" / "shapes" / "ball.npz") as z:
+        sdf, shell = torch.from_numpy(z["sdf"].astype(np.float32)), torch.from_numpy(z["shell"])
+    # Normalised to [-0.8, 0.8]: the sphere's radius becomes 0.8; SDF clipped at 6.4 voxels.
+    exact = (voxel_centers(16).norm(dim=-1) - 0.8).clamp(-0.8, 0.8)
+    trunc = 6.4 * 2 / 16
+    assert torch.allclose(sdf, exact.clamp(-trunc, trunc), atol=0.03)
+    assert shell.shape == (8, 8, 8) and torch.equal(shell, occupancy_shell(sdf, 2 * 2 / 16))
+    assert not shell[4, 4, 4] and (shell[6, 4, 4] or shell[7, 4, 4])  # hollow: a shell, not a solid
+    index = json.loads((tmp_path / "d" / "index.json").read_text())
+    recs = index["sketches"]
+    assert len(recs) == 3 and all(r["view"] == 1 for r in recs)
+    az = sorted(r["azimuth"] for r in recs)
+    assert 45.0 in az and all(22.5 <= a <= 67.5 for a in az) and len(set(az)) == 3
+    again = prepare_dataset(tmp_path / "m", tmp_path / "d", cfg, progress=False)
+    assert again.reused == ["ball"] and not again.prepared
