@@ -237,5 +237,10 @@ def import_anny(cache_dir: str | os.PathLike | None = None):
         import anny
     except ImportError as exc:
         raise ShapegenError(f"the Anny body prior needs the optional package anny ({exc}); pip install anny, or use kind=analytic") from exc
+    if cache_dir is not None:
+        # Anny reads the variable only on its first import; later calls set the path directly.
+        from anny.paths import set_anny_cache_path
+
+        set_anny_cache_path(path)
     return anny
 
