@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import REPO, shared_data_root, table, write_section  # noqa: E402
+from _benchlib import shared_data_root, table, write_section
 
 
 def _count(model) -> str:
