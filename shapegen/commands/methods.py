@@ -38,6 +38,15 @@ def _method_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="method name, e.g. msdf")
 
 
+def _require(system, name: str, *attrs: str):
+    """Check that a method's system supports the generic commands (some methods have their own)."""
+    missing = [a for a in attrs if not hasattr(system, a)]
+    if missing:
+        raise ShapegenError(f"method '{name}' does not support this generic command (no {', '.join(missing)}); "
+                            f"see 'shapegen --help' for its own commands")
+    return system
+
+
 # -------------------------------------------------------------------------------------- train
 def _train_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
@@ -138,7 +147,7 @@ def _train(args: argparse.Namespace, _config) -> None:
 
     from shapegen.config import load_config, resolve_preset, save_config
 
-    system = method_class(args.method)
+    system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
     path = resolve_preset(args.config, args.method) if args.config else None
     cfg = load_config(system.CONFIG, path, args.overrides)
     out = Path(args.output or f"runs/{args.method}")
@@ -183,7 +192,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
 
 def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     """Load a trained system from a checkpoint (one-line errors for every user mistake)."""
-    system = method_class(method)
+    system = _require(method_class(method), method, "load_from_checkpoint", "write_samples")
     ckpt = Path(checkpoint)
     if not ckpt.is_file():
         raise ShapegenError(f"checkpoint '{ckpt}' not found; train one with 'shapegen train --method {method}'")
