@@ -61,6 +61,7 @@ from shapegen.diffusion.gaussian import alpha_sigma, ancestral_step, cfg_combine
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox
+from shapegen.methods.outputs import GenerationResult
 from shapegen.nn.local_attention import local_attention_mask, training_radius
 from shapegen.nn.sketch_encoder import SketchEncoderConfig, build_sketch_encoder
 from shapegen.nn.sparse_conv import SparseUNet, SparseUNetConfig
@@ -163,18 +164,6 @@ class LASSample:
     """Marching-cubes meshes in [-1, 1]^3 (empty meshes for empty shells)."""
     sdf_voxels_evaluated: int = 0
     """Voxels stage 2 computed on (8 per occupied shell voxel)."""
-
-
-@dataclass
-class LASGenerationResult:
-    """Files written by :meth:`LASDiffusion.write_samples` (same fields as other methods')."""
-
-    out_dir: Path
-    msdf_files: list[Path] = field(default_factory=list)
-    """Always empty (kept so ``shapegen generate`` reports every method alike)."""
-    mesh_files: list[Path] = field(default_factory=list)
-    empty: list[int] = field(default_factory=list)
-    preview: Path | None = None
 
 
 class LASDiffusion(pl.LightningModule):
@@ -504,7 +493,7 @@ class LASDiffusion(pl.LightningModule):
         guidance: float | None = None,
         resolution: int | None = None,
         preview_size: int = 256,
-    ) -> LASGenerationResult:
+    ) -> GenerationResult:
         """Sample ``num`` shapes (category-conditioned, no sketch) and write ``sample_XX.glb`` and ``preview.png``.
 
         ``prompt``, ``solver`` and ``resolution`` are accepted for the generic ``shapegen generate``
@@ -516,7 +505,7 @@ class LASDiffusion(pl.LightningModule):
             raise ShapegenError("LAS is conditioned on categories and sketches, not prompts; use --class or sketch-to-3d")
         out = Path(out_dir)
         res = self.sample(num, category=cls, seed=seed, occupancy_steps=steps, guidance=guidance)
-        result = LASGenerationResult(out_dir=out)
+        result = GenerationResult(out_dir=out)
         for i, mesh in enumerate(res.meshes):
             if mesh.num_faces == 0:
                 result.empty.append(i)

@@ -48,6 +48,7 @@ from shapegen.diffusion.flow_matching import (
     solve_ode,
 )
 from shapegen.errors import ShapegenError
+from shapegen.methods.outputs import GenerationResult, write_preview_sheet
 from shapegen.nn.text_encoders import CLIPTextEncoder, build_text_encoder
 from shapegen.nn.transformer import SetTransformer, SetTransformerConfig
 
@@ -367,41 +368,6 @@ class MSDFGenerator(pl.LightningModule):
             result.mesh_files.append(export_mesh(mesh, out / f"sample_{i:02d}.glb"))
         result.preview = write_preview_sheet(meshes, out / "preview.png", preview_size)
         return result
-
-
-@dataclass
-class GenerationResult:
-    """Files written by :meth:`MSDFGenerator.write_samples`."""
-
-    out_dir: Path
-    msdf_files: list[Path] = field(default_factory=list)
-    mesh_files: list[Path] = field(default_factory=list)
-    empty: list[int] = field(default_factory=list)
-    """Indices of samples whose decoded surface was empty (no GLB written)."""
-    preview: Path | None = None
-
-
-def write_preview_sheet(meshes: list, path: str | Path, size: int = 256) -> Path:
-    """Render every mesh (empty ones as blank tiles) and tile the images into one PNG sheet."""
-    import math
-
-    import numpy as np
-
-    from renderers.preview import render_mesh, save_image
-
-    tiles = []
-    for mesh in meshes:
-        if mesh is None or mesh.num_faces == 0:
-            tiles.append(np.full((size, size, 3), 255, dtype=np.uint8))
-        else:
-            tiles.append(np.asarray(render_mesh(mesh.vertices, mesh.faces, width=size, height=size))[..., :3])
-    cols = min(4, max(1, len(tiles)))
-    rows = math.ceil(len(tiles) / cols)
-    sheet = np.full((rows * size, cols * size, 3), 255, dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        sheet[r * size : (r + 1) * size, c * size : (c + 1) * size] = tile
-    return save_image(path, sheet)
 
 
 def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModule]:
