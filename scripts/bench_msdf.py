@@ -22,6 +22,7 @@ Usage: ``python scripts/bench_msdf.py [--meshes N] [--steps S] [--resolution R] 
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import math
 import statistics
@@ -207,8 +208,8 @@ def main() -> None:
         f"fine-tuned M-SDF, the same before fine-tuning, dense {DENSE_SIDE}^3 SDF grid (trilinear) over [-1.05, 1.05]^3; all meshed "
         f"by sparse extraction at {args.resolution}^3. Chamfer-L2 / normal consistency on {args.points} surface samples per mesh; "
         "IoU on 100k uniform points (winding number of each mesh); SDF-PSNR = 10 log10(2^2 / MSE) of the field on 100k "
-        "near-surface points (sigma 0.01) against the exact signed distance. Times are wall clock on a CPU shared with other "
-        "jobs (load average above the core count during the run).\n\n"
+        "near-surface points (sigma 0.01) against the exact signed distance. Times are wall clock; 1-minute load average "
+        f"{os.getloadavg()[0]:.1f} at the end of the run (2 cores; above 2 means other jobs shared the CPU).\n\n"
         + table(header, rows) + "\n\n" + "\n".join(summary)
     )
     if args.no_write:
