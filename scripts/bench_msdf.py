@@ -22,9 +22,9 @@ Usage: ``python scripts/bench_msdf.py [--meshes N] [--steps S] [--resolution R] 
 from __future__ import annotations
 
 import argparse
-import os
 import json
 import math
+import os
 import statistics
 import sys
 import time
