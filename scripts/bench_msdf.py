@@ -85,7 +85,7 @@ def psnr(pred: torch.Tensor, truth: torch.Tensor) -> float:
 
 
 def bench_mesh(rel: str, root: Path, args, stats: dict) -> dict:
-    cfg = MosaicSDFConvertConfig(n=args.n, k=args.k, steps=args.steps, batch_points=args.batch_points, device="cpu")
+    cfg = MosaicSDFConvertConfig(n=args.n, k=args.k, steps=args.steps, batch_points=args.batch_points, device="cpu", lr_values=args.lr_values)
     path = root / rel
     t0 = time.perf_counter()
     shape = prepare_shape(path, cfg, name=rel)
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--k", type=int, default=7)
     ap.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+    ap.add_argument("--lr-values", type=float, default=1e-3, help="Adam learning rate of the grid values")
     ap.add_argument("--batch-points", type=int, default=8192)
     ap.add_argument("--resolution", type=int, default=256, help="extraction resolution for metrics and decode timing")
     ap.add_argument("--points", type=int, default=100_000, help="surface samples per mesh for Chamfer / NC")
@@ -152,7 +153,7 @@ def main() -> None:
             stats[rec["path"]] = rec
     cache_path = Path(args.cache)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    key = f"n{args.n}_k{args.k}_s{args.steps}_b{args.batch_points}_r{args.resolution}_p{args.points}"
+    key = f"n{args.n}_k{args.k}_s{args.steps}_lr{args.lr_values}_b{args.batch_points}_r{args.resolution}_p{args.points}"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     done = cache.setdefault(key, {})
     for rel in SUBSET[: args.meshes]:
