@@ -29,6 +29,16 @@ def _seed() -> None:
 
 
 @pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test: tiny tensors and many small ops gain nothing from
+    threads, and on a busy 2-core machine each op waits for its second thread to get a core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """Root of the real test data (meshes, sketches, scenes); skips the test when absent."""
     root = shared_data_root()

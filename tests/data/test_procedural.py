@@ -23,14 +23,7 @@ from shapegen.geometry.sdf import winding_number
 RES = 64  # the default resolution, at which every part is >= 2.2 cells thick
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Many small tensor ops: extra intra-op threads only add overhead (and on a shared,
-    # busy CPU make each op wait for a core), as in the data set writer's workers.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -55,8 +55,7 @@ def _distill(mode: str, k: int = 16, steps: int = 400, lr: float = 0.03) -> torc
     return theta.detach()
 
 
-def test_vsd_particles_cover_both_modes_while_sds_collapses_to_the_mean():
-    torch.set_num_threads(1)  # tiny tensors: threading only adds overhead
+def test_vsd_particles_cover_both_modes_while_sds_collapses_to_the_mean(one_thread):
     torch.manual_seed(0)
     sds = _distill("sds")
     torch.manual_seed(0)  # the same initial particles and noise stream for VSD

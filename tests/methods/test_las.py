@@ -18,14 +18,7 @@ from shapegen.errors import ShapegenError
 from shapegen.methods import METHODS
 from shapegen.methods.las import LASDiffusion
 
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    """Tiny sparse ops are 5x slower with 2 threads on a busy 2-core machine (thread hand-offs)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(model: LASDiffusion, data) -> dict:

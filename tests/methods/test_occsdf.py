@@ -18,14 +18,7 @@ from shapegen.methods.occsdf import (
     scale_shift_invariant_depth_loss,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The shared CI machine is oversubscribed; one intra-op thread is much faster there.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,7 @@ import trimesh
 from shapegen.cli import main
 from shapegen.methods import METHODS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors on a shared CPU: extra intra-op threads only add contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
