@@ -102,10 +102,6 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
             "(add --tiny-random-prior for an offline smoke run), or --set requires_gpu=false to try anyway"
         )
     out = Path(args.output)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
     if args.resume and not last.is_file():
@@ -129,8 +125,14 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     from shapegen.geometry.export import export_mesh
     from shapegen.methods.vsd import VSDSystem, resolution_at
 
-    save_config(cfg, out / "config.yaml")
+    # Build the system (this loads the prior and fails on an unknown model) before anything is
+    # written, so a bad --model leaves no output folder behind.
     model = VSDSystem(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
+    save_config(cfg, out / "config.yaml")
 
     class _Renders(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
