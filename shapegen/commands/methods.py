@@ -55,6 +55,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set data.root=data/msdf")
     p.add_argument("--fresh", action="store_true", help="ignore OUTPUT/checkpoints/last.ckpt instead of resuming from it")
+    p.add_argument("--stage", help="train one stage of a multi-stage method (las: occupancy, sdf or both; same as "
+                   "--set train.stage=...); a checkpoint of another stage in OUTPUT is loaded, not resumed, and keeps its weights")
 
 
 def write_loss_plot(steps: list[int], losses: list[float], path: str | Path, title: str = "training loss") -> Path:
@@ -149,14 +151,23 @@ def _train(args: argparse.Namespace, _config) -> None:
 
     system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
     path = resolve_preset(args.config, args.method) if args.config else None
-    cfg = load_config(system.CONFIG, path, args.overrides)
+    overrides = list(args.overrides)
+    if args.stage is not None:
+        if not hasattr(getattr(system.CONFIG(), "train", None), "stage"):
+            raise ShapegenError(f"method '{args.method}' has no training stages; drop --stage")
+        overrides.append(f"train.stage={args.stage}")
+    cfg = load_config(system.CONFIG, path, overrides)
     out = Path(args.output or f"runs/{args.method}")
+    last = out / "checkpoints" / "last.ckpt"
+    resume = str(last) if last.is_file() and not args.fresh else None
+    if resume and hasattr(system, "resumable") and not system.resumable(cfg, last):
+        # Another stage wrote this checkpoint: start this stage from its weights, keep the rest.
+        print(f"{last} was trained with another stage; training stage '{cfg.train.stage}' from its weights")
+        cfg.train.init_from, resume = str(last), None
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model, datamodule = system.for_training(cfg)
     out.mkdir(parents=True, exist_ok=True)
     save_config(model.config, out / "config.yaml")
-    last = out / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.is_file() and not args.fresh else None
     tc = cfg.train
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
                                  every_n_train_steps=max(1, tc.checkpoint_every))

@@ -34,17 +34,26 @@ Deviations from the paper and the official code:
       Transformer by default (no download), or a frozen timm ViT such as LAS's OpenCLIP ViT-H/14.
     * Both stages live in one LightningModule (one checkpoint for ``sketch-to-3d``); ``train.stage``
       picks which are optimised (``both`` sums the two independent losses, which is the same as
-      training them side by side since they share no parameters).
-    * No EMA of the weights yet; Lightning's automatic optimisation with gradient clipping.
+      training them side by side since they share no parameters). The buffer ``stage_steps``
+      counts the optimiser steps each stage has had, so sampling refuses a checkpoint whose
+      stage 1 or stage 2 was never trained, and ``shapegen train --stage`` can train the stages
+      one after the other into the same checkpoint.
+    * EMA of the weights (LAS: 0.995 sketch stage 1, 0.999 otherwise) with the usual warm-up
+      ``decay_n = min(decay, (1 + n) / (10 + n))`` (n: the stage's steps) so short runs are not
+      dominated by the initial weights; kept in the checkpoint under ``las_ema`` and swapped in
+      for sampling. Lightning's automatic optimisation with gradient clipping.
     * Training sketches are paired with the exact canonical camera (no azimuth jitter yet).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -88,6 +97,8 @@ class LASTrainConfig:
     """AdamW weight decay."""
     grad_clip: float = 1.0
     """Gradient norm clipping (0: off)."""
+    ema_decay: float = 0.999
+    """EMA decay of the trained stage's weights (0: no EMA); sampling uses the EMA weights."""
     seed: int = 0
     """Seed of everything."""
     accelerator: str = "auto"
@@ -114,6 +125,8 @@ class LASSampleConfig:
     """Classifier-free guidance weight w (1: the conditional model alone, the LAS default)."""
     radius: float = 2.0
     """Local attention radius at inference (patch widths)."""
+    use_ema: bool = True
+    """Sample with the EMA weights when the checkpoint has them."""
 
 
 @dataclass
@@ -190,6 +203,78 @@ class LASDiffusion(pl.LightningModule):
         self.occupancy_net = UNet3D(occ)
         cfg.sdf.in_channels, cfg.sdf.out_channels = 1, 1
         self.sdf_net = SparseUNet(cfg.sdf)
+        # Optimiser steps each stage has had (occupancy, sdf); saved with the weights.
+        self.register_buffer("stage_steps", torch.zeros(2, dtype=torch.long))
+        self._ema: dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------------ stages and EMA
+    STAGE_PREFIXES: ClassVar[dict[int, tuple[str, ...]]] = {0: ("occupancy_net.", "sketch_encoder."), 1: ("sdf_net.",)}
+    """Parameter name prefixes of stage 1 (index 0) and stage 2 (index 1)."""
+
+    def trained_stages(self) -> tuple[int, ...]:
+        """Stage indices optimised by ``train.stage`` (0: occupancy, 1: sdf)."""
+        return {"both": (0, 1), "occupancy": (0,), "sdf": (1,)}[self.config.train.stage]
+
+    def require_trained(self, stage: int) -> None:
+        """Raise one line if a stage of this model has never been trained."""
+        if int(self.stage_steps[stage]) > 0:
+            return
+        name, flag = ("stage 1 (occupancy)", "occupancy") if stage == 0 else ("stage 2 (SDF)", "sdf")
+        other = "stage 2 needs its shells" if stage == 0 else "stage 1 only gives shells"
+        raise ShapegenError(f"{name} of this model was never trained ({other}); run 'shapegen train --method las "
+                            f"--stage {flag} -o RUN' with the same RUN folder, then use RUN/checkpoints/last.ckpt")
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One EMA step for the parameters of the stages being trained (warm-up as in the module doc)."""
+        decay = self.config.train.ema_decay
+        if decay <= 0:
+            return
+        for name, p in self.named_parameters():
+            stage = next((s for s, pre in self.STAGE_PREFIXES.items() if name.startswith(pre)), None)
+            if stage not in self.trained_stages() or not p.requires_grad:
+                continue
+            n = int(self.stage_steps[stage])
+            d = min(decay, (1 + n) / (10 + n))
+            e = self._ema.get(name)
+            if e is None or e.shape != p.shape:
+                self._ema[name] = p.detach().clone()
+            else:
+                self._ema[name] = e.to(p.device).lerp_(p.detach(), 1 - d)
+
+    @contextmanager
+    def ema_weights(self) -> Iterator[None]:
+        """Temporarily load the EMA weights (if any, and ``sample.use_ema``)."""
+        if not self._ema or not self.config.sample.use_ema:
+            yield
+            return
+        params = dict(self.named_parameters())
+        backup = {}
+        with torch.no_grad():
+            for name, e in self._ema.items():
+                p = params.get(name)
+                if p is not None and p.shape == e.shape:
+                    backup[name] = p.detach().clone()
+                    p.copy_(e.to(p.device, p.dtype))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, b in backup.items():
+                    params[name].copy_(b)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # After the optimiser step (automatic optimisation): count it, then update the EMA.
+        self.update_ema()
+        for s in self.trained_stages():
+            self.stage_steps[s] += 1
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["las_ema"] = {k: v.detach().cpu() for k, v in self._ema.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        upgrade_state(checkpoint)
+        self._ema = {k: v.to(self.device) for k, v in checkpoint.get("las_ema", {}).items()}
 
     # ------------------------------------------------------------------ conditions
     @property
@@ -364,7 +449,7 @@ class LASDiffusion(pl.LightningModule):
             masks = self._masks(az.expand(num) if az.numel() == 1 else az, sc.radius if radius is None else radius)
         x0 = torch.zeros_like(x)
         grid = time_grid(steps).tolist()
-        for t, s in zip(grid[:-1], grid[1:]):
+        for t, s in itertools.pairwise(grid):
             tt = torch.full((num,), t, device=dev)
             pred = self.occupancy_x0(x, x0, tt, labels, tokens, masks)
             if w != 1.0:
@@ -400,7 +485,7 @@ class LASDiffusion(pl.LightningModule):
         levels = build_levels(coords, gr, b, self.sdf_net.depth)
         x = torch.randn(coords.shape[0], 1, generator=generator, device=self.device)
         grid = time_grid(steps).tolist()
-        for t, s in zip(grid[:-1], grid[1:]):
+        for t, s in itertools.pairwise(grid):
             pred = self.sdf_net(x, coords, gr, torch.full((b,), t, device=self.device), levels).clamp(-1, 1)
             x = ancestral_step(x, pred, t, s, generator)
         out[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]] = x[:, 0].clamp(-1, 1)
@@ -430,10 +515,19 @@ class LASDiffusion(pl.LightningModule):
             seed: noise seed.
             occupancy_steps, sdf_steps, guidance, radius: override the ``sample`` config.
         """
-        from shapegen.geometry.extract import marching_cubes
-
+        self.require_trained(0)
+        self.require_trained(1)
         was_training = self.training
         self.eval()
+        try:
+            with self.ema_weights():
+                return self._sample(num, category, sketch, azimuth, seed, occupancy_steps, sdf_steps, guidance, radius)
+        finally:
+            self.train(was_training)
+
+    def _sample(self, num, category, sketch, azimuth, seed, occupancy_steps, sdf_steps, guidance, radius) -> LASSample:
+        from shapegen.geometry.extract import marching_cubes
+
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         labels = None
         if self.config.use_category:
@@ -459,7 +553,6 @@ class LASDiffusion(pl.LightningModule):
                 meshes.append(Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long)))
                 continue
             meshes.append(marching_cubes(sdf[i].cpu(), grid_bbox(self.config.resolution), 0.0))
-        self.train(was_training)
         return LASSample(occ, sdf, meshes, evaluated)
 
     # ------------------------------------------------------------------ orchestration
@@ -475,11 +568,20 @@ class LASDiffusion(pl.LightningModule):
             path = Path(config.train.init_from)
             if not path.is_file():
                 raise ShapegenError(f"train.init_from '{path}' not found; give a LAS checkpoint")
-            state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-            missing, unexpected = model.load_state_dict(state, strict=False)
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            upgrade_state(ckpt)
+            missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
             if unexpected or missing:
                 raise ShapegenError(f"'{path}' does not match this config (missing {len(missing)}, unexpected {len(unexpected)} weights)")
+            model._ema = dict(ckpt.get("las_ema", {}))
         return model, dm
+
+    @staticmethod
+    def resumable(config: LASConfig, checkpoint: str | Path) -> bool:
+        """Whether ``shapegen train`` may resume ``checkpoint`` (same ``train.stage``); otherwise it
+        starts the asked stage from the checkpoint's weights (``train.init_from``) and keeps the other."""
+        hp = torch.load(checkpoint, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        return hp.get("train", {}).get("stage", "both") == config.train.stage
 
     def write_samples(
         self,
@@ -513,6 +615,13 @@ class LASDiffusion(pl.LightningModule):
             result.mesh_files.append(export_mesh(mesh, out / f"sample_{i:02d}.glb"))
         result.preview = preview_sheet(res.meshes, out / "preview.png", preview_size)
         return result
+
+
+def upgrade_state(checkpoint: dict) -> None:
+    """Checkpoints written before ``stage_steps`` existed had both stages trained together."""
+    state = checkpoint.get("state_dict", {})
+    if state and "stage_steps" not in state:
+        state["stage_steps"] = torch.ones(2, dtype=torch.long)
 
 
 def preview_sheet(meshes: list[Mesh], path: str | Path, size: int = 256, azimuths: tuple[float, ...] = (30.0,)) -> Path:

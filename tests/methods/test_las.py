@@ -176,3 +176,61 @@ def test_sketch_to_3d_errors_are_one_line(las_trained, tmp_path, capsys):
     assert "empty" in capsys.readouterr().err
     assert main(["sketch-to-3d", str(bad), "--checkpoint", str(ckpt), "--category", "lamp", "-o", str(tmp_path / "o.glb")]) == 2
     assert "unknown category 'lamp'" in capsys.readouterr().err
+
+
+def test_ema_is_saved_and_used_for_sampling(las_trained):
+    model, ckpt = las_trained
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ema = saved["las_ema"]
+    params = dict(model.named_parameters())
+    assert set(ema) == set(params)  # both stages were trained
+    assert int(saved["state_dict"]["stage_steps"][0]) == 40 and int(saved["state_dict"]["stage_steps"][1]) == 40
+    # After 40 steps the EMA trails the raw weights (warm-up decay (1+n)/(10+n) < 1).
+    assert any(not torch.allclose(ema[k], params[k].detach()) for k in ema)
+    loaded = LASDiffusion.load_from_checkpoint(ckpt, map_location="cpu").eval()
+    assert all(torch.equal(loaded._ema[k], ema[k]) for k in ema)
+    with_ema = loaded.sample(1, category="chair", seed=2)
+    loaded.config.sample.use_ema = False
+    raw = loaded.sample(1, category="chair", seed=2)
+    assert not torch.equal(with_ema.sdf, raw.sdf)
+    loaded.config.sample.use_ema = True
+    with loaded.ema_weights():  # the swap is undone afterwards
+        assert torch.equal(dict(loaded.named_parameters())["sdf_net.head.weight"], ema["sdf_net.head.weight"])
+    assert torch.equal(dict(loaded.named_parameters())["sdf_net.head.weight"], params["sdf_net.head.weight"])
+
+
+def test_train_one_stage_at_a_time_into_one_checkpoint(las_data, las_trained, tmp_path, capsys):
+    sets = [x for o in [f"data.root={las_data}", *TINY_OVERRIDES, "train.max_steps=2", "train.checkpoint_every=2"] for x in ("--set", o)]
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "last.ckpt"
+    assert main(["train", "--method", "las", "--config", "tiny", "--stage", "occupancy", "-o", str(run), *sets]) == 0
+    first = torch.load(last, map_location="cpu", weights_only=False)
+    assert first["state_dict"]["stage_steps"].tolist() == [2, 0]
+    assert set(first["las_ema"]) and all(not k.startswith("sdf_net.") for k in first["las_ema"])
+    # Stage 2 untrained: sampling gives one clear line.
+    sketch = las_data / "sketches" / "chair__c1_contour_1.png"
+    s2d = ["sketch-to-3d", str(sketch), "--checkpoint", str(last), "--view", "45", "--category", "chair", "-o", str(tmp_path / "o.glb")]
+    capsys.readouterr()
+    assert main(s2d) == 2
+    err = capsys.readouterr().err
+    assert "stage 2 (SDF) of this model was never trained" in err and "--stage sdf" in err
+    assert not (tmp_path / "o.glb").exists()
+    # Stage 2 into the same folder: loads stage 1 from the checkpoint (not a resume) and keeps it.
+    assert main(["train", "--method", "las", "--config", "tiny", "--stage", "sdf", "-o", str(run), *sets]) == 0
+    assert "trained with another stage" in capsys.readouterr().out
+    second = torch.load(last, map_location="cpu", weights_only=False)
+    assert second["state_dict"]["stage_steps"].tolist() == [2, 2]
+    for k, v in first["state_dict"].items():
+        if k.startswith(("occupancy_net.", "sketch_encoder.")):
+            assert torch.equal(second["state_dict"][k], v), k
+            assert k not in first["las_ema"] or torch.equal(second["las_ema"][k], first["las_ema"][k]), k
+    assert any(not torch.equal(second["state_dict"][k], v) for k, v in first["state_dict"].items() if k.startswith("sdf_net."))
+    assert main(s2d) == 0 and (tmp_path / "o.glb").is_file()
+    # Stage 2 alone from scratch: stage 1 missing is one clear line too.
+    assert main(["train", "--method", "las", "--config", "tiny", "--stage", "sdf", "-o", str(tmp_path / "run2"), *sets]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--method", "las", "--checkpoint", str(tmp_path / "run2" / "checkpoints" / "last.ckpt"),
+                 "--class", "chair", "--num", "1", "-o", str(tmp_path / "gen")]) == 2
+    assert "stage 1 (occupancy) of this model was never trained" in capsys.readouterr().err
+    assert main(["train", "--method", "las", "--config", "tiny", "--stage", "bogus", "-o", str(tmp_path / "run3"), *sets]) == 2
+    assert "train.stage" in capsys.readouterr().err
