@@ -54,9 +54,19 @@ from shapegen.config import from_dict, to_dict
 from shapegen.data.cameras import CameraSamplerConfig, RandomCameraSampler, StepDataset
 from shapegen.fields.nerf import Background, BackgroundConfig, NeRFField, NeRFFieldConfig
 from shapegen.fields.shading import ShadingConfig, density_normals, pick_shading, shade
+from shapegen.fields.texture_field import TextureFieldConfig
 from shapegen.guidance.vsd import GuidanceConfig
 
-__all__ = ["OptimConfig", "RenderSettings", "VSDConfig", "VSDSystem"]
+__all__ = [
+    "GeometryStageConfig",
+    "OptimConfig",
+    "RenderSettings",
+    "TextureStageConfig",
+    "VSDConfig",
+    "VSDSystem",
+    "build_guidance",
+    "drop_frozen_prior",
+]
 
 
 @dataclass
@@ -118,6 +128,74 @@ class ExportSettings:
 
 
 @dataclass
+class GeometryStageConfig:
+    """Stage 2: DMTet geometry refinement with SDS on rendered normals (:mod:`shapegen.methods.vsd_mesh`)."""
+
+    steps: int = 15000
+    """Training steps."""
+    tet_resolution: int = 128
+    """Vertices per axis of the tet grid (threestudio: 128; the official code 256)."""
+    fit_bbox: bool = True
+    """Shrink the tet grid's box to the object found in the NeRF before sampling the SDF."""
+    bbox_margin: float = 0.1
+    """Margin added around the object when fitting the box (fraction of its size)."""
+    sdf_clamp: float = 1.0
+    """Initial SDF values are clamped to [-c, c] (threestudio: 1)."""
+    deformation_scale: float = 1.0
+    """Bound of the vertex offsets as a fraction of half a tet-grid cell (0: no offsets)."""
+    particle: int = 0
+    """Which NeRF particle the mesh stages refine."""
+    resolution: int = 512
+    """Side of the normal renders (square)."""
+    guidance: GuidanceConfig = field(default_factory=lambda: GuidanceConfig(mode="sds", guidance_scale=100.0, anneal_step=-1))
+    """Guidance on the normal renders (SDS, CFG 100, as the paper)."""
+    normal_consistency_weight: float = 1e4
+    """Weight of the normal-consistency regulariser (threestudio: 1e4)."""
+    laplacian_weight: float = 1e4
+    """Weight of the uniform Laplacian smoothness regulariser (threestudio: 1e4)."""
+    lr: float = 5e-3
+    """Adam learning rate of the SDF values and vertex offsets."""
+    lr_lora: float = 1e-4
+    """Learning rate of the LoRA model if ``guidance.mode`` is vsd."""
+    render_every: int = 500
+    """Steps between saved normal renders (0: none)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints."""
+
+
+@dataclass
+class TextureStageConfig:
+    """Stage 3: a new texture field on the frozen mesh, optimised with VSD (:mod:`shapegen.methods.vsd_mesh`)."""
+
+    steps: int = 30000
+    """Training steps."""
+    resolution: int = 512
+    """Side of the colour renders (square)."""
+    texture_field: TextureFieldConfig = field(default_factory=TextureFieldConfig)
+    """The texture field (hash grid and heads)."""
+    guidance: GuidanceConfig = field(default_factory=lambda: GuidanceConfig(mode="vsd", guidance_scale=7.5, t_max=0.5, anneal_step=-1))
+    """Guidance (VSD, CFG 7.5; t in [0.02, 0.5] throughout, as the official texture stage)."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser (the NeRF stage's values)."""
+    ambient: float = 0.3
+    """Ambient term of the point-light shading used with ``texture_field.material: pbr``."""
+    texture_resolution: int = 1024
+    """Side of the baked textures."""
+    uv_atlas: Literal["auto", "xatlas", "grid"] = "auto"
+    """UV atlas method (xatlas from the ``texture`` extra when it imports)."""
+    uv_padding: int = 4
+    """Gutter texels filled around each UV chart."""
+    mesh_extent: float = 0.5
+    """``shapegen texture``: the input mesh is scaled so its largest half-extent is this (world units)."""
+    render_every: int = 500
+    """Steps between saved renders (0: none)."""
+    checkpoint_every: int = 1000
+    """Steps between checkpoints."""
+    turntable_frames: int = 60
+    """Frames of the textured turntable."""
+
+
+@dataclass
 class VSDConfig:
     """Schema of the VSD NeRF stage (``configs/vsd/*.yaml``)."""
 
@@ -159,6 +237,44 @@ class VSDConfig:
     """Optimiser."""
     export: ExportSettings = field(default_factory=ExportSettings)
     """Outputs."""
+    geometry: GeometryStageConfig = field(default_factory=GeometryStageConfig)
+    """Stage 2 (DMTet geometry), run with ``text-to-3d --stages ...,geometry``."""
+    texture: TextureStageConfig = field(default_factory=TextureStageConfig)
+    """Stage 3 (texture), run with ``text-to-3d --stages ...,texture`` or ``shapegen texture``."""
+
+
+def build_guidance(cfg: VSDConfig, guidance: GuidanceConfig) -> nn.Module:
+    """A :class:`~shapegen.guidance.vsd.ScoreDistillation` on a freshly loaded prior ``cfg.model``.
+
+    Each stage loads its own copy: a VSD guidance adds its LoRA adapters to the UNet it gets.
+    """
+    from shapegen.guidance.prior import load_stable_diffusion
+    from shapegen.guidance.vsd import ScoreDistillation
+
+    dtype = torch.float16 if cfg.fp16_prior and torch.cuda.is_available() else torch.float32
+    sd = load_stable_diffusion(cfg.model, allow_download=cfg.allow_download, dtype=dtype)
+    return ScoreDistillation(sd, cfg.prompt, guidance, cfg.negative_prompt)
+
+
+def drop_frozen_prior(state: dict[str, Tensor]) -> None:
+    """Remove the frozen prior's weights (gigabytes for Stable Diffusion) from a state dict in
+    place, keeping the LoRA adapters and the camera embedding."""
+    for key in list(state):
+        frozen = key.startswith(("guidance.unet.", "guidance.vae.", "guidance.lora_unet."))
+        if frozen and "lora_" not in key:
+            del state[key]
+
+
+@torch.no_grad()
+def iso_density_level(density_fn, radius: float, step_size: float, level: float, resolution: int, device=None) -> float:
+    """Density of the exported surface: ``level`` if > 0, else ``min(ln 2 / step, max / 2)``
+    (opacity 0.5 per marching step, or half the peak density of a faint field)."""
+    if level > 0:
+        return level
+    axis = torch.linspace(-radius, radius, min(resolution, 64), device=device)
+    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    peak = float(torch.cat([density_fn(c) for c in pts.split(1 << 16)]).max())
+    return min(math.log(2.0) / step_size, 0.5 * peak)
 
 
 def resolution_at(step: int, settings: RenderSettings) -> int:
@@ -194,12 +310,7 @@ class VSDSystem(pl.LightningModule):
 
     @staticmethod
     def _build_guidance(cfg: VSDConfig) -> nn.Module:
-        from shapegen.guidance.prior import load_stable_diffusion
-        from shapegen.guidance.vsd import ScoreDistillation
-
-        dtype = torch.float16 if cfg.fp16_prior and torch.cuda.is_available() else torch.float32
-        sd = load_stable_diffusion(cfg.model, allow_download=cfg.allow_download, dtype=dtype)
-        return ScoreDistillation(sd, cfg.prompt, cfg.guidance, cfg.negative_prompt)
+        return build_guidance(cfg, cfg.guidance)
 
     # --- rendering --------------------------------------------------------------------------
 
@@ -312,11 +423,7 @@ class VSDSystem(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Drop the frozen prior (gigabytes for Stable Diffusion); keep LoRA and camera weights.
-        state = checkpoint["state_dict"]
-        for key in list(state):
-            frozen = key.startswith(("guidance.unet.", "guidance.vae.", "guidance.lora_unet."))
-            if frozen and "lora_" not in key:
-                del state[key]
+        drop_frozen_prior(checkpoint["state_dict"])
         checkpoint["vsd_history"] = self.history
         if self.sampler.generator is not None:
             checkpoint["vsd_camera_rng"] = self.sampler.generator.get_state()
@@ -335,14 +442,9 @@ class VSDSystem(pl.LightningModule):
     @torch.no_grad()
     def iso_density(self, k: int, resolution: int) -> float:
         """Density of the exported surface (see :attr:`ExportSettings.iso_density`)."""
-        level = self.config.export.iso_density
-        if level > 0:
-            return level
-        r = self.config.nerf.radius
-        axis = torch.linspace(-r, r, min(resolution, 64), device=self.device)
-        pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-        peak = float(torch.cat([self.fields[k].density(c) for c in pts.split(1 << 16)]).max())
-        return min(math.log(2.0) / self.step_size, 0.5 * peak)
+        return iso_density_level(
+            self.fields[k].density, self.config.nerf.radius, self.step_size, self.config.export.iso_density, resolution, self.device
+        )
 
     @torch.no_grad()
     def extract_mesh(self, k: int = 0, resolution: int | None = None):
