@@ -1,15 +1,27 @@
-"""``shapegen text-to-3d``: VSD (ProlificDreamer) NeRF stage from a text prompt.
+"""``shapegen text-to-3d``: VSD (ProlificDreamer) from a text prompt, stage by stage.
 
-Writes into ``-o OUT_DIR``: ``config.yaml`` (the resolved config), ``model.glb`` (one
-``particle_K.glb`` per particle when K > 1; mesh of the density field with albedo vertex
+``--stages`` picks the stages of ProlificDreamer to run, in this order: ``nerf`` (VSD on a
+NeRF; the default, as before), ``geometry`` (DMTet from the NeRF, SDS on normal renders) and
+``texture`` (VSD on a texture field over the frozen mesh). A stage that is not listed but
+needed by a listed one must have finished in ``OUT_DIR`` before (its checkpoint is read).
+``--resume`` continues every listed stage that has a checkpoint and starts the others.
+
+Writes into ``-o OUT_DIR``: ``config.yaml`` (the resolved config); NeRF stage: ``model.glb``
+(one ``particle_K.glb`` per particle when K > 1; mesh of the density field with albedo vertex
 colours), ``turntable.mp4`` (``.gif`` without ffmpeg), ``renders/`` (intermediate renders),
-``losses.png`` and ``history.json`` (per-step losses), ``checkpoints/last.ckpt`` (``--resume``).
+``losses.png`` and ``history.json`` (per-step losses), ``checkpoints/last.ckpt``; geometry stage:
+``geometry.glb`` (the refined mesh), ``renders/geometry_*.png`` (normal renders),
+``history_geometry.json``, ``checkpoints/geometry/last.ckpt``; texture stage: ``textured.glb``
+(UV atlas, baked base colour (+ roughness/metallic) textures, glTF PBR material),
+``turntable_textured.mp4`` (or ``.gif``), ``renders/texture_*.png``, ``history_texture.json``,
+``checkpoints/texture/last.ckpt``.
 Heavy imports happen inside ``run`` so that ``shapegen --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from pathlib import Path
@@ -18,6 +30,41 @@ from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
 
 PRESETS = ("tiny", "fast", "paper", "default")
+STAGES = ("nerf", "geometry", "texture")
+"""ProlificDreamer's stages, in order."""
+
+
+def parse_stages(text: str) -> list[str]:
+    """``"nerf,geometry"`` -> ``["nerf", "geometry"]`` in pipeline order.
+
+    Raises:
+        ShapegenError: an unknown or repeated stage name, or an empty list.
+    """
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise ShapegenError(f"--stages is empty; choose from {', '.join(STAGES)} (comma-separated)")
+    for n in names:
+        if n not in STAGES:
+            raise ShapegenError(f"unknown stage {n!r} in --stages; choose from {', '.join(STAGES)} (comma-separated, e.g. nerf,geometry,texture)")
+    if len(set(names)) != len(names):
+        raise ShapegenError(f"--stages lists a stage twice: {text}")
+    return sorted(names, key=STAGES.index)
+
+
+def stage_checkpoint(out: Path, stage: str) -> Path:
+    """Where ``stage`` keeps its last checkpoint under ``out``."""
+    return out / "checkpoints" / ("last.ckpt" if stage == "nerf" else f"{stage}/last.ckpt")
+
+
+def _finished_step(path: Path) -> tuple[int, int]:
+    """``(global step, configured steps)`` saved in a stage checkpoint."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = ckpt["hyper_parameters"]["config"]
+    stage = ckpt.get("shapegen_stage", "nerf")
+    steps = cfg["steps"] if stage == "nerf" else cfg[stage]["steps"]
+    return int(ckpt.get("global_step", 0)), int(steps)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -32,7 +79,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="override one config value (repeatable), e.g. --set steps=100")
     p.add_argument("--particles", type=int, help="number of particles K sharing the LoRA model")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoints/last.ckpt")
+    p.add_argument("--resume", action="store_true", help="continue each listed stage from its checkpoint in OUT_DIR/checkpoints/ (stages without one start)")
+    p.add_argument("--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)")
     p.set_defaults(config="default")
 
 
@@ -102,15 +150,34 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
             "(add --tiny-random-prior for an offline smoke run), or --set requires_gpu=false to try anyway"
         )
     out = Path(args.output)
-    ckpt_dir = out / "checkpoints"
-    last = ckpt_dir / "last.ckpt"
-    if args.resume and not last.is_file():
-        raise ShapegenError(f"--resume: no checkpoint at {last}; run without --resume to start")
+    stages = parse_stages(args.stages)
+    resumable = [s for s in stages if stage_checkpoint(out, s).is_file()]
+    if args.resume and not resumable:
+        where = stage_checkpoint(out, stages[0])
+        raise ShapegenError(f"--resume: no checkpoint at {where}; run without --resume to start")
+    first = STAGES.index(stages[0])
+    if first > 0:  # the stage before the first listed one must have finished in OUT_DIR
+        before = STAGES[first - 1]
+        path = stage_checkpoint(out, before)
+        if not path.is_file():
+            raise ShapegenError(
+                f"stage {stages[0]} needs the {before} stage's result, but {path} does not exist; "
+                f"add {before} to --stages or run it first with the same -o"
+            )
+        done, total = _finished_step(path)
+        if done < total:
+            raise ShapegenError(
+                f"the {before} stage in {out} stopped at step {done} of {total}; finish it with --stages {before} --resume"
+            )
+    for a, b in itertools.pairwise(stages):
+        if STAGES.index(b) != STAGES.index(a) + 1:
+            missing = STAGES[STAGES.index(a) + 1]
+            raise ShapegenError(f"--stages {args.stages}: {b} needs {missing}, which is not listed; use --stages {','.join(STAGES[STAGES.index(a):STAGES.index(b) + 1])}")
+    if not 0 <= cfg.geometry.particle < cfg.particles and "nerf" in stages:
+        raise ShapegenError(f"geometry.particle={cfg.geometry.particle} but there are {cfg.particles} particle(s)")
 
     import logging
     import warnings
-
-    import pytorch_lightning as pl
 
     # The frozen prior is in eval mode on purpose.
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -118,21 +185,151 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     if not getattr(args, "verbose", False):  # Lightning logs at INFO through its own handler
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-
-    from renderers.preview import save_animation, save_image
     from shapegen.config import save_config
-    from shapegen.geometry.export import export_mesh
-    from shapegen.methods.vsd import VSDSystem, resolution_at
+    from shapegen.methods.vsd import VSDSystem
 
-    # Build the system (this loads the prior and fails on an unknown model) before anything is
-    # written, so a bad --model leaves no output folder behind.
-    model = VSDSystem(cfg)
+    # Build the first system (this loads the prior and fails on an unknown model) before
+    # anything is written, so a bad --model leaves no output folder behind.
+    if stages[0] == "nerf":
+        model = VSDSystem(cfg)
+    else:
+        from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem
+
+        model = (GeometrySystem if stages[0] == "geometry" else TextureSystem)(cfg)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
     save_config(cfg, out / "config.yaml")
+    resume = {s: args.resume and s in resumable for s in stages}
+    for stage in stages:
+        if stage == "geometry":
+            model = _run_geometry(cfg, out, model, resume[stage])
+        elif stage == "texture":
+            model = _run_texture(cfg, out, model, resume[stage])
+        else:
+            _run_nerf(cfg, out, model, resume[stage])
+        model = None
+
+
+def _trainer(steps: int, ckpt_dir: Path, every: int, callbacks: list):
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    return pl.Trainer(
+        max_steps=steps,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
+    )
+
+
+def _render_callback(every: int, steps: int, render):
+    from pytorch_lightning.callbacks import Callback
+
+    class _Renders(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            step = trainer.global_step
+            if every > 0 and (step % every == 0 or step == steps):
+                render(pl_module, step)
+
+    return _Renders()
+
+
+def _save_video(frames, stem: Path) -> Path:
+    from renderers.preview import save_animation
+
+    try:
+        import imageio_ffmpeg  # noqa: F401
+
+        video = stem.with_suffix(".mp4")
+    except ImportError:
+        video = stem.with_suffix(".gif")
+    try:
+        save_animation(video, frames, fps=24)
+    except ValueError as exc:  # renderers cannot raise ShapegenError (one-way imports)
+        raise ShapegenError(str(exc)) from exc
+    return video
+
+
+def _device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _run_geometry(cfg, out: Path, model, resume: bool):
+    """Stage 2: DMTet from the NeRF, SDS on normal renders; writes geometry.glb."""
+    from renderers.preview import save_image
+    from shapegen.geometry.export import export_mesh
+    from shapegen.methods.vsd_mesh import GeometrySystem, nerf_level_function
+
+    g = cfg.geometry
+    model = model if isinstance(model, GeometrySystem) else GeometrySystem(cfg)
+    ckpt = stage_checkpoint(out, "geometry")
+    if not resume:
+        device = _device()
+        model.to(device)
+        model.init_from_sdf(nerf_level_function(stage_checkpoint(out, "nerf"), g.particle, device))
+
+    def render(m, step):
+        save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 15.0, g.resolution).numpy())
+
+    trainer = _trainer(g.steps, ckpt.parent, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render)])
+    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
+    trainer.save_checkpoint(ckpt)
+    model.eval()
+    path = export_mesh(model.extract_mesh(), out / "geometry.glb")
+    (out / "history_geometry.json").write_text(json.dumps(model.history))
+    print(f"wrote {path} ({model.extract_mesh().num_faces} faces) and normal renders in {out / 'renders'}")
+
+
+def _run_texture(cfg, out: Path, model, resume: bool):
+    """Stage 3: VSD texture field on the frozen geometry-stage mesh; writes textured.glb."""
+    from renderers.preview import save_image
+    from shapegen.geometry.export import export_mesh
+    from shapegen.methods.vsd_mesh import TextureSystem, dmtet_mesh_from_checkpoint
+
+    t = cfg.texture
+    ckpt = stage_checkpoint(out, "texture")
+    if resume:
+        model = model if isinstance(model, TextureSystem) else TextureSystem(cfg)
+    else:
+        mesh = dmtet_mesh_from_checkpoint(stage_checkpoint(out, "geometry"))
+        if isinstance(model, TextureSystem):
+            model.set_mesh(mesh.vertices, mesh.faces)
+        else:
+            model = TextureSystem(cfg, mesh.vertices, mesh.faces)
+
+    def render(m, step):
+        save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 15.0, t.resolution).numpy())
+
+    trainer = _trainer(t.steps, ckpt.parent, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render)])
+    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
+    trainer.save_checkpoint(ckpt)
+    model.eval()
+    path = export_mesh(model.textured_mesh(), out / "textured.glb")
+    frames = [model.render_view(360.0 * i / t.turntable_frames, 15.0, t.resolution).numpy() for i in range(t.turntable_frames)]
+    video = _save_video(frames, out / "turntable_textured")
+    (out / "history_texture.json").write_text(json.dumps(model.history))
+    print(f"wrote {path}, {video} and renders in {out / 'renders'}")
+
+
+def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
+    """Stage 1: VSD on NeRF particles (the original ``text-to-3d``)."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+
+    from renderers.preview import save_animation, save_image
+    from shapegen.geometry.export import export_mesh
+    from shapegen.methods.vsd import resolution_at
+
+    ckpt_dir = out / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
 
     class _Renders(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -155,7 +352,8 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
             _Renders(),
         ],
     )
-    trainer.fit(model, ckpt_path=str(last) if args.resume else None)
+    trainer.fit(model, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)  # the final step, also when steps is not a multiple of checkpoint_every
 
     model.eval()
     written = []
@@ -186,7 +384,7 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
 COMMANDS = [
     Command(
         "text-to-3d",
-        "VSD (ProlificDreamer) text-to-3D NeRF stage: prompt -> GLB, turntable, renders, loss plot",
+        "VSD (ProlificDreamer) text-to-3D: NeRF, DMTet geometry and texture stages (--stages) -> GLB, turntable, renders",
         _args,
         _run,
     ),

@@ -40,14 +40,14 @@ def test_geometry_stage_fits_target_normals_through_dmtet_and_rasteriser():
     cfg = tiny("geometry.tet_resolution=16", "geometry.fit_bbox=false")
     system = GeometrySystem(cfg)
     system.init_from_sdf(lambda x: x.norm(dim=-1) - 0.25)
-    c2w, intr = ring_cameras(4, 32)
+    c2w, intr = ring_cameras(3, 24)
     target_mesh = sphere_mesh(0.35)
     with torch.no_grad():
         target, target_alpha = render_normal_map(target_mesh.vertices, target_mesh.faces, c2w, intr)
     opt = torch.optim.Adam([system.dmtet.sdf, system.dmtet.deformation], lr=0.02)
     losses = []
     r0 = float(system.extract_mesh().vertices.norm(dim=-1).mean())
-    for _ in range(15):
+    for _ in range(10):
         normals, alpha, v, f = system.render(c2w, intr)
         nc, lap = system.regularizers(v, f)
         loss = (normals - target).square().mean() + (alpha - target_alpha).square().mean() + 0.01 * (nc + lap)
@@ -83,7 +83,7 @@ def test_texture_stage_moves_toward_target_colour_and_runs_vsd():
     cfg = tiny()
     mesh = sphere_mesh(0.4, 12)
     system = TextureSystem(cfg, mesh.vertices, mesh.faces)
-    c2w, intr = ring_cameras(3, 32)
+    c2w, intr = ring_cameras(2, 24)
     target = torch.tensor([0.9, 0.1, 0.1])
 
     def error() -> float:
@@ -92,7 +92,7 @@ def test_texture_stage_moves_toward_target_colour_and_runs_vsd():
 
     e0 = error()
     opt = torch.optim.Adam(system.field.parameters(), lr=0.05)
-    for _ in range(20):
+    for _ in range(12):
         rgb, alpha = system.render(c2w, intr)
         covered = alpha.detach() > 0.99
         loss = ((rgb - target[None, :, None, None]).square() * covered).sum() / covered.sum()
