@@ -3,7 +3,8 @@
 ``--stages`` picks the stages of ProlificDreamer to run, in this order: ``nerf`` (VSD on a
 NeRF; the default, as before), ``geometry`` (DMTet from the NeRF, SDS on normal renders) and
 ``texture`` (VSD on a texture field over the frozen mesh). A stage that is not listed but
-needed by a listed one must have finished in ``OUT_DIR`` before (its checkpoint is read).
+needed by a listed one must have finished in ``OUT_DIR`` before (its checkpoint is read);
+``--init-mesh MESH`` starts the geometry stage from any mesh's SDF instead of a NeRF.
 ``--resume`` continues every listed stage that has a checkpoint and starts the others.
 
 Writes into ``-o OUT_DIR``: ``config.yaml`` (the resolved config); NeRF stage: ``model.glb``
@@ -80,6 +81,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--particles", type=int, help="number of particles K sharing the LoRA model")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--resume", action="store_true", help="continue each listed stage from its checkpoint in OUT_DIR/checkpoints/ (stages without one start)")
+    p.add_argument("--init-mesh", metavar="MESH", help="start the geometry stage from this mesh's SDF instead of the NeRF (e.g. a Mosaic-SDF or LAS result); needs --stages geometry[,texture]")
     p.add_argument("--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)")
     p.set_defaults(config="default")
 
@@ -155,8 +157,19 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     if args.resume and not resumable:
         where = stage_checkpoint(out, stages[0])
         raise ShapegenError(f"--resume: no checkpoint at {where}; run without --resume to start")
+    init_mesh = None
+    if args.init_mesh:
+        if stages[0] != "geometry":
+            raise ShapegenError(f"--init-mesh starts the geometry stage, but --stages {args.stages} does not begin with it; use --stages geometry or geometry,texture")
+        from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
+
+        init_mesh = load_mesh(args.init_mesh)
+        if init_mesh.num_faces == 0:
+            raise ShapegenError(f"--init-mesh {args.init_mesh} has no faces")
+        # The framing the cameras expect (as shapegen texture): largest half-extent texture.mesh_extent.
+        init_mesh, _ = normalize_mesh(init_mesh, "cube", padding=cfg.texture.mesh_extent)
     first = STAGES.index(stages[0])
-    if first > 0:  # the stage before the first listed one must have finished in OUT_DIR
+    if first > 0 and init_mesh is None:  # the stage before the first listed one must have finished in OUT_DIR
         before = STAGES[first - 1]
         path = stage_checkpoint(out, before)
         if not path.is_file():
@@ -204,7 +217,7 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     resume = {s: args.resume and s in resumable for s in stages}
     for stage in stages:
         if stage == "geometry":
-            model = _run_geometry(cfg, out, model, resume[stage])
+            model = _run_geometry(cfg, out, model, resume[stage], init_mesh)
         elif stage == "texture":
             model = _run_texture(cfg, out, model, resume[stage])
         else:
@@ -262,8 +275,8 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _run_geometry(cfg, out: Path, model, resume: bool):
-    """Stage 2: DMTet from the NeRF, SDS on normal renders; writes geometry.glb."""
+def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
+    """Stage 2: DMTet from the NeRF (or ``init_mesh``), SDS on normal renders; writes geometry.glb."""
     from renderers.preview import save_image
     from shapegen.geometry.export import export_mesh
     from shapegen.methods.vsd_mesh import GeometrySystem, nerf_level_function
@@ -274,7 +287,12 @@ def _run_geometry(cfg, out: Path, model, resume: bool):
     if not resume:
         device = _device()
         model.to(device)
-        model.init_from_sdf(nerf_level_function(stage_checkpoint(out, "nerf"), g.particle, device))
+        if init_mesh is not None:
+            from shapegen.geometry.sdf import MeshSDF
+
+            model.init_from_sdf(MeshSDF(init_mesh.to(device)))
+        else:
+            model.init_from_sdf(nerf_level_function(stage_checkpoint(out, "nerf"), g.particle, device))
 
     def render(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 15.0, g.resolution).numpy())

@@ -283,23 +283,27 @@ class TextureSystem(pl.LightningModule):
             torch.manual_seed(cfg.seed + 2)
             self.field = TextureField(t.texture_field)
             self.background = Background(cfg.background)
-        v = torch.zeros(0, 3) if vertices is None else vertices.detach().float()
-        f = torch.zeros(0, 3, dtype=torch.long) if faces is None else faces.detach().long()
-        self.register_buffer("mesh_vertices", v)
-        self.register_buffer("mesh_faces", f)
+        self.register_buffer("mesh_vertices", torch.zeros(0, 3))
+        self.register_buffer("mesh_faces", torch.zeros(0, 3, dtype=torch.long))
         self._neighbors: Tensor | None = None
-        r = t.texture_field.radius
-        if v.numel() and float(v.abs().max()) > r:
-            raise ShapegenError(
-                f"the mesh reaches {float(v.abs().max()):.3g} from the origin, outside the texture field's cube "
-                f"(texture.texture_field.radius={r}); scale the mesh or raise the radius"
-            )
+        if vertices is not None and faces is not None:
+            self.set_mesh(vertices, faces)
         self.guidance = build_guidance(cfg, t.guidance)
         self.sampler = RandomCameraSampler(cfg.cameras, seed=cfg.seed + 2)
         self.history: list[dict[str, float]] = []
 
     def set_mesh(self, vertices: Tensor, faces: Tensor) -> None:
-        """Replace the frozen mesh (e.g. after building the system before the mesh existed)."""
+        """Set the frozen mesh (e.g. after building the system before the mesh existed).
+
+        Raises:
+            ShapegenError: the mesh leaves the texture field's cube.
+        """
+        r = self.config.texture.texture_field.radius
+        if vertices.numel() and float(vertices.abs().max()) > r:
+            raise ShapegenError(
+                f"the mesh reaches {float(vertices.abs().max()):.3g} from the origin, outside the texture field's cube "
+                f"(texture.texture_field.radius={r}); scale the mesh or raise the radius"
+            )
         self.mesh_vertices = vertices.detach().float().to(self.mesh_vertices.device)
         self.mesh_faces = faces.detach().long().to(self.mesh_faces.device)
         self._neighbors = None

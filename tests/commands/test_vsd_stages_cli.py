@@ -163,3 +163,27 @@ def test_textured_glb_opens_in_blender_with_its_image_texture(three_stages):
     assert info["uv"] == 1
     assert len(info["images"]) == 1 and info["images"][0]["size"] == [64, 64]
     assert 0.0 < info["images"][0]["mean"] < 1.0
+
+
+def test_geometry_stage_from_a_mesh(capsys, tmp_path):
+    """--init-mesh: the DMTet grid starts from any mesh's SDF (e.g. a Mosaic-SDF or LAS result)."""
+    box = trimesh.creation.box(extents=[2.0, 1.0, 1.0])
+    box.export(tmp_path / "box.obj")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "text-to-3d", "a brick", "-o", str(out), *FAST, "--set", "geometry.steps=1",
+                       "--set", "geometry.tet_resolution=16", "--set", "geometry.lr=1e-6", "--stages", "geometry",
+                       "--init-mesh", str(tmp_path / "box.obj"))
+    assert code == 0, err
+    got = trimesh.load(out / "geometry.glb", force="mesh")
+    ext = got.bounds[1] - got.bounds[0]
+    # Normalised to a largest half-extent of 0.5: a 1.0 x 0.5 x 0.5 box, within a tet cell.
+    np.testing.assert_allclose(ext, [1.0, 0.5, 0.5], atol=0.1)
+    assert not (out / "model.glb").exists()
+
+
+def test_init_mesh_needs_the_geometry_stage_first(capsys, tmp_path):
+    trimesh.creation.box().export(tmp_path / "box.obj")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "text-to-3d", "a brick", "-o", str(out), *FAST, "--init-mesh", str(tmp_path / "box.obj"))
+    _one_error_line(code, err)
+    assert "--init-mesh starts the geometry stage" in err and not out.exists()
