@@ -2,7 +2,9 @@
 
 Paper: Zhengyi Wang, Cheng Lu, Yikai Wang, Fan Bao, Chongxuan Li, Hang Su, Jun Zhu,
 "ProlificDreamer: High-Fidelity and Diverse Text-to-3D Generation with Variational Score
-Distillation", NeurIPS 2023, arXiv 2305.16213. Stage 1 (NeRF) of its three stages.
+Distillation", NeurIPS 2023, arXiv 2305.16213. Stage 1 (NeRF) of its three stages; stages 2
+(DMTet geometry) and 3 (texture) are in :mod:`shapegen.methods.vsd_mesh`, configured by
+:class:`GeometryStageConfig` and :class:`TextureStageConfig` below.
 
 What this system optimises (per step, batch B of random cameras c):
 
