@@ -20,7 +20,10 @@ Deviations and choices the paper leaves open (see the notes):
       axis, the scale, and all ``k^3`` values sharing one mean/std), stored as buffers in the
       checkpoint and undone before decoding; sampled scales are clamped to be positive.
     * Time and class conditioning through adaLN-Zero (DiT), text through cross-attention to a
-      frozen CLIP text encoder; EMA of the weights is used for sampling.
+      frozen CLIP text encoder; EMA of the weights is used for sampling. The sinusoidal time
+      features use ``100 t`` rather than DiT's ``1000 t``: at 1000 the learned velocity oscillates
+      in ``t`` faster than any solver step and fixed-step solvers do not converge to dopri5
+      (``SetTransformerConfig.time_scale``).
     * ``t ~ U[0, 1]``, ``s_min = 1e-4``, AdamW with linear warm-up, midpoint solver by default.
 """
 
@@ -141,6 +144,9 @@ class MSDFGenerator(pl.LightningModule):
 
     def __init__(self, config: MSDFConfig | None = None, **hparams: Any) -> None:
         super().__init__()
+        if not isinstance(config, MSDFConfig) and "time_scale" not in hparams.get("model", {"time_scale": None}):
+            # Saved before SetTransformerConfig.time_scale existed: those weights were trained with 1000 t.
+            hparams = {**hparams, "model": {**hparams["model"], "time_scale": 1000.0}}
         cfg = config if isinstance(config, MSDFConfig) else from_dict(MSDFConfig, hparams)
         self.config = cfg
         self.save_hyperparameters(to_dict(cfg), logger=False)

@@ -124,3 +124,34 @@ def test_two_gaussians_learned_and_sampled():
     with torch.no_grad():
         again = solve_ode(model, sample_noise((4000, 2), seed=1), "midpoint", 25).x
     assert torch.equal(x, again)
+
+
+def _gaussian_ot_velocity(mean: float, std: float):
+    """Exact marginal velocity of the OT path (s_min = 0) from N(0, 1) to N(mean, std^2), per element.
+
+    ``p_t = N(t mean, sigma_t^2)`` with ``sigma_t^2 = (1 - t)^2 + t^2 std^2``, and
+    ``u(x, t) = mean + sigma_t' / sigma_t (x - t mean)``; the flow maps ``x0`` to ``mean + std x0``.
+    """
+
+    def f(x, t):
+        tb = t.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+        var = (1 - tb) ** 2 + tb**2 * std**2
+        dlog_sigma = (-(1 - tb) + tb * std**2) / var
+        return mean + dlog_sigma * (x - tb * mean)
+
+    return f
+
+
+@pytest.mark.parametrize("solver,order", [("euler", 1), ("midpoint", 2), ("rk4", 4)])
+def test_fixed_step_solvers_converge_to_dopri5_on_the_gaussian_flow(solver, order):
+    # A time-dependent, nonlinear-in-t field with a closed-form end point: the flow-matching ODE itself.
+    f = _gaussian_ot_velocity(1.5, 0.2)
+    x0 = torch.linspace(-2.5, 2.5, 11, dtype=torch.float64)[:, None]
+    exact = 1.5 + 0.2 * x0
+    ref = solve_ode(f, x0, "dopri5", rtol=1e-10, atol=1e-10)
+    assert (ref.x - exact).abs().max().item() < 1e-8
+    errs = [(solve_ode(f, x0, solver, n).x - ref.x).abs().max().item() for n in (5, 10, 20, 50, 100, 200)]
+    assert all(b < a for a, b in zip(errs, errs[1:])), errs  # monotone
+    assert errs[3] < 0.2 * 0.1 ** (order - 1) * errs[0], errs  # 50 steps much better than 5 (10x steps: >= 5 x 10^(order-1))
+    # Asymptotic order: 100 -> 200 steps divides the error by about 2^order.
+    assert errs[4] / errs[5] > 0.8 * 2**order, errs
