@@ -135,7 +135,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1024)
     ap.add_argument("--k", type=int, default=7)
     ap.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
-    ap.add_argument("--lr-values", type=float, default=1e-3, help="Adam learning rate of the grid values")
+    ap.add_argument("--lr-values", type=float, default=MosaicSDFConvertConfig.lr_values, help="Adam learning rate of the grid values")
     ap.add_argument("--batch-points", type=int, default=8192)
     ap.add_argument("--resolution", type=int, default=256, help="extraction resolution for metrics and decode timing")
     ap.add_argument("--points", type=int, default=100_000, help="surface samples per mesh for Chamfer / NC")
@@ -154,6 +154,8 @@ def main() -> None:
     cache_path = Path(args.cache)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     key = f"n{args.n}_k{args.k}_s{args.steps}_lr{args.lr_values}_b{args.batch_points}_r{args.resolution}_p{args.points}"
+    d = MosaicSDFConvertConfig()
+    key += f"_gw{d.grad_weight}_near{d.num_near}_surf{d.num_surface}"
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     done = cache.setdefault(key, {})
     for rel in SUBSET[: args.meshes]:
@@ -205,7 +207,8 @@ def main() -> None:
     ]
     body = (
         f"Subset: the first {len(rows_data)} of `{', '.join(SUBSET[: args.meshes])}` (normalised to [-1, 1]^3), "
-        f"n={args.n}, k={args.k}, {args.steps} fine-tuning steps of {args.batch_points} points, CPU. Columns `ft / init / dense`: "
+        f"n={args.n}, k={args.k}, {args.steps} fine-tuning steps of {args.batch_points} points (value lr {args.lr_values:g}, "
+        f"gradient weight {d.grad_weight:g}, pools of {d.num_near} near-surface and {d.num_surface} surface points), CPU. Columns `ft / init / dense`: "
         f"fine-tuned M-SDF, the same before fine-tuning, dense {DENSE_SIDE}^3 SDF grid (trilinear) over [-1.05, 1.05]^3; all meshed "
         f"by sparse extraction at {args.resolution}^3. Chamfer-L2 / normal consistency on {args.points} surface samples per mesh; "
         "IoU on 100k uniform points (winding number of each mesh); SDF-PSNR = 10 log10(2^2 / MSE) of the field on 100k "

@@ -66,24 +66,28 @@ class MosaicSDFConvertConfig:
     """Covering margin c > 1: every surface sample gets hat weight >= 1 - 1/c."""
     fps_samples: int = 20_000
     """Dense surface sample for farthest point sampling and the covering scale."""
-    num_surface: int = 100_000
+    num_surface: int = 200_000
     """Training surface points (with normals)."""
-    num_near: int = 100_000
-    """Training near-surface points (with ground-truth signed distance)."""
+    num_near: int = 400_000
+    """Training near-surface points (with ground-truth signed distance). A pool much larger than
+    the number of values (n k^3) keeps the fine-tuning from over-fitting it: with 100k points the
+    SDF-PSNR gain fell as steps grew; 400k near + 200k surface points gave +8.3 dB against +6.0
+    on spot and bunny (300 steps)."""
     near_sigmas: list[float] = field(default_factory=lambda: [0.005, 0.015])
     """Gaussian offsets of the near-surface points, normalised units."""
     steps: int = 300
     """Adam fine-tuning steps (0 keeps the initial grids)."""
     batch_points: int = 8192
     """Points per shape per step, half surface and half near-surface."""
-    lr_values: float = 1e-3
-    """Adam learning rate of the grid values."""
+    lr_values: float = 3e-4
+    """Adam learning rate of the grid values. Adam moves every value by about this much per step,
+    so it must stay below the initial interpolation error (~1e-3); 1e-3 gained 2-3 dB less."""
     lr_centers: float = 2e-4
     """Adam learning rate of the centres."""
     lr_scales: float = 1e-3
     """Adam learning rate of log-scales."""
-    grad_weight: float = 0.1
-    """lambda: weight of the normal (gradient) term."""
+    grad_weight: float = 0.01
+    """lambda: weight of the normal (gradient) term (0.1 cost about 1 dB of SDF-PSNR, 0 about 0.7)."""
     coverage_weight: float = 1.0
     """mu: weight of the coverage hinge."""
     padding: float = 1.0
