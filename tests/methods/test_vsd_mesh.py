@@ -166,3 +166,35 @@ def test_texture_checkpoint_restores_mesh_and_field(tmp_path):
     loaded = TextureSystem.load_from_checkpoint(str(path), map_location="cpu")
     assert torch.equal(loaded.mesh_faces, mesh.faces)
     assert torch.equal(loaded.field.encoding.embeddings, system.field.encoding.embeddings)
+
+
+def test_normal_map_shows_world_normals_facing_the_camera():
+    mesh = sphere_mesh(0.4, 16)
+    c2w, intr = ring_cameras(2, 32)
+    normals, alpha = render_normal_map(mesh.vertices, mesh.faces, c2w, intr)
+    assert normals.shape == (2, 3, 32, 32) and float(alpha[:, 0, 0, 0].max()) == 0.0  # black background
+    for b in range(2):
+        centre = normals[b, :, 16, 16] * 2 - 1  # the sphere point nearest the camera
+        to_camera = torch.nn.functional.normalize(c2w[b, :3, 3], dim=0)
+        assert float(torch.dot(torch.nn.functional.normalize(centre, dim=0), to_camera)) > 0.97
+
+
+def test_dmtet_from_nerf_density_matches_the_nerf_surface(tmp_path):
+    """The geometry stage starts from the NeRF's surface (iso - density), not just any blob."""
+    from shapegen.config import to_dict
+    from shapegen.methods.vsd import VSDSystem
+    from shapegen.methods.vsd_mesh import nerf_level_function
+
+    cfg = tiny("nerf.blob_radius=0.35", "export.mesh_resolution=48")
+    nerf = VSDSystem(cfg)
+    path = tmp_path / "nerf.ckpt"
+    torch.save({"hyper_parameters": {"config": to_dict(cfg)}, "state_dict": nerf.state_dict()}, path)
+    reference = nerf.extract_mesh(0)  # marching cubes of the same level set
+    system = GeometrySystem(tiny("geometry.tet_resolution=24"))
+    system.init_from_sdf(nerf_level_function(path))
+    mesh = system.extract_mesh()
+    r_ref = float(reference.vertices.norm(dim=-1).mean())
+    r = float(mesh.vertices.norm(dim=-1).mean())
+    cell = float(system.dmtet.cell_size.max())
+    assert r == pytest.approx(r_ref, abs=0.25 * cell)
+    assert 0.15 < r_ref < 0.4  # a real surface inside the blob, not the box
