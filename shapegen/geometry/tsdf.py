@@ -61,7 +61,7 @@ def depth_bounds(
     *,
     mode: Literal["frusta", "points"] = "frusta",
     margin: float = 0.0,
-) -> tuple[Float[Tensor, "3"], Float[Tensor, "3"]]:
+) -> tuple[Float[Tensor, 3], Float[Tensor, 3]]:
     """Axis-aligned box containing what the depth maps observe.
 
     Args:
@@ -118,7 +118,7 @@ class TSDFVolume:
     ``origin + voxel_size * (i, j, k)``.
     """
 
-    origin: Float[Tensor, "3"]
+    origin: Float[Tensor, 3]
     """World position of the centre of voxel ``(0, 0, 0)``."""
     voxel_size: float
     """Edge of a voxel (world units)."""
@@ -134,8 +134,8 @@ class TSDFVolume:
     @classmethod
     def empty(
         cls,
-        lo: Float[Tensor, "3"],
-        hi: Float[Tensor, "3"],
+        lo: Float[Tensor, 3],
+        hi: Float[Tensor, 3],
         voxel_size: float,
         trunc: float,
         *,
@@ -157,7 +157,7 @@ class TSDFVolume:
         hi = torch.as_tensor(hi, dtype=torch.float64).reshape(3)
         if not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all() and (hi >= lo).all()):
             raise ShapegenError(f"bad TSDF bounds {lo.tolist()} .. {hi.tolist()}")
-        dims = [int(math.ceil(float(e) / voxel_size)) + 1 for e in (hi - lo)]
+        dims = [math.ceil(float(e) / voxel_size) + 1 for e in (hi - lo)]
         total = dims[0] * dims[1] * dims[2]
         if total > max_voxels:
             raise ShapegenError(
@@ -279,7 +279,7 @@ class TSDFVolume:
         dims = torch.tensor(self.shape, dtype=torch.long)
         a = torch.floor(g + 1e-4).long().clamp(min=torch.zeros(3, dtype=torch.long), max=dims - 1)
         b = torch.ceil(g - 1e-4).long().clamp(min=torch.zeros(3, dtype=torch.long), max=dims - 1)
-        lin = lambda ijk: (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]  # noqa: E731
+        lin = lambda ijk: (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
         wflat = self.weight.reshape(-1).cpu()
         observed = (wflat[lin(a)] > 0) & (wflat[lin(b)] > 0)
         colors = None
