@@ -9,13 +9,22 @@ Writes the ``msdf-generator`` section of docs/benchmarks.md:
 3. Solver accuracy: a tiny model is trained on synthetic spheres/slabs (n = 64, k = 3) and its
    samples from Euler, midpoint and RK4 at 10-100 evaluations are compared with the adaptive
    dopri5 reference (RMS difference in normalised units, and of the decoded centres).
+4. With ``--fidelity``: the fidelity check of issue 5 on 3 ShapeNet classes x 3 real meshes
+   (steps and wall time until every sample is nearest to its own class), then sample quality
+   (1-NNA, COV, MMD, distance to the dopri5 sample) from 10 to 100 evaluations and the
+   evaluations dopri5 needs (:mod:`_msdf_fidelity`).
 
-Usage: ``python scripts/bench_msdf_generator.py [--quick]``.
+Every part is cached in ``--cache`` (``results.json``; the fidelity run also keeps its data,
+weights and optimiser there and resumes at its last evaluation), so the section can be rebuilt
+or extended piecewise: ``--skip-speed`` / ``--skip-solvers`` reuse cached tables.
+
+Usage: ``python scripts/bench_msdf_generator.py [--quick] [--fidelity [--minutes 9]] [--skip-speed] [--skip-solvers]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -127,12 +136,7 @@ def solver_accuracy(steps_train: int) -> tuple[list[list[object]], float]:
     return rows, train_s
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer repeats and training steps")
-    ap.add_argument("--no-write", action="store_true", help="print the table instead of writing docs/benchmarks.md")
-    args = ap.parse_args()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+def _rows_speed(device: str) -> list[list[object]]:
     rows = []
     for preset in ("tiny", "default"):
         model = build(preset, 1024, 7, device)
@@ -141,28 +145,129 @@ def main() -> None:
         # The default preset on a CPU: one timed call each, no warm-up (minutes otherwise).
         per_shape, estimated = time_sampling(model, 50, 2 if big else 50, repeat=1 if big else 2, warmup=0 if big else 1)
         shapes_s = time_training(model, 1 if big else 8, repeat=1 if big else 3, warmup=0 if big else 1)
-        rows.append([preset, f"{params:.2f} M", f"{per_shape:.3g} s" + (" (est.)" if estimated else ""), f"{shapes_s:.3g}",
-                     "1" if big else "8"])
+        est = " (est.)" if estimated else ""
+        # Fixed-step cost is linear in the evaluations: 50 midpoint steps = 100 evaluations.
+        rows.append([preset, f"{params:.2f} M", f"{per_shape:.3g} s{est}", f"{2 * per_shape:.3g} s{est}", f"{shapes_s:.3g}", "1" if big else "8"])
         print(rows[-1], flush=True)
         del model
-    body = (
-        "Sampling: one shape, n = 1024, k = 7 (d = 347), midpoint with 25 steps = 50 function evaluations, "
-        "classifier-free guidance (conditional and null branch in one batch of 2). \"est.\": timed for 2 evaluations and "
-        "scaled to 50. Training: one AdamW step, fp32 on CPU (bf16 autocast on capable GPUs).\n\n"
-        + bl.table(["preset", "parameters", "sampling / shape (50 NFE)", "training shapes/s", "batch"], rows)
+    return rows
+
+
+def _speed_text(r: dict) -> str:
+    return (
+        f"Sampling ({r['device']}): one shape, n = 1024, k = 7 (d = 347), classifier-free guidance (conditional and null "
+        "branch in one batch of 2). 50 NFE = midpoint with 25 steps (or Euler with 50); 50 midpoint steps = 100 NFE "
+        "(fixed-step cost is linear in the evaluations). \"est.\": timed for 2 evaluations and scaled. Training: one "
+        "AdamW step on random tensors, fp32 on CPU (bf16 autocast on capable GPUs). Not yet measured on a GPU.\n\n"
+        + bl.table(["preset", "parameters", "sampling / shape, 50 NFE", "sampling / shape, 50 midpoint steps", "training shapes/s", "batch"], r["rows"])
     )
-    acc, train_s = solver_accuracy(150 if args.quick else 400)
-    body += (
-        f"\n\nSolver accuracy against dopri5 (rtol = atol = 1e-6) on a tiny model trained for "
-        f"{150 if args.quick else 400} steps ({train_s:.0f} s) on synthetic spheres and slabs (n = 64, k = 3), 16 samples, "
+
+
+def _solver_text(r: dict) -> str:
+    return (
+        f"Solver accuracy against dopri5 (rtol = atol = 1e-6, {r['ref_nfe']} evaluations) on a tiny model trained for "
+        f"{r['steps']} steps ({r['train_s']:.0f} s) on synthetic spheres and slabs (n = 64, k = 3), 16 samples, "
         "guidance 2. RMS: difference of the normalised tensors; centres: largest difference of a decoded centre "
-        "(the shape spans [-1, 1]).\n\n"
-        + bl.table(["solver", "NFE", "RMS vs dopri5", "max centre diff"], acc)
+        "(the shape spans [-1, 1]). With the time features at `100 t` (`model.time_scale`) the errors fall "
+        "monotonically at each solver's order; with DiT's `1000 t` (before 2026-12-02) they stalled between 20 and 100 "
+        "evaluations and dopri5 needed about 1000-2000 evaluations (see `tests/methods/test_msdf_solver_convergence.py`).\n\n"
+        + bl.table(["solver", "NFE", "RMS vs dopri5", "max centre diff"], r["rows"])
     )
+
+
+def _fidelity_text(r: dict) -> str:
+    p = r.get("passed")
+    evals = r["evals"]
+    cmd = "python scripts/bench_msdf_generator.py --fidelity"
+    head = (
+        f"Fidelity check (`{cmd}`, resumable cache in `{r['cache']}`; protocol in `scripts/_msdf_fidelity.py`): "
+        f"3 ShapeNet classes ({', '.join(r['classes'])}) x 3 meshes from `../shared/data/meshes_shapenet`, converted with "
+        "`shapegen msdf encode --n 256 --k 5 --steps 100` "
+        f"({r['encode_seconds']:.0f} s for the 9 meshes, cached); `demo` preset (4 x 128, {r['params']:.2f} M parameters), "
+        f"batch 8, 1 thread. Every {r['eval_every']} steps 3 samples per class (EMA, midpoint 25 steps = 50 NFE, guidance 2) "
+        "are decoded at 64^3 and each is assigned the class of its Chamfer-L2 nearest training shape (512 FPS points, "
+        "training shapes decoded the same way); an empty decode counts as a miss.\n\n"
+    )
+    if p:
+        head += (f"- **met at step {p['step']}**: every sample nearest to its own class after {p['train_seconds'] / 60:.1f} min of "
+                 f"training ({p['step'] * 8 / p['train_seconds']:.1f} shapes/s) plus {p['eval_seconds'] / 60:.1f} min of evaluation\n")
+    else:
+        head += f"- NOT met after {r['step']} steps ({r['train_seconds'] / 60:.1f} min of training)\n"
+    head += "\n" + bl.table(["step", "training min", "loss (last batch)", "fidelity", "empty decodes", "predicted classes"],
+                             [[e["step"], f"{e['train_seconds'] / 60:.1f}", f"{e['loss']:.3f}", f"{e['fidelity'] * 100:.0f}%", e["empty"],
+                               " ".join(str(x) for x in e["pred"])] for e in evals])
+    q = r.get("quality")
+    if not q:
+        return head
+    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+    rows = [[x["solver"], x["steps"] or "adaptive", f"{x['nfe_per_shape']:.0f}", f"{x['fidelity'] * 100:.0f}%", x["empty"],
+             fmt(x["nna"] and x["nna"] * 100, ".0f") + "%", fmt(x["cov"] and x["cov"] * 100, ".0f") + "%", fmt(x["mmd"], ".3e"),
+             f"{x['paired_chamfer']:.2e}", f"{x['rms']:.3g}"] for x in q["rows"]]
+    head += (
+        "\n\nSample quality against solver steps on the model at that point: 4 samples per class (12) against the 9 "
+        "training shapes; NFE per shape counts both guidance branches as one evaluation; 1-NNA near 50% is best "
+        "(with 12 vs 9 clouds one sample moves it by 4.8 points); paired Chamfer / RMS: distance of each sample to the "
+        "dopri5 (rtol = atol = 1e-5) sample from the same noise (decoded clouds / normalised tensors).\n\n"
+        + bl.table(["solver", "steps", "NFE / shape", "fidelity", "empty", "1-NNA", "COV", "MMD-CD", "paired CD vs dopri5", "RMS vs dopri5"], rows)
+        + "\n\ndopri5 evaluations on the same model (4 samples, RMS of the normalised tensors against rtol = atol = 1e-7), "
+        "beside midpoint:\n\n"
+        + bl.table(["dopri5 tolerance / solver", "NFE", "RMS vs 1e-7"], [[str(x["tol"]), x["nfe"], f"{x['rms']:.2e}"] for x in q["dopri5"]])
+    )
+    return head
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and training steps")
+    ap.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/benchmarks.md")
+    ap.add_argument("--skip-speed", action="store_true", help="do not re-measure sampling/training speed (reuse the cached table if any)")
+    ap.add_argument("--skip-solvers", action="store_true", help="do not re-run the solver-accuracy study (reuse the cached table if any)")
+    ap.add_argument("--fidelity", action="store_true", help="also run (or resume) the fidelity check on real meshes")
+    ap.add_argument("--cache", default="outputs/bench_msdf_generator", help="cache folder (results and the fidelity run)")
+    ap.add_argument("--minutes", type=float, default=9.0, help="training wall-time budget of this invocation (fidelity)")
+    ap.add_argument("--max-minutes", type=float, default=25.0, help="total training budget of the fidelity check")
+    ap.add_argument("--eval-every", type=int, default=250, help="fidelity evaluation interval in steps")
+    args = ap.parse_args()
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    res_path = cache / "results.json"
+    results = json.loads(res_path.read_text()) if res_path.exists() else {}
+
+    def save() -> None:
+        tmp = res_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1, default=str))
+        tmp.replace(res_path)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not args.skip_speed:
+        results["speed"] = {"device": device, "rows": _rows_speed(device)}
+        save()
+    if not args.skip_solvers:
+        steps = 150 if args.quick else 400
+        acc, train_s = solver_accuracy(steps)
+        results["solvers"] = {"rows": acc, "train_s": train_s, "steps": steps, "ref_nfe": acc[0][1]}
+        save()
+    if args.fidelity:
+        import _msdf_fidelity as fid
+
+        ref = fid.prepare_data(bl.shared_data_root(), cache)
+        st = fid.train_until_fidelity(cache, ref, args.minutes, args.max_minutes, args.eval_every)
+        model = st.pop("model")
+        info = {k: v for k, v in st.items() if k != "losses"}
+        info.update(classes=ref["classes"], encode_seconds=ref["encode_seconds"], eval_every=args.eval_every, cache=str(cache),
+                    params=sum(p.numel() for p in model.net.parameters()) / 1e6)
+        if st["passed"] is not None:
+            info["quality"] = fid.solver_study(model, ref, cache)
+        results["fidelity"] = info
+        save()
+    parts = [_speed_text(results["speed"])] if "speed" in results else []
+    parts += [_solver_text(results["solvers"])] if "solvers" in results else []
+    parts += [_fidelity_text(results["fidelity"])] if "fidelity" in results else []
+    body = "\n\n".join(parts)
     if args.no_write:
         print(body)
     else:
-        bl.write_section("msdf-generator", "Mosaic-SDF generator: sampling, training throughput, solver accuracy", body)
+        bl.write_section("msdf-generator", "Mosaic-SDF generator: sampling, training throughput, solver accuracy, fidelity", body)
 
 
 if __name__ == "__main__":
