@@ -45,7 +45,10 @@ def farthest_point_sampling(points: Float[Tensor, "N 3"], num: int, start: int =
 
 
 def find_shapes(folder: str | Path) -> list[Path]:
-    """Mesh and ``.msdf.npz`` files under ``folder`` (recursively), sorted.
+    """Mesh and ``.msdf.npz`` files under ``folder`` (recursively), sorted, one file per shape.
+
+    A shape stored twice under one name (``shapegen generate`` writes ``sample_00.msdf.npz`` and
+    its mesh ``sample_00.glb``) counts once, as its ``.msdf.npz`` (decoded like the reference).
 
     Raises:
         ShapegenError: for a missing folder or one without shapes.
@@ -54,6 +57,8 @@ def find_shapes(folder: str | Path) -> list[Path]:
     if not root.is_dir():
         raise ShapegenError(f"'{folder}' is not a folder; pass a folder of meshes (.glb/.obj/.ply) or .msdf.npz files")
     files = sorted(p for p in root.rglob("*") if p.is_file() and (p.suffix.lower() in MESH_SUFFIXES or p.name.endswith(".msdf.npz")))
+    msdf_stems = {p.with_name(p.name[: -len(".msdf.npz")]) for p in files if p.name.endswith(".msdf.npz")}
+    files = [p for p in files if p.name.endswith(".msdf.npz") or p.with_suffix("") not in msdf_stems]
     if not files:
         raise ShapegenError(f"no meshes or .msdf.npz files under '{folder}'")
     return files

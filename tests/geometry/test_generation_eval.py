@@ -49,3 +49,17 @@ def test_command_text_json_and_errors(tmp_path, capsys):
     assert main(["eval-generation", str(gen), str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a folder" in err
+
+
+def test_a_generate_folder_counts_each_sample_once(tmp_path):
+    # `shapegen generate` writes sample_XX.msdf.npz, sample_XX.glb and preview.png for every sample.
+    from shapegen.geometry.generation_eval import find_shapes
+
+    out = tmp_path / "gen"
+    out.mkdir()
+    for i in range(2):
+        (out / f"sample_{i:02d}.msdf.npz").write_bytes(b"")
+        (out / f"sample_{i:02d}.glb").write_bytes(b"")
+    (out / "preview.png").write_bytes(b"")
+    (out / "other.glb").write_bytes(b"")  # a mesh without an M-SDF twin is kept
+    assert [p.name for p in find_shapes(out)] == ["other.glb", "sample_00.msdf.npz", "sample_01.msdf.npz"]
