@@ -24,7 +24,7 @@ import torch
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.export import _gltf_document, _MeshData
-from shapegen.geometry.mesh import Mesh
+from shapegen.geometry.mesh import Mesh, PBRMaterial
 from shapegen.geometry.rigging import RiggedMesh, Skeleton, SkinWeights
 from shapegen.io import atomic_path, check_output_path
 
@@ -133,7 +133,9 @@ _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 def load_rigged_glb(path: str | os.PathLike) -> RiggedMesh:
     """Read a GLB with one skinned mesh (as written by :func:`export_rigged_glb`).
 
-    Joint order is the skin's; rest transforms come from the inverse bind matrices.
+    Joint order is the skin's; rest transforms come from the inverse bind matrices. UVs
+    (``TEXCOORD_0``) and the PBR material (factors and base-colour, metallic-roughness and normal
+    textures, as floats in [0, 1]) are read back when present.
 
     Raises:
         ShapegenError: not a GLB, or no skinned mesh in it.
@@ -159,7 +161,14 @@ def load_rigged_glb(path: str | os.PathLike) -> RiggedMesh:
     gmesh = doc["meshes"][node["mesh"]]
     prim = gmesh["primitives"][0]
     at = prim["attributes"]
-    mesh = Mesh(torch.from_numpy(acc(at["POSITION"]).copy()), torch.from_numpy(acc(prim["indices"]).astype(np.int64).reshape(-1, 3)))
+    uv = torch.from_numpy(acc(at["TEXCOORD_0"]).copy()) if "TEXCOORD_0" in at else None
+    material = _read_material(doc, blob, prim["material"]) if "material" in prim else None
+    mesh = Mesh(
+        torch.from_numpy(acc(at["POSITION"]).copy()),
+        torch.from_numpy(acc(prim["indices"]).astype(np.int64).reshape(-1, 3)),
+        uv=uv,
+        material=material,
+    )
     skin_doc = doc["skins"][node["skin"]]
     joint_nodes = skin_doc["joints"]
     ibm = acc(skin_doc["inverseBindMatrices"]).reshape(-1, 4, 4).transpose(0, 2, 1)
@@ -172,3 +181,31 @@ def load_rigged_glb(path: str | os.PathLike) -> RiggedMesh:
     names = gmesh.get("extras", {}).get("targetNames", [])
     morphs = {names[i] if i < len(names) else f"target{i}": torch.from_numpy(acc(t["POSITION"]).copy()) for i, t in enumerate(prim.get("targets", []))}
     return RiggedMesh(mesh, skeleton, skin, morphs)
+
+
+def _read_material(doc: dict, blob: bytes, index: int) -> PBRMaterial:
+    """The glTF metallic-roughness material ``index`` with its PNG textures decoded."""
+    import io
+
+    from PIL import Image
+
+    mat = doc["materials"][index]
+    pbr = mat.get("pbrMetallicRoughness", {})
+
+    def texture(ref: dict | None) -> torch.Tensor | None:
+        if ref is None:
+            return None
+        image = doc["images"][doc["textures"][ref["index"]]["source"]]
+        view = doc["bufferViews"][image["bufferView"]]
+        raw = blob[view.get("byteOffset", 0) : view.get("byteOffset", 0) + view["byteLength"]]
+        return torch.from_numpy(np.asarray(Image.open(io.BytesIO(raw))).astype(np.float32) / 255.0)
+
+    return PBRMaterial(
+        base_color_texture=texture(pbr.get("baseColorTexture")),
+        base_color_factor=tuple(float(x) for x in pbr.get("baseColorFactor", (1.0, 1.0, 1.0, 1.0))),
+        metallic_roughness_texture=texture(pbr.get("metallicRoughnessTexture")),
+        metallic_factor=float(pbr.get("metallicFactor", 1.0)),
+        roughness_factor=float(pbr.get("roughnessFactor", 1.0)),
+        normal_texture=texture(mat.get("normalTexture")),
+        name=mat.get("name", "material"),
+    )

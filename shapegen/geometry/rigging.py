@@ -36,6 +36,7 @@ __all__ = [
     "SkinWeights",
     "TransferConfig",
     "axis_angle_matrix",
+    "jaw_open_morph",
     "linear_blend_skinning",
     "procedural_skin_weights",
     "rig_analytic_template",
@@ -233,11 +234,39 @@ def procedural_skin_weights(prior, points: Float[Tensor, "N 3"], *, falloff: flo
     return SkinWeights.from_dense(dense, top_k)
 
 
-def rig_analytic_template(prior, resolution: int = 96) -> RiggedMesh:
-    """The analytic humanoid as a rigged template mesh (marching cubes + procedural weights)."""
+def jaw_open_morph(prior, points: Float[Tensor, "N 3"], degrees: float = 15.0) -> Float[Tensor, "N 3"]:
+    """An ARKit-named ``jawOpen`` delta for points on the analytic humanoid's head.
+
+    The lower front of the head (below the mouth line, in front of the ears) turns down by
+    ``degrees`` about a left-right hinge axis at the jaw joint, faded in over about a
+    centimetre; every other point (neck, back of the head, body) stays put.
+
+    Args:
+        prior: a :class:`shapegen.fields.body_prior.HumanoidPrior`.
+        points: ``N 3`` points on (or near) its surface, metres.
+        degrees: jaw opening angle.
+    """
+    points = torch.as_tensor(points, dtype=torch.float32)
+    k = prior.scale
+    hinge = torch.tensor([0.0, 1.60, -0.01]) * k
+    mouth_y, fade = 1.575 * k, 0.006 * k
+    head = prior.segment(points) == prior.joint_names.index("head")
+    mask = head.float() * torch.sigmoid((mouth_y - points[:, 1]) / fade) * torch.sigmoid((points[:, 2] - 0.02 * k) / fade)
+    rot = axis_angle_matrix((1.0, 0.0, 0.0), degrees)
+    rel = points - hinge
+    return mask[:, None] * (rel @ rot.T - rel)
+
+
+def rig_analytic_template(prior, resolution: int = 96, face_morphs: bool = False) -> RiggedMesh:
+    """The analytic humanoid as a rigged template mesh (marching cubes + procedural weights).
+
+    With ``face_morphs`` the template also carries a ``jawOpen`` morph target
+    (:func:`jaw_open_morph`), which transfer moves onto rigged meshes.
+    """
     mesh = prior.template_mesh(resolution)
     skeleton = Skeleton.from_positions(prior.joint_names, prior.parents, prior.joint_positions, prior.parts)
-    return RiggedMesh(mesh, skeleton, procedural_skin_weights(prior, mesh.vertices))
+    morphs = {"jawOpen": jaw_open_morph(prior, mesh.vertices)} if face_morphs else {}
+    return RiggedMesh(mesh, skeleton, procedural_skin_weights(prior, mesh.vertices), morphs)
 
 
 # ------------------------------------------------------------------------------------------

@@ -208,8 +208,16 @@ class ScoreDistillation(nn.Module):
         negative_prompt: prompt of the unconditional branch of classifier-free guidance.
     """
 
-    def __init__(self, sd: StableDiffusion, prompt: str, config: GuidanceConfig | None = None, negative_prompt: str = "") -> None:
+    def __init__(
+        self,
+        sd: StableDiffusion,
+        prompt: str,
+        config: GuidanceConfig | None = None,
+        negative_prompt: str = "",
+        prompt_variants: tuple[str, ...] | list[str] = (),
+    ) -> None:
         super().__init__()
+        self.num_prompts = 1 + len(prompt_variants)
         self.config = cfg = config or GuidanceConfig()
         self.scheduler = sd.scheduler
         self.image_size = sd.image_size
@@ -218,7 +226,9 @@ class ScoreDistillation(nn.Module):
         self.num_train_timesteps = int(sd.scheduler.config.num_train_timesteps)
         self.prediction_type = sd.scheduler.config.prediction_type
         self.register_buffer("alphas_cumprod", sd.scheduler.alphas_cumprod.clone().float(), persistent=False)
-        self.register_buffer("text_embeddings", self._encode_prompts(sd, prompt, negative_prompt), persistent=False)
+        self.register_buffer(
+            "text_embeddings", self._encode_prompts(sd, [prompt, *prompt_variants], negative_prompt), persistent=False
+        )
         if cfg.attention_slicing:
             self.unet.set_attention_slice("auto")
         self.lora_unet: nn.Module | None = None
@@ -246,9 +256,10 @@ class ScoreDistillation(nn.Module):
     # --- prompts ----------------------------------------------------------------------------
 
     @torch.no_grad()
-    def _encode_prompts(self, sd: StableDiffusion, prompt: str, negative: str) -> Tensor:
-        """(1 + len(VIEW_SUFFIXES), L, C): the negative prompt, then the prompt per view."""
-        texts = [negative] + [prompt + s for s in VIEW_SUFFIXES]
+    def _encode_prompts(self, sd: StableDiffusion, prompts: list[str], negative: str) -> Tensor:
+        """(1 + P len(VIEW_SUFFIXES), L, C): the negative prompt, then each of the ``P`` prompts
+        (the main one, then the variants) per view."""
+        texts = [negative] + [p + s for p in prompts for s in VIEW_SUFFIXES]
         tok = sd.tokenizer(
             texts, padding="max_length", max_length=sd.tokenizer.model_max_length, truncation=True, return_tensors="pt"
         )
@@ -333,8 +344,14 @@ class ScoreDistillation(nn.Module):
         step: int,
         azimuth_deg: Float[Tensor, " B"] | None = None,
         elevation_deg: Float[Tensor, " B"] | None = None,
+        variant: Int[Tensor, " B"] | None = None,
     ) -> GuidanceOutput:
-        """Score-distillation and LoRA losses for renders ``images`` (in [0, 1]) from ``c2w``."""
+        """Score-distillation and LoRA losses for renders ``images`` (in [0, 1]) from ``c2w``.
+
+        ``variant`` picks, per image, the prompt of the prior: 0 the main prompt, ``k`` the
+        ``k``-th of ``prompt_variants`` (e.g. a head-view prompt for zoomed cameras); the view
+        suffix is appended to it as usual. The LoRA model always sees the main prompt.
+        """
         cfg = self.config
         latents = self.encode_images(images)
         b = latents.shape[0]
@@ -344,6 +361,10 @@ class ScoreDistillation(nn.Module):
             views = 1 + view_index(azimuth_deg.to(latents.device), elevation_deg.to(latents.device), cfg)
         else:
             views = torch.ones(b, dtype=torch.long, device=latents.device)
+        if variant is not None:
+            if int(variant.max()) >= self.num_prompts or int(variant.min()) < 0:
+                raise ValueError(f"prompt variant out of range [0, {self.num_prompts})")
+            views = views + len(VIEW_SUFFIXES) * variant.to(views)
         cond = self.text_embeddings[views]
         uncond = self.text_embeddings[0:1].expand(b, -1, -1)
         with torch.no_grad():

@@ -245,17 +245,19 @@ class VSDConfig:
     """Stage 3 (texture), run with ``text-to-3d --stages ...,texture`` or ``shapegen texture``."""
 
 
-def build_guidance(cfg: VSDConfig, guidance: GuidanceConfig) -> nn.Module:
+def build_guidance(cfg: VSDConfig, guidance: GuidanceConfig, prompt_variants: tuple[str, ...] | list[str] = ()) -> nn.Module:
     """A :class:`~shapegen.guidance.vsd.ScoreDistillation` on a freshly loaded prior ``cfg.model``.
 
     Each stage loads its own copy: a VSD guidance adds its LoRA adapters to the UNet it gets.
+    ``prompt_variants`` are extra prompts the guidance can be asked for per image (e.g. the
+    avatar preset's head-view prompt).
     """
     from shapegen.guidance.prior import load_stable_diffusion
     from shapegen.guidance.vsd import ScoreDistillation
 
     dtype = torch.float16 if cfg.fp16_prior and torch.cuda.is_available() else torch.float32
     sd = load_stable_diffusion(cfg.model, allow_download=cfg.allow_download, dtype=dtype)
-    return ScoreDistillation(sd, cfg.prompt, guidance, cfg.negative_prompt)
+    return ScoreDistillation(sd, cfg.prompt, guidance, cfg.negative_prompt, prompt_variants)
 
 
 def drop_frozen_prior(state: dict[str, Tensor]) -> None:

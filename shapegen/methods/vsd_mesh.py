@@ -126,9 +126,14 @@ class GeometrySystem(pl.LightningModule):
     Args:
         config: a :class:`~shapegen.methods.vsd.VSDConfig` (its ``geometry`` section) or its
             plain-dict form. Initialise the grid with :meth:`init_from_sdf` before training.
+        prompt_variants: extra prompts the guidance can be asked for per step (see the hooks).
+
+    Hooks for presets built on this stage (e.g. :mod:`shapegen.methods.text_avatar`):
+    :meth:`sample_cameras` (cameras and prompt variant per step) and :meth:`extra_losses`
+    (more regularisers on the extracted surface).
     """
 
-    def __init__(self, config: VSDConfig | dict[str, Any]) -> None:
+    def __init__(self, config: VSDConfig | dict[str, Any], prompt_variants: tuple[str, ...] | list[str] = ()) -> None:
         super().__init__()
         cfg = _config(config)
         self.config = cfg
@@ -136,7 +141,7 @@ class GeometrySystem(pl.LightningModule):
         g = cfg.geometry
         r = cfg.nerf.radius
         self.dmtet = DMTetGrid(g.tet_resolution, ((-r, -r, -r), (r, r, r)), g.deformation_scale)
-        self.guidance = build_guidance(cfg, g.guidance)
+        self.guidance = build_guidance(cfg, g.guidance, prompt_variants)
         self.sampler = RandomCameraSampler(cfg.cameras, seed=cfg.seed + 1)
         self.history: list[dict[str, float]] = []
 
@@ -159,17 +164,28 @@ class GeometrySystem(pl.LightningModule):
         """Normal consistency and Laplacian smoothness of the extracted mesh."""
         return normal_consistency(v, f), laplacian_smoothness(v, f)
 
+    def sample_cameras(self, resolution: int) -> tuple[Any, Tensor | None]:
+        """Hook: this step's cameras and prompt variant per camera (None: the main prompt)."""
+        return self.sampler.sample(resolution, resolution, device=self.device), None
+
+    def extra_losses(self, v: Tensor, f: Tensor, step: int) -> dict[str, Tensor]:
+        """Hook: weighted extra loss terms (name -> scalar), added to the loss and the history."""
+        return {}
+
     def train_dataloader(self):
         return torch.utils.data.DataLoader(StepDataset(), batch_size=None)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         g = self.config.geometry
         step = int(self.global_step)
-        cams = self.sampler.sample(g.resolution, g.resolution, device=self.device)
+        cams, variant = self.sample_cameras(g.resolution)
         normals, _, v, f = self.render(cams.c2w, cams.intrinsics)
-        out = self.guidance(normals, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg)
+        out = self.guidance(normals, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg, variant=variant)
         nc, lap = self.regularizers(v, f)
         reg = g.normal_consistency_weight * nc + g.laplacian_weight * lap
+        extra = self.extra_losses(v, f, step)
+        for term in extra.values():
+            reg = reg + term
         loss = out.loss + out.loss_lora + reg
         record = {
             "step": float(step),
@@ -180,6 +196,7 @@ class GeometrySystem(pl.LightningModule):
             "loss_regularizers": float(reg.detach()),
             "grad_norm": float(out.grad_norm),
             "faces": float(f.shape[0]),
+            **{k: float(t.detach()) for k, t in extra.items()},
         }
         self.history.append(record)
         self.log_dict({k: v for k, v in record.items() if k.startswith("loss")}, prog_bar=True)
@@ -271,9 +288,18 @@ class TextureSystem(pl.LightningModule):
         vertices: ``V 3`` mesh vertices (world units, inside ``texture_field.radius``); may be
             omitted when loading a checkpoint, which holds the mesh.
         faces: ``F 3`` faces.
+        prompt_variants: extra prompts the guidance can be asked for per step.
+
+    Hook for presets: :meth:`sample_cameras` (cameras and prompt variant per step).
     """
 
-    def __init__(self, config: VSDConfig | dict[str, Any], vertices: Tensor | None = None, faces: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        config: VSDConfig | dict[str, Any],
+        vertices: Tensor | None = None,
+        faces: Tensor | None = None,
+        prompt_variants: tuple[str, ...] | list[str] = (),
+    ) -> None:
         super().__init__()
         cfg = _config(config)
         self.config = cfg
@@ -288,7 +314,7 @@ class TextureSystem(pl.LightningModule):
         self._neighbors: Tensor | None = None
         if vertices is not None and faces is not None:
             self.set_mesh(vertices, faces)
-        self.guidance = build_guidance(cfg, t.guidance)
+        self.guidance = build_guidance(cfg, t.guidance, prompt_variants)
         self.sampler = RandomCameraSampler(cfg.cameras, seed=cfg.seed + 2)
         self.history: list[dict[str, float]] = []
 
@@ -331,10 +357,15 @@ class TextureSystem(pl.LightningModule):
         diffuse = out.albedo * (1 - metal) * (ambient + (1 - ambient) * ndl)
         return (diffuse + spec).clamp(0, 1)
 
-    def render(self, c2w: Tensor, intrinsics: Intrinsics) -> tuple[Tensor, Tensor]:
-        """Colour ``B 3 H W`` (over the background, anti-aliased) and coverage ``B 1 H W``."""
+    def render(self, c2w: Tensor, intrinsics: Intrinsics, posed: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Colour ``B 3 H W`` (over the background, anti-aliased) and coverage ``B 1 H W``.
+
+        ``posed`` (``V 3``) renders the mesh with moved vertices (e.g. skinned into a pose) while
+        the texture is still looked up at the rest positions, so it moves with the surface.
+        """
         v, f = self.mesh_vertices, self.mesh_faces
-        out = render_gbuffers(v, f, c2w, intrinsics, attributes=v, antialias_edges=False, neighbors=self.neighbors)
+        pos = v if posed is None else posed.to(v)
+        out = render_gbuffers(pos, f, c2w, intrinsics, attributes=v, antialias_edges=False, neighbors=self.neighbors)
         b, h, w = out.mask.shape
         mask = out.mask.reshape(-1)
         color = v.new_zeros(b * h * w, 3)
@@ -353,12 +384,16 @@ class TextureSystem(pl.LightningModule):
     def train_dataloader(self):
         return torch.utils.data.DataLoader(StepDataset(), batch_size=None)
 
+    def sample_cameras(self, resolution: int) -> tuple[Any, Tensor | None]:
+        """Hook: this step's cameras and prompt variant per camera (None: the main prompt)."""
+        return self.sampler.sample(resolution, resolution, device=self.device), None
+
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         t = self.config.texture
         step = int(self.global_step)
-        cams = self.sampler.sample(t.resolution, t.resolution, device=self.device)
+        cams, variant = self.sample_cameras(t.resolution)
         rgb, _ = self.render(cams.c2w, cams.intrinsics)
-        out = self.guidance(rgb, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg)
+        out = self.guidance(rgb, cams.c2w, step, cams.azimuth_deg, cams.elevation_deg, variant=variant)
         record = {
             "step": float(step),
             "loss_vsd": float(out.loss.detach()),
