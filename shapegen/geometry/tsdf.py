@@ -23,10 +23,12 @@ Units and frames: depths are z-depths (not ray lengths) in world units (metres f
 z forward); pixel ``(v, u)`` covers ``[u, u + 1) x [v, v + 1)`` with its centre at
 ``u + 0.5``, so a voxel takes the depth of the pixel it falls in (nearest neighbour).
 
-Memory: the volume costs 8 bytes per voxel (float32 TSDF and weight), 20 with colour; each
-integration step handles ``chunk`` voxels at a time (about 100 bytes per voxel of scratch), so
-a frame never needs a full-volume temporary. All per-voxel arithmetic is element-wise (no
-matrix products), which makes the result independent of the chunk size bit for bit.
+Cost: a frame visits only the voxels in the axis-aligned box of its viewing frustum (camera
+centre to the frame's largest depth plus ``trunc``), which no update can leave. Memory: the
+volume costs 8 bytes per voxel (float32 TSDF and weight), 20 with colour; each integration step
+handles about ``chunk`` voxels (whole x-slabs, about 100 bytes per voxel of scratch), so a frame
+never needs a full-volume temporary. All per-voxel arithmetic is element-wise in a fixed order
+(no matrix products), which makes the result independent of the chunk size bit for bit.
 """
 
 from __future__ import annotations
@@ -205,7 +207,8 @@ class TSDFVolume:
             c2w: camera-to-world pose, OpenCV axes.
             color: colours in [0, 1] registered to the depth map (ignored without a colour grid).
             weight: weight of this frame's observations.
-            chunk: voxels processed at a time (bounds the scratch memory; results do not depend on it).
+            chunk: voxels processed at a time, rounded down to whole x-slabs of the frame's
+                frustum box (at least one); bounds the scratch memory, results do not depend on it.
 
         Returns:
             Number of voxels updated.
@@ -215,48 +218,76 @@ class TSDFVolume:
             raise ShapegenError(f"colour image {tuple(color.shape)} does not match the depth map {h}x{w}x3")
         dev = self.tsdf.device
         depth = depth.to(dev, torch.float32)
+        valid = depth > 0
+        if not bool(valid.any()):
+            return 0
         flat_depth = depth.reshape(-1)
-        w2c = torch.linalg.inv(c2w.double())
-        # Python floats: every voxel sees the same scalars, whatever the chunk it falls in.
-        r = w2c[:3, :3].tolist()
-        t = w2c[:3, 3].tolist()
-        fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
-        ox, oy, oz = self.origin.tolist()
-        vs, trunc = self.voxel_size, self.trunc
-        nx, ny, nz = self.shape
-        tsdf, wgt = self.tsdf.view(-1), self.weight.view(-1)
-        col = None if self.color is None or color is None else self.color.view(-1, 3)
-        flat_color = None if col is None else color.to(dev, torch.float32).reshape(-1, 3)
-        total = nx * ny * nz
+        flat_color = None if self.color is None or color is None else color.to(dev, torch.float32).reshape(-1, 3)
+        # Projection P = K [R | t] (world -> homogeneous pixels): pixel coordinates and z-depth of a
+        # voxel are separable sums over its three axes, so each needs two additions per voxel.
+        P = K.double().cpu() @ torch.linalg.inv(c2w.double().cpu())[:3]
+        trunc = self.trunc
+        # Only voxels inside the frustum from the camera centre to (max depth + trunc) can be
+        # updated; visit the voxel-index box around it (one voxel of slack for rounding).
+        ranges = self._frustum_index_box(K, c2w, w, h, float(depth[valid].max()) + trunc)
+        if ranges is None:
+            return 0
+        (i0, i1), (j0, j1), (k0, k1) = ranges
+        o = self.origin.double().cpu()
+        axes = [torch.arange(a, b, dtype=torch.float64) * self.voxel_size + o[ax] for ax, (a, b) in enumerate(ranges)]
+        # terms[row][axis]: P[row, axis] * coordinate (+ P[row, 3] on the z axis), cast to float32 once.
+        terms = [[(P[row, ax] * axes[ax] + (P[row, 3] if ax == 2 else 0.0)).float().to(dev) for ax in range(3)] for row in range(3)]
+        slab = max(1, int(chunk) // ((j1 - j0) * (k1 - k0)))
+        _, ny, nz = self.shape
+        tsdf_flat, wgt_flat = self.tsdf.view(-1), self.weight.view(-1)
+        col_flat = None if self.color is None else self.color.view(-1, 3)
         updated = 0
-        for s in range(0, total, max(1, int(chunk))):
-            lin = torch.arange(s, min(s + int(chunk), total), device=dev)
-            x = (lin // (ny * nz)).float() * vs + ox
-            y = ((lin // nz) % ny).float() * vs + oy
-            z = (lin % nz).float() * vs + oz
-            xc = r[0][0] * x + r[0][1] * y + r[0][2] * z + t[0]
-            yc = r[1][0] * x + r[1][1] * y + r[1][2] * z + t[1]
-            zc = r[2][0] * x + r[2][1] * y + r[2][2] * z + t[2]
-            zs = zc.clamp_min(1e-6)
-            u = torch.floor(fx * xc / zs + cx)
-            v = torch.floor(fy * yc / zs + cy)
+        for s in range(i0, i1, slab):
+            e = min(s + slab, i1)
+            # Element-wise, in a fixed order per voxel: identical results for any block split.
+            pu, pv, zc = (
+                (tx[s - i0 : e - i0, None, None] + ty[None, :, None]) + tz[None, None, :] for tx, ty, tz in terms
+            )
+            inv_z = 1.0 / zc.clamp_min(1e-6)
+            u = torch.floor(pu * inv_z)
+            v = torch.floor(pv * inv_z)
             ok = (zc > 1e-6) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
             pix = (v.clamp(0, h - 1) * w + u.clamp(0, w - 1)).long()
             d = torch.where(ok, flat_depth[pix], torch.zeros_like(zc))
             sdf = d - zc
-            ok = ok & (d > 0) & (sdf >= -trunc)
-            if not bool(ok.any()):
+            ok &= (d > 0) & (sdf >= -trunc)
+            loc = ok.reshape(-1).nonzero().squeeze(1)  # one nonzero per block; flat indices from here on
+            if loc.numel() == 0:
                 continue
-            idx = lin[ok]
-            val = (sdf[ok] / trunc).clamp(max=1.0)
-            w_old = wgt[idx]
+            nj, nk = j1 - j0, k1 - k0
+            g = (((loc // (nj * nk) + s) * ny + (loc // nk) % nj + j0) * nz + loc % nk + k0)
+            val = (sdf.reshape(-1)[loc] / trunc).clamp(max=1.0)
+            w_old = wgt_flat[g]
             w_new = w_old + weight
-            tsdf[idx] = (tsdf[idx] * w_old + val * weight) / w_new
-            if col is not None:
-                col[idx] = (col[idx] * w_old[:, None] + flat_color[pix[ok]] * weight) / w_new[:, None]
-            wgt[idx] = w_new
-            updated += int(idx.numel())
+            tsdf_flat[g] = (tsdf_flat[g] * w_old + val * weight) / w_new
+            if flat_color is not None:
+                col_flat[g] = (col_flat[g] * w_old[:, None] + flat_color[pix.reshape(-1)[loc]] * weight) / w_new[:, None]
+            wgt_flat[g] = w_new
+            updated += int(loc.numel())
         return updated
+
+    def _frustum_index_box(self, K: Tensor, c2w: Tensor, w: int, h: int, far: float) -> list[tuple[int, int]] | None:
+        """Per axis, the half-open voxel-index range covering the frustum ``0 < z <= far``; None if empty."""
+        Kd, c2w = K.double().cpu(), c2w.double().cpu()
+        u = torch.tensor([0.0, w, 0.0, w], dtype=torch.float64)
+        v = torch.tensor([0.0, 0.0, h, h], dtype=torch.float64)
+        cam = torch.stack([(u - Kd[0, 2]) / Kd[0, 0] * far, (v - Kd[1, 2]) / Kd[1, 1] * far, torch.full_like(u, far)], -1)
+        pts = torch.cat([cam @ c2w[:3, :3].T + c2w[:3, 3], c2w[None, :3, 3]])
+        g = (pts - self.origin.double().cpu()) / self.voxel_size
+        lo = torch.floor(g.amin(0)).long() - 1
+        hi = torch.ceil(g.amax(0)).long() + 2
+        out = []
+        for ax in range(3):
+            a, b = max(0, int(lo[ax])), min(self.shape[ax], int(hi[ax]))
+            if a >= b:
+                return None
+            out.append((a, b))
+        return out
 
     def extract_mesh(self) -> Mesh:
         """The fused surface (level 0) by marching cubes, restricted to observed voxels.
