@@ -101,7 +101,7 @@ def _fuse(args: argparse.Namespace, _config) -> None:
     mesh = vol.extract_mesh()
     if mesh.num_faces == 0:
         raise ShapegenError("the fused volume has no surface; check the depth units (millimetre PNGs) and poses")
-    export_mesh(mesh, out)
+    export_mesh(mesh, out, ply_up="y")  # PLY keeps the sequence's world frame, so eval-recon can compare it
     nx, ny, nz = vol.shape
     print(f"fused {depths.shape[0]} frames ({depths.shape[2]}x{depths.shape[1]}) into {nx}x{ny}x{nz} voxels of "
           f"{args.voxel * 100:g} cm in {fuse_s:.1f} s ({depths.shape[0] / fuse_s:.2f} frames/s); wrote {out} ({mesh.num_faces} faces)")

@@ -1,0 +1,106 @@
+"""``shapegen fuse``: TSDF fusion of a tiny RGB-D sequence of an analytic sphere, and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from renderers.cameras import Intrinsics, opengl_to_opencv, orbit_pose
+from renderers.rays import generate_rays, ray_sphere_intersect
+from shapegen.cli import main
+from shapegen.geometry.mesh_io import load_mesh
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+W, H, F = 96, 72, 70.0
+CENTER = (0.3, -0.2, 2.5)
+RADIUS = 0.4
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def sequence(tmp_path_factory):
+    """A 7-Scenes-layout folder: 8 views of a sphere, 16-bit millimetre depth, OpenCV camera-to-world poses."""
+    root = tmp_path_factory.mktemp("seq")
+    (root / "frames").mkdir()
+    np.savetxt(root / "camera-intrinsics.txt", np.array([[F, 0, W / 2], [0, F, H / 2], [0, 0, 1]]))
+    az = torch.arange(8.0) * 45
+    el = torch.tensor([20.0, -20] * 4)
+    c2w = opengl_to_opencv(orbit_pose(az, el, torch.full_like(az, 1.6), target=CENTER))
+    rays = generate_rays(c2w, Intrinsics(F, F, W / 2, H / 2, W, H), opencv=True)
+    b = ray_sphere_intersect(rays.origins, rays.directions, CENTER, RADIUS)
+    z = torch.where(b.hit, b.near * rays.cos_to_axis, torch.zeros_like(b.near)).reshape(8, H, W)
+    for i in range(8):
+        stem = root / "frames" / f"frame-{i:06d}"
+        Image.fromarray(np.round(z[i].numpy() * 1000).astype(np.uint16)).save(f"{stem}.depth.png")
+        Image.fromarray(np.full((H, W, 3), 30 * i, np.uint8)).save(f"{stem}.color.jpg")
+        np.savetxt(f"{stem}.pose.txt", c2w[i].numpy())
+    return root
+
+
+def _radial_error(path) -> np.ndarray:
+    mesh = load_mesh(path, dedupe=False)
+    return np.abs(np.linalg.norm(mesh.vertices.numpy() - np.array(CENTER), axis=1) - RADIUS)
+
+
+def test_fuse_writes_the_sphere_in_the_world_frame(capsys, tmp_path, sequence) -> None:
+    out = tmp_path / "fused.ply"
+    code, stdout, err = run(capsys, "fuse", str(sequence), "-o", str(out), "--voxel", "0.03", "--no-progress")
+    assert code == 0, err
+    assert "fused 8 frames" in stdout and "frames/s" in stdout
+    err_ply = _radial_error(out)
+    assert err_ply.max() < 0.03 and err_ply.mean() < 0.01  # within a voxel of the sphere, in world metres
+    # The GLB holds the same world-frame surface.
+    glb = tmp_path / "fused.glb"
+    assert run(capsys, "fuse", str(sequence), "-o", str(glb), "--voxel", "0.03", "--no-progress")[0] == 0
+    assert _radial_error(glb).max() < 0.03
+
+
+def test_fuse_frames_selects_views(capsys, tmp_path, sequence) -> None:
+    one = tmp_path / "one.ply"
+    code, stdout, err = run(capsys, "fuse", str(sequence), "-o", str(one), "--voxel", "0.04", "--frames", "0", "--no-progress")
+    assert code == 0, err
+    assert "fused 1 frames" in stdout
+    every = tmp_path / "every.ply"
+    assert run(capsys, "fuse", str(sequence), "-o", str(every), "--voxel", "0.04", "--frames", "::2", "--no-progress")[0] == 0
+    # One view sees less than half the sphere: far fewer vertices than four views around it.
+    assert load_mesh(one, dedupe=False).num_vertices < 0.6 * load_mesh(every, dedupe=False).num_vertices
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--frames", "3:99:x"], "--frames"),
+        (["--frames", "12"], "has 8 frames"),
+        (["--voxel", "-1"], "--voxel"),
+        (["--voxel", "0.0001"], "voxels"),
+        (["--trunc", "0"], "--trunc"),
+    ],
+)
+def test_fuse_bad_options_fail_with_one_line_and_write_nothing(capsys, tmp_path, sequence, extra, message) -> None:
+    out = tmp_path / "x.ply"
+    code, _, err = run(capsys, "fuse", str(sequence), "-o", str(out), "--no-progress", *extra)
+    assert code == 2
+    assert err.startswith("error:") and message in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_fuse_rejects_missing_and_non_metric_scenes(capsys, tmp_path, sequence) -> None:
+    code, _, err = run(capsys, "fuse", str(tmp_path / "nope"), "-o", str(tmp_path / "x.ply"))
+    assert code == 2 and err.startswith("error:")
+    code, _, err = run(capsys, "fuse", str(sequence), "-o", str(tmp_path / "x.stl"))
+    assert code == 2 and "format" in err
+    # A MonoSDF-layout scene has only up-to-scale depth priors.
+    from shapegen.data.scenes import load_scene, write_monosdf_scene
+
+    mono = write_monosdf_scene(tmp_path / "mono", load_scene(sequence, downscale=2))
+    out = tmp_path / "m.ply"
+    code, _, err = run(capsys, "fuse", str(mono), "-o", str(out))
+    assert code == 2 and "metric" in err and not out.exists()
