@@ -165,6 +165,7 @@ def _fit(model, steps: int, ckpt: Path, every: int, callbacks: list, resume: boo
 def _avatar(args: argparse.Namespace, _unused=None) -> None:
     import json
     import logging
+    import time
     import warnings
 
     import numpy as np
@@ -201,6 +202,12 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     # Build the first system (loads the prior: an unknown --model fails here) before writing.
     geo = AvatarGeometrySystem(cfg)
     try:
@@ -223,6 +230,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     export_mesh(Mesh(body.frame.to_body(surface.vertices), surface.faces), out / "geometry.glb")
     (out / "history_geometry.json").write_text(json.dumps(geo.history))
     del geo
+    seconds = {"geometry": lap()}
 
     t = vcfg.texture
     if resume_tex:
@@ -236,10 +244,12 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
 
     _fit(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex)
     (out / "history_texture.json").write_text(json.dumps(tex.history))
+    seconds["texture"] = lap()
 
     surface = Mesh(tex.mesh_vertices.cpu(), tex.mesh_faces.cpu())
     rigged, welded = rig_avatar(body, tex.textured_mesh(), surface)
     glb = export_rigged_glb(rigged, out / "avatar.glb", name="avatar")
+    seconds["bake+rig+export"] = lap()
 
     def view(pose, azimuth: float, side: int):
         posed = welded.skeleton.forward_kinematics(pose_rotations(welded, pose))
@@ -255,9 +265,11 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     if args.preview:
         save_image(out / "poses.png", np.concatenate([view(p, 20.0, side) for p in POSES.values()], axis=1))
         written.append(out / "poses.png")
+    seconds["renders"] = lap()
     print(
         f"wrote {', '.join(str(p) for p in written)} ({rigged.mesh.num_vertices} vertices, {rigged.skeleton.num_joints} joints, "
-        f"morph targets: {', '.join(rigged.morph_targets) or 'none'})"
+        f"morph targets: {', '.join(rigged.morph_targets) or 'none'}); "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
     )
 
 

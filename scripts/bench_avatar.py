@@ -1,0 +1,82 @@
+"""``shapegen avatar`` on the tiny preset end to end on CPU (wall time per phase).
+
+Each configuration runs in a fresh subprocess: ``shapegen avatar "a knight in silver armour"
+--preset tiny --preview`` (the preset's 3 steps per stage), then with ``--steps`` steps per stage.
+Wall time from process start to exit (imports, the tiny random prior loaded per stage, body-prior
+initialisation, geometry and texture stages, UV atlas and PBR bake, rig transfer, GLB export,
+rest and pose renders); the phase split is the command's own report.
+
+    python scripts/bench_avatar.py            # writes the "avatar" section of docs/benchmarks.md
+    python scripts/bench_avatar.py --no-write
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+REPO = Path(__file__).resolve().parent.parent
+PROMPT = "a knight in silver armour"
+
+
+def _run(steps: int | None, threads: int) -> list[object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "knight"
+        cmd = [sys.executable, "-m", "shapegen.cli", "avatar", PROMPT, "--preset", "tiny", "--preview", "--no-progress", "-o", str(out)]
+        if steps:
+            cmd += ["--set", f"vsd.geometry.steps={steps}", "--set", f"vsd.texture.steps={steps}",
+                    "--set", f"vsd.geometry.checkpoint_every={steps}", "--set", f"vsd.texture.checkpoint_every={steps}"]
+        env = dict(os.environ)
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env, cwd=REPO)
+        wall = time.perf_counter() - t0
+        if res.returncode != 0:
+            sys.exit(f"error: avatar run failed:\n{res.stderr[-2000:]}")
+        phases = dict((k, float(v)) for k, v in re.findall(r"([a-z+]+) ([0-9.]+) s", res.stdout))
+        verts = re.search(r"\((\d+) vertices", res.stdout)
+        size = (out / "avatar.glb").stat().st_size / 1e6
+        return [f"{steps} per stage" if steps else "preset (3 per stage)", wall, phases.get("geometry", float("nan")),
+                phases.get("texture", float("nan")), phases.get("bake+rig+export", float("nan")), phases.get("renders", float("nan")),
+                verts.group(1) if verts else "?", f"{size:.2f}", f"{load:.1f}"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20, help="steps per stage of the second run")
+    p.add_argument("--threads", type=int, default=0, help="OMP_NUM_THREADS of the runs (0: unset)")
+    p.add_argument("--no-write", action="store_true", help="print the table without updating docs/benchmarks.md")
+    args = p.parse_args()
+    from _benchlib import table, write_section
+
+    rows = []
+    for steps in (None, args.steps):
+        rows.append(_run(steps, args.threads))
+        print(rows[-1], flush=True)
+    body = (
+        f'`shapegen avatar "{PROMPT}" --preset tiny --preview` (`configs/avatar/tiny.yaml`: tiny random Stable '
+        "Diffusion, analytic body prior, 28^3-vertex tet grid, 32x32 renders, 64x64 PBR textures, rig template at 48), "
+        "on CPU. The avatar is the body prior barely changed by random guidance; the timings are the pipeline's own "
+        "cost. Phases as reported by the command: geometry and texture include loading the tiny prior and "
+        "checkpoints; bake+rig+export is the UV atlas, PBR bake, rig transfer and GLB; renders are rest.png and "
+        "poses.png. `wall s` is the whole process including imports. The load average (1 min) is that of the shared "
+        "machine when the run started.\n\n"
+        + table(["steps", "wall s", "geometry s", "texture s", "bake+rig+export s", "renders s", "GLB vertices", "GLB MB", "load avg"], rows)
+    )
+    if args.no_write:
+        print(body)
+    else:
+        write_section("avatar", "Avatar: tiny preset end to end on CPU", body)
+
+
+if __name__ == "__main__":
+    main()
