@@ -42,7 +42,7 @@ def _run(steps: int | None, threads: int) -> list[object]:
         wall = time.perf_counter() - t0
         if res.returncode != 0:
             sys.exit(f"error: avatar run failed:\n{res.stderr[-2000:]}")
-        phases = dict((k, float(v)) for k, v in re.findall(r"([a-z+]+) ([0-9.]+) s", res.stdout))
+        phases = {k: float(v) for k, v in re.findall(r"([a-z+]+) ([0-9.]+) s", res.stdout)}
         verts = re.search(r"\((\d+) vertices", res.stdout)
         size = (out / "avatar.glb").stat().st_size / 1e6
         return [f"{steps} per stage" if steps else "preset (3 per stage)", wall, phases.get("geometry", float("nan")),

@@ -89,7 +89,7 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
 
 def _avatar_config(args: argparse.Namespace):
     from shapegen.config import load_config, resolve_preset
-    from shapegen.methods.text_avatar import AvatarConfig, AvatarBody, parse_body_params
+    from shapegen.methods.text_avatar import AvatarBody, AvatarConfig, parse_body_params
 
     if args.preset and args.config:
         raise ShapegenError("give --preset or --config, not both")
@@ -125,6 +125,21 @@ def _check_output(out: Path) -> None:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise ShapegenError(f"cannot write into {probe}: permission denied; choose another -o folder")
+
+
+def _check_resumable(cfg, ckpt: Path) -> None:
+    """Refuse to resume a run whose body or world frame differs from the checkpoint's."""
+    import torch
+
+    from shapegen.config import to_dict
+
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False).get("hyper_parameters", {}).get("avatar")
+    if saved is None:
+        raise ShapegenError(f"{ckpt} is not an avatar checkpoint (made by text-to-3d?); use another -o folder")
+    for key in ("body", "body_extent"):
+        now = to_dict(cfg)[key]
+        if saved.get(key) != now:
+            raise ShapegenError(f"--resume: the checkpoint was made with {key}={saved.get(key)}, not {now}; pass the same --body-params/--set")
 
 
 def _progress(stage: str, steps: int, enabled: bool):
@@ -195,6 +210,8 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     if args.resume and not geo_ckpt.is_file():
         raise ShapegenError(f"--resume: no checkpoint at {geo_ckpt}; run without --resume to start")
     resume_geo, resume_tex = args.resume, args.resume and tex_ckpt.is_file()
+    if args.resume:
+        _check_resumable(cfg, geo_ckpt)
 
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     if not getattr(args, "verbose", False):

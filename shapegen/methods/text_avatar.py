@@ -54,7 +54,13 @@ from shapegen.data.cameras import CameraSamplerConfig
 from shapegen.errors import ShapegenError
 from shapegen.fields.body_prior import BodyPriorConfig, HumanoidPrior
 from shapegen.geometry.mesh import Mesh
-from shapegen.geometry.rigging import RiggedMesh, SkinWeights, TransferConfig, rig_analytic_template, transfer_rig
+from shapegen.geometry.rigging import (
+    RiggedMesh,
+    SkinWeights,
+    TransferConfig,
+    rig_analytic_template,
+    transfer_rig,
+)
 from shapegen.methods.avatar import RigConfig
 from shapegen.methods.vsd import VSDConfig
 from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem

@@ -93,6 +93,13 @@ def test_avatar_resumes_from_stage_checkpoints(avatar, capsys):
     assert "avatar.glb" in out
 
 
+def test_avatar_resume_refuses_another_body(avatar, capsys):
+    before = (avatar / "avatar.glb").stat().st_mtime_ns
+    code, _, err = run(capsys, "avatar", "a knight", "-o", str(avatar), *FAST, "--body-params", "height=1.9", "--resume")
+    assert code == 2 and err.count("\n") == 1 and "body=" in err, err
+    assert (avatar / "avatar.glb").stat().st_mtime_ns == before
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

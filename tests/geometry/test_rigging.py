@@ -111,3 +111,23 @@ def test_bad_inputs_are_one_line_errors(rigs, tmp_path):
         export_rigged_glb(wrong, tmp_path / "bad.glb")
     assert not (tmp_path / "bad.glb").exists()
     assert np.isfinite(moved.skin.weights.numpy()).all()
+
+
+def test_analytic_jaw_open_opens_down_at_the_mouth_and_transfers():
+    """The analytic template's own jawOpen: the chin moves down, the rest of the body stays, and
+    transfer onto another tessellation keeps the motion at the mouth."""
+    prior = HumanoidPrior()
+    template = rig_analytic_template(prior, resolution=56, face_morphs=True)
+    jaw = template.morph_targets["jawOpen"]
+    v = template.mesh.vertices
+    moving = jaw.norm(dim=1) > 1e-3
+    assert int(moving.sum()) > 0
+    assert float(jaw[moving][:, 1].max()) < 0  # every moving vertex goes down
+    assert float((v[moving] - MOUTH).norm(dim=1).max()) < 0.15  # the lower face: not the skull top (0.18 away)
+    assert float(v[moving][:, 2].min()) > 0.0 and float(v[moving][:, 1].max()) < 1.58  # front, below the mouth line
+    assert float(jaw[v[:, 1] < 1.45].abs().max()) == 0.0  # below the head nothing moves
+    other = rig_analytic_template(prior, resolution=72)
+    moved = transfer_rig(template, other.mesh).morph_targets["jawOpen"]
+    far = (other.mesh.vertices - MOUTH).norm(dim=1) > 0.15
+    assert float(moved[far].norm(dim=1).max()) < 2e-3 and float(moved.norm(dim=1).max()) > 0.01
+

@@ -122,7 +122,7 @@ def test_rig_avatar_keeps_seams_together_and_moves_the_jaw():
     surface = Mesh(body.frame.to_world(surface_body.vertices), surface_body.faces)
     textured = uv_atlas(surface, method="grid", resolution=256, padding=1)
     assert textured.num_vertices > surface.num_vertices
-    rigged, welded = rig_avatar(body, textured, surface)
+    rigged, _ = rig_avatar(body, textured, surface)
     torch.testing.assert_close(rigged.mesh.vertices[:, 1].max(), torch.tensor(1.7), atol=0.05, rtol=0)
     torch.testing.assert_close(rigged.skin.weights.sum(1), torch.ones(textured.num_vertices))
     key = [tuple(v) for v in (rigged.mesh.vertices * 1e5).round().long().tolist()]
