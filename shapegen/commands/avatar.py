@@ -78,7 +78,7 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML preset file (instead of --preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set vsd.geometry.steps=100")
-    p.add_argument("--body-params", metavar="K=V,...", help="body prior fields, e.g. height=1.8,arm_angle=40 or kind=anny (needs the avatar extra)")
+    p.add_argument("--body-params", metavar="K=V,...", help="body prior fields, e.g. height=1.8,arm_angle=40 (analytic body), or kind=anny (Anny's default body; needs the avatar extra)")
     p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
     p.add_argument("--seed", type=int, help="random seed")

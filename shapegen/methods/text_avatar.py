@@ -161,6 +161,9 @@ def _anny(cache_dir: str | None, facial_actions: str) -> RiggedMesh:
 class AvatarBody:
     """The body prior of an :class:`AvatarConfig`: its SDF, frame, head and rig template.
 
+    With ``body.kind: anny`` the body is Anny's default shape (``height`` and ``arm_angle``
+    apply to the analytic body only); its mesh gives the SDF and its rig the template.
+
     Raises:
         ShapegenError: bad body parameters, or Anny asked for but not installed.
     """
@@ -200,7 +203,9 @@ class AvatarBody:
 
     def sdf_world(self, x: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """The prior's signed distance at world points (world units, negative inside)."""
-        p = self.frame.to_body(x.float().cpu())
+        p = self.frame.to_body(x.float())
+        if self.prior is None:  # Anny: distances to its mesh, on the CPU
+            p = p.cpu()
         return (self._sdf(p) * self.frame.scale).to(x.device)
 
     def template(self) -> RiggedMesh:
