@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import pytest
 import torch
 
@@ -135,3 +138,21 @@ def test_rig_avatar_keeps_seams_together_and_moves_the_jaw():
     assert len(moving) > 0
     assert float(moving[:, 1].min()) > 1.45 and float(moving[:, 2].min()) > -0.02  # the front of the lower head only
     assert rigged.mesh.uv is not None and rigged.skeleton.num_joints == 19
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("anny") is None or not os.environ.get("SHAPEGEN_ANNY_CACHE"),
+    reason="needs the optional package anny and SHAPEGEN_ANNY_CACHE (its first build takes minutes and ~1.1 GB)",
+)
+def test_anny_body_prior_frames_the_body_and_finds_the_head():
+    cfg = tiny()
+    parse_body_params(f"kind=anny,anny_cache_dir={os.environ['SHAPEGEN_ANNY_CACHE']}", cfg.body)
+    body = AvatarBody(cfg)
+    assert 1.4 < body.height < 2.0
+    head = body.frame.to_body(torch.tensor([body.head_center_world]))[0]
+    assert 0.85 * body.height < float(head[1]) < body.height and abs(float(head[0])) < 0.02
+    inside = body.sdf_world(torch.tensor([[0.0, 0.0, 0.0], list(body.head_center_world)]))
+    outside = body.sdf_world(torch.tensor([[0.0, 0.0, 0.45], [0.0, 0.6, 0.0]]))
+    assert bool((inside < 0).all()) and bool((outside > 0).all())
+    assert "jawOpen" in body.template().morph_targets
