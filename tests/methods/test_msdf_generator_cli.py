@@ -34,12 +34,16 @@ def test_train_writes_checkpoint_plot_and_resumes(run_dir, capsys):
     assert Image.open(out / "loss.png").size == (640, 400)
     assert len((out / "loss.csv").read_text().splitlines()) == 1 + 4
     code, o, err = run(capsys, "train", "--method", "msdf", "--config", "tiny", "-o", str(out), "--set", f"data.root={root}",
-                       "--set", "train.max_steps=6", "--set", "train.preview_every=-1")
+                       "--set", "train.max_steps=6", "--set", "train.preview_every=1")
     assert code == 0, err
     assert "resuming from" in o
     import torch
 
     assert torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 6
+    # Periodic sample previews (every step here: steps 5 and 6 of the resumed run).
+    sheets = sorted(p.parent.name for p in (out / "previews").glob("step_*/preview.png"))
+    assert sheets == ["step_0000005", "step_0000006"], sheets
+    assert len(list((out / "previews" / "step_0000006").glob("sample_*.msdf.npz"))) == 4
 
 
 def test_generate_writes_msdf_meshes_and_sheet(run_dir, capsys, tmp_path):
