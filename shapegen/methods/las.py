@@ -30,6 +30,11 @@ Deviations from the paper and the official code:
       stride-2 down/up-sampling); the reason is in that module.
     * The category condition is a learned embedding (plus a null class), not a frozen CLIP text
       embedding of the class name.
+    * Besides the local attention, the sketch also enters every ResBlock through a global
+      embedding of its tokens added to the class embedding (``occupancy.global_sketch``, on by
+      default): with the small trainable encoder, the local path alone was not learned in short
+      CPU runs (the model produced its mean shape whatever the sketch); see
+      :class:`shapegen.nn.unet3d.UNet3DConfig`. Set it to false for the paper's model.
     * The sketch encoder is pluggable (:mod:`shapegen.nn.sketch_encoder`): a small trainable CNN +
       Transformer by default (no download), or a frozen timm ViT such as LAS's OpenCLIP ViT-H/14.
     * Both stages live in one LightningModule (one checkpoint for ``sketch-to-3d``); ``train.stage``
@@ -200,6 +205,7 @@ class LASDiffusion(pl.LightningModule):
         occ.in_channels, occ.out_channels = 2, 1
         occ.num_classes = len(cfg.categories) if cfg.use_category else 0
         occ.context_dim = self.sketch_encoder.dim if self.sketch_encoder is not None else 0
+        occ.context_tokens = self.sketch_encoder.patches**2 if self.sketch_encoder is not None else 0
         self.occupancy_net = UNet3D(occ)
         cfg.sdf.in_channels, cfg.sdf.out_channels = 1, 1
         self.sdf_net = SparseUNet(cfg.sdf)

@@ -9,7 +9,8 @@ given, view-aware local cross-attention (:mod:`shapegen.nn.local_attention`).
 Conditioning inside every ResBlock, as in LAS: ``h <- h * MLP_c(c) + MLP_t(t)`` (multiplicative
 class embedding, additive time embedding; no "+1"). The class MLP is *not* zero-initialised,
 which would zero the features. ``c`` is a learned class embedding with one extra "null" class
-used for classifier-free guidance and for unconditional models.
+used for classifier-free guidance and for unconditional models. With ``global_sketch`` (not in
+LAS) a linear embedding of the sketch tokens is added to ``c`` (see :class:`UNet3DConfig`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class UNet3DConfig:
     """Number of categories (0: no class conditioning; the null class is extra)."""
     context_dim: int = 0
     """Channels of the sketch patch tokens (0: no sketch conditioning)."""
+    context_tokens: int = 0
+    """Number of sketch patch tokens (set by the method; needed by ``global_sketch``)."""
+    global_sketch: bool = True
+    """Also add a global embedding of the sketch (8 channels per patch token, flattened in patch
+    order, then linear) to the class embedding, so the sketch also modulates every ResBlock. Not
+    in LAS, whose frozen CLIP tokens carry the shape through local attention alone. With the small
+    trainable encoder the local path alone was not learned in short runs (6 chairs, 300 steps:
+    stage-1 shell IoU with the sketched shape 0.709 vs 0.704 with the others; with this path
+    0.769 vs 0.690)."""
 
 
 class ResBlock(nn.Module):
@@ -117,6 +127,10 @@ class UNet3D(nn.Module):
         emb = 4 * c.base_channels
         self.time_mlp = nn.Sequential(nn.Linear(c.base_channels, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.class_emb = nn.Embedding(c.num_classes + 1, emb) if c.num_classes > 0 else None
+        # Global sketch embedding: 8 channels per token, flattened in patch order (keeps the layout).
+        self.sketch_emb = (nn.Sequential(nn.LayerNorm(c.context_dim), nn.Linear(c.context_dim, 8), nn.Flatten(1),
+                                         nn.Linear(8 * c.context_tokens, emb))
+                           if c.context_dim and c.context_tokens and c.global_sketch else None)
         self.stem = nn.Conv3d(c.in_channels, ch[0], 3, padding=1)
         self.down_res = nn.ModuleList()
         self.down_attn = nn.ModuleList()
@@ -171,6 +185,9 @@ class UNet3D(nn.Module):
             if labels is None:
                 labels = torch.full((x.shape[0],), self.null_class, dtype=torch.long, device=x.device)
             c_emb = self.class_emb(labels)
+        if self.sketch_emb is not None and tokens is not None:
+            s_emb = self.sketch_emb(tokens)
+            c_emb = s_emb if c_emb is None else c_emb + s_emb
         h = self.stem(x)
         skips = []
         for res, attn, down in zip(self.down_res, self.down_attn, self.downsample):
