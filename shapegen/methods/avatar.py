@@ -59,6 +59,8 @@ class RigConfig:
     """Joint influences per vertex (glTF JOINTS_0 holds 4)."""
     preview_size: int = 256
     """Side in pixels of each pose in the preview PNG."""
+    face_morphs: bool = False
+    """Analytic template: also transfer an ARKit ``jawOpen`` morph target (Anny brings its own)."""
 
 
 def rig_humanoid(mesh: Mesh, config: RigConfig | None = None, template: RiggedMesh | None = None) -> RiggedMesh:
@@ -92,7 +94,7 @@ def rig_humanoid(mesh: Mesh, config: RigConfig | None = None, template: RiggedMe
         template = anny_template(cfg.anny_cache_dir, cfg.anny_facial_actions)
     elif template is None:
         prior = HumanoidPrior(BodyPriorConfig(arm_angle=cfg.arm_angle))
-        template = rig_analytic_template(prior, cfg.template_resolution)
+        template = rig_analytic_template(prior, cfg.template_resolution, face_morphs=cfg.face_morphs)
     tlo, thi = template.mesh.bounds()
     scale = float((thi[1] - tlo[1]) / ext[1])
     offset = torch.stack([(tlo[0] + thi[0]) / 2, tlo[1], (tlo[2] + thi[2]) / 2]) - scale * torch.stack([(lo[0] + hi[0]) / 2, lo[1], (lo[2] + hi[2]) / 2])

@@ -125,10 +125,9 @@ class AvatarConfig:
     """Zoomed head views and their prompt."""
     prior_regularizer: PriorRegularizerConfig = field(default_factory=PriorRegularizerConfig)
     """Keeps the surface near the body where nothing else pulls it away."""
-    rig: RigConfig = field(default_factory=RigConfig)
-    """Rig transfer (``rig.template`` follows ``body.kind``; ``arm_angle`` follows the body)."""
-    face_morphs: bool = True
-    """Give the analytic template an ARKit ``jawOpen`` morph target to transfer (Anny brings its 52)."""
+    rig: RigConfig = field(default_factory=lambda: RigConfig(face_morphs=True))
+    """Rig transfer (``rig.template`` follows ``body.kind``; ``arm_angle`` follows the body;
+    ``face_morphs`` gives the analytic template an ARKit ``jawOpen``; Anny brings its 52)."""
     rest_resolution: int = 512
     """Side of ``rest.png`` (and of each tile of ``poses.png``)."""
 
@@ -209,11 +208,11 @@ class AvatarBody:
         return (self._sdf(p) * self.frame.scale).to(x.device)
 
     def template(self) -> RiggedMesh:
-        """The rigged template in body metres (analytic: with ``jawOpen`` if ``face_morphs``)."""
+        """The rigged template in body metres (analytic: with ``jawOpen`` if ``rig.face_morphs``)."""
         c = self.config
         if c.body.kind == "anny":
             return _anny(c.body.anny_cache_dir, c.rig.anny_facial_actions)
-        return rig_analytic_template(self.prior, c.rig.template_resolution, face_morphs=c.face_morphs)
+        return rig_analytic_template(self.prior, c.rig.template_resolution, face_morphs=c.rig.face_morphs)
 
 
 def parse_body_params(text: str, body: BodyPriorConfig) -> BodyPriorConfig:

@@ -49,3 +49,17 @@ def test_rig_cli_bad_inputs_are_one_line(capsys, tmp_path):
     _, err = capsys.readouterr()
     assert code == 2 and "missing.obj" in err
     assert not (tmp_path / "out.glb").exists()
+
+
+def test_rig_cli_face_morphs_in_the_mesh_units(capsys, tmp_path):
+    """--set face_morphs=true: the analytic jawOpen lands on the mouth, scaled to the mesh's units."""
+    body = HumanoidPrior().template_mesh(40)
+    src = export_mesh(Mesh(body.vertices * 100, body.faces), tmp_path / "body.obj")  # centimetres
+    out = tmp_path / "rigged.glb"
+    code = main(["rig", str(src), "-o", str(out), "--config", "tiny", "--set", "face_morphs=true"])
+    assert code == 0, capsys.readouterr().err
+    rig = load_rigged_glb(out)
+    jaw = rig.morph_targets["jawOpen"]
+    moving = jaw.norm(dim=1) > 0.1  # cm
+    assert int(moving.sum()) > 0 and 1.0 < float(jaw.norm(dim=1).max()) < 5.0  # a jaw drop of a few cm
+    assert float(rig.mesh.vertices[moving][:, 1].min()) > 145.0  # in the head
