@@ -172,3 +172,23 @@ def test_shared_meshes_match_published_stats(shared_data):
         assert got == (s["faces"], s["watertight"], s["euler"], round(s["duplicate_face_fraction"], 3)), name
         if "watertight_after_dedup" in s:
             assert inspect_mesh(load_mesh(shared_data / name)).watertight == s["watertight_after_dedup"], name
+
+
+@pytest.mark.parametrize("ply_up", ["z", "y"])
+def test_our_ply_round_trips_in_the_y_up_frame(tmp_path, ply_up):
+    """export_mesh writes Z-up PLY for Blender by default; load_mesh undoes it (marked in the header)."""
+    from shapegen.geometry.export import export_mesh
+    from shapegen.geometry.mesh import Mesh
+
+    verts = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    faces = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    path = tmp_path / "m.ply"
+    export_mesh(Mesh(verts, faces), path, ply_up=ply_up)
+    back = load_mesh(path, dedupe=False)
+    assert torch.allclose(back.vertices, verts, atol=1e-6)
+    # A foreign PLY (no shapegen header) is read as it is.
+    import trimesh
+
+    foreign = tmp_path / "foreign.ply"
+    trimesh.Trimesh(verts.numpy(), faces.numpy(), process=False).export(foreign)
+    assert torch.allclose(load_mesh(foreign, dedupe=False).vertices, verts, atol=1e-6)
