@@ -123,14 +123,10 @@ def plot_losses(history: list[dict[str, float]], path: Path, size: tuple[int, in
     save_image(path, np.asarray(img))
 
 
-def _run(args: argparse.Namespace, _unused=None) -> None:
+def apply_prior_args(cfg, args: argparse.Namespace) -> None:
+    """The prior, seed and prompt options shared by ``text-to-3d`` and ``texture`` into ``cfg``
+    (a ``VSDConfig``); a GPU-sized preset without a GPU is a one-line error."""
     import torch
-
-    from shapegen.config import load_config, resolve_preset
-    from shapegen.methods.vsd import VSDConfig
-
-    # The schema lives with the method (heavy imports), so --config/--set are handled here.
-    cfg = load_config(VSDConfig, resolve_preset(args.config, "vsd"), args.overrides)
 
     if args.tiny_random_prior:
         cfg.model = "tiny-random"
@@ -138,10 +134,6 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         cfg.model = args.model
     if args.allow_download:
         cfg.allow_download = True
-    if args.particles is not None:
-        if args.particles < 1:
-            raise ShapegenError(f"--particles must be at least 1, got {args.particles}")
-        cfg.particles = args.particles
     if args.seed is not None:
         cfg.seed = args.seed
     cfg.prompt = args.prompt
@@ -151,6 +143,21 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
             f"{max(cfg.render.resolutions)}^2) and no CUDA GPU was found; use --preset tiny on a CPU "
             "(add --tiny-random-prior for an offline smoke run), or --set requires_gpu=false to try anyway"
         )
+
+
+def _run(args: argparse.Namespace, _unused=None) -> None:
+
+    from shapegen.config import load_config, resolve_preset
+    from shapegen.methods.vsd import VSDConfig
+
+    # The schema lives with the method (heavy imports), so --config/--set are handled here.
+    cfg = load_config(VSDConfig, resolve_preset(args.config, "vsd"), args.overrides)
+
+    if args.particles is not None:
+        if args.particles < 1:
+            raise ShapegenError(f"--particles must be at least 1, got {args.particles}")
+        cfg.particles = args.particles
+    apply_prior_args(cfg, args)
     out = Path(args.output)
     stages = parse_stages(args.stages)
     resumable = [s for s in stages if stage_checkpoint(out, s).is_file()]

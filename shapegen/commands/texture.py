@@ -38,32 +38,20 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace, _unused=None) -> None:
     import torch
 
+    from shapegen.commands.text_to_3d import apply_prior_args
     from shapegen.config import load_config, resolve_preset
     from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
     from shapegen.io import check_output_path
     from shapegen.methods.vsd import VSDConfig
 
     cfg = load_config(VSDConfig, resolve_preset(args.config, "vsd"), args.overrides)
-    if args.tiny_random_prior:
-        cfg.model = "tiny-random"
-    elif args.model:
-        cfg.model = args.model
-    if args.allow_download:
-        cfg.allow_download = True
-    if args.seed is not None:
-        cfg.seed = args.seed
-    cfg.prompt = args.prompt
+    apply_prior_args(cfg, args)
     out = Path(args.output)
     if out.suffix.lower() not in SUFFIXES:
         raise ShapegenError(f"-o {out}: textures need a .glb (recommended), .gltf or .obj output, got {out.suffix or 'no suffix'!r}")
     mesh = load_mesh(args.mesh)
     if mesh.num_faces == 0:
         raise ShapegenError(f"mesh '{args.mesh}' has no faces; nothing to texture")
-    if cfg.requires_gpu and not torch.cuda.is_available():
-        raise ShapegenError(
-            f"preset '{Path(str(args.config)).stem}' is sized for a GPU and no CUDA GPU was found; use --preset tiny "
-            "on a CPU (add --tiny-random-prior for an offline smoke run), or --set requires_gpu=false to try anyway"
-        )
     extent = cfg.texture.mesh_extent
     if not 0 < extent <= cfg.texture.texture_field.radius:
         raise ShapegenError(
