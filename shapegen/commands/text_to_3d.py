@@ -68,14 +68,19 @@ def _finished_step(path: Path) -> tuple[int, int]:
     return int(ckpt.get("global_step", 0)), int(steps)
 
 
-def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", help='text prompt, e.g. "a DSLR photo of a hamburger"')
-    p.add_argument("-o", "--output", required=True, help="output folder")
+def add_prior_args(p: argparse.ArgumentParser) -> None:
+    """The prior and preset options shared by ``text-to-3d`` and ``texture`` (see :func:`apply_prior_args`)."""
     p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
     p.add_argument("--tiny-random-prior", action="store_true", help="same as --model tiny-random (smoke runs; the result is meaningless)")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
     p.add_argument("--preset", dest="config", choices=PRESETS, help="tiny (CPU, seconds), fast or paper (GPU); default: default (= paper)")
     p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/vsd/)")
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", help='text prompt, e.g. "a DSLR photo of a hamburger"')
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    add_prior_args(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set steps=100")
     p.add_argument("--particles", type=int, help="number of particles K sharing the LoRA model")

@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 from shapegen.commands.base import Command
+from shapegen.commands.text_to_3d import add_prior_args
 from shapegen.errors import ShapegenError
 
-PRESETS = ("tiny", "fast", "paper", "default")
 SUFFIXES = (".glb", ".gltf", ".obj")
 
 
@@ -24,11 +24,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("mesh", help="input mesh (OBJ, PLY, STL, OFF, GLB/GLTF)")
     p.add_argument("--prompt", required=True, help='text prompt, e.g. "a wooden chair"')
     p.add_argument("-o", "--output", required=True, help="output mesh with baked textures (.glb recommended, .gltf or .obj)")
-    p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
-    p.add_argument("--tiny-random-prior", action="store_true", help="same as --model tiny-random (smoke runs; the result is meaningless)")
-    p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
-    p.add_argument("--preset", dest="config", choices=PRESETS, help="tiny (CPU, seconds), fast or paper (GPU); default: default (= paper)")
-    p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/vsd/)")
+    add_prior_args(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set texture.steps=500")
     p.add_argument("--seed", type=int, help="random seed")
