@@ -61,13 +61,24 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def cloud(tensor: torch.Tensor) -> torch.Tensor | None:
+def cloud(tensor: torch.Tensor, seed: int = 0) -> torch.Tensor | None:
     """512 FPS surface points of a decoded M-SDF (normalised frame), or None without a surface."""
     mesh = decode_to_mesh(tensor, K, RESOLUTION)
     if mesh.num_faces == 0:
         return None
-    dense = sample_surface(mesh, 4 * CLOUD_POINTS, generator=torch.Generator().manual_seed(0)).points.float()
+    dense = sample_surface(mesh, 4 * CLOUD_POINTS, generator=torch.Generator().manual_seed(seed)).points.float()
     return dense[farthest_point_sampling(dense, CLOUD_POINTS)]
+
+
+def chamfer_floor(cache: Path) -> float:
+    """Mean Chamfer-L2 between two 512-point clouds (sampling seeds 0 and 1) of the same training shape.
+
+    The resolution of the Chamfer comparisons: distances below it are not measurable with these clouds.
+    """
+    from shapegen.data.msdf_dataset import MSDFDataConfig, load_msdf_folder
+
+    data, _, _ = load_msdf_folder(MSDFDataConfig(root=str(cache / "msdf")))
+    return float(sum(chamfer_distance_matrix(cloud(t, 0)[None], cloud(t, 1)[None]) for t in data.tensors) / len(data.tensors))
 
 
 def prepare_data(shared: Path, cache: Path) -> dict:
@@ -181,13 +192,15 @@ def train_until_fidelity(cache: Path, ref: dict, minutes: float, max_minutes: fl
                 for e, p in zip(model.ema.parameters(), model.net.parameters()):
                     e.lerp_(p, 1 - decay)
         st["train_seconds"] += time.perf_counter() - t0
+        loss = loss.detach()
         st["losses"].append((st["step"], float(loss)))
         t1 = time.perf_counter()
         _, clouds, lab, _ = class_check(model, ref, EVAL_SAMPLES)
         fid, pred = fidelity(clouds, lab, ref)
         st["eval_seconds"] += time.perf_counter() - t1
         st["evals"].append({"step": st["step"], "train_seconds": st["train_seconds"], "fidelity": fid, "pred": pred,
-                            "empty": sum(c is None for c in clouds), "loss": float(loss)})
+                            "empty": sum(c is None for c in clouds), "loss": float(loss),
+                            "load": os.getloadavg()[0]})
         log(f"step {st['step']}: loss {float(loss):.3f}, fidelity {fid:.2f} (predicted {pred}), "
             f"{st['train_seconds']:.0f} s training + {st['eval_seconds']:.0f} s evaluation")
         if fid == 1.0:
@@ -218,7 +231,7 @@ def solver_study(model: MSDFGenerator, ref: dict, cache: Path) -> dict:
         m = generation_metrics(torch.stack([clouds[i] for i in ok]), ref["clouds"]) if ok else None
         both = [i for i in ok if ref_clouds[i] is not None]
         paired = [float(chamfer_distance_matrix(clouds[i][None], ref_clouds[i][None])) for i in both]
-        rows.append({"solver": solver, "steps": steps, "nfe_per_shape": nfe / len(clouds), "fidelity": fid,
+        rows.append({"solver": solver, "steps": steps, "nfe_per_shape": nfe / len(ref["classes"]),  # one batch per class "fidelity": fid,
                      "empty": len(clouds) - len(ok), "cov": m.cov if m else None, "mmd": m.mmd if m else None,
                      "nna": m.nna if m else None, "paired_chamfer": sum(paired) / max(1, len(paired)),
                      "rms": float((model.normalize(x) - model.normalize(ref_x)).pow(2).mean().sqrt())})
