@@ -189,7 +189,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
     p.add_argument("--checkpoint", required=True, help="a .ckpt written by 'shapegen train'")
     cond = p.add_mutually_exclusive_group()
-    cond.add_argument("--class", dest="cls", help="class name (class-conditioned models)")
+    cond.add_argument("--class", "--category", dest="cls", help="class name (class-conditioned models; --category is the same)")
     cond.add_argument("--prompt", help="text prompt (text-conditioned models)")
     p.add_argument("--num", type=int, default=4, help="number of shapes (default 4)")
     p.add_argument("-o", "--output", required=True, help="output folder")

@@ -149,7 +149,7 @@ def test_train_and_generate_through_method_commands(las_data, las_trained, tmp_p
     assert main(["train", "--method", "las", "--config", "tiny", "-o", str(tmp_path / "run"), *sets]) == 0
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     _, ckpt = las_trained
-    assert main(["generate", "--method", "las", "--checkpoint", str(ckpt), "--class", "chair", "--num", "1",
+    assert main(["generate", "--method", "las", "--checkpoint", str(ckpt), "--category", "chair", "--num", "1",
                  "-o", str(tmp_path / "gen")]) == 0
     assert (tmp_path / "gen" / "preview.png").is_file()
 
@@ -276,6 +276,7 @@ def test_the_sketch_decides_the_shape(las_data):
 
     random.seed(0)  # the dataset draws each item's sketch with random
     torch.manual_seed(0)
+    # lr 1e-3: with the preset's 2e-3 this two-shape run learned the sketch for some seeds only.
     model, dm = LASDiffusion.for_training(tiny_config(las_data, "use_category=false", "train.stage=occupancy", "train.lr=1e-3"))
     opt = model.configure_optimizers()
     step = 0
