@@ -6,21 +6,30 @@ identity, so a rest transform is a translation (glTF and Blender accept this dir
 
 Rigging by transfer (the standard "closest point on a skinned template" recipe, e.g. Blender's
 Data Transfer modifier or Mixamo-style auto rigging against a template) moves skin weights and
-morph-target deltas from a rigged template onto any mesh:
-    1. the ``k`` nearest template vertices of each target vertex (the template is dense, so this
-       is the closest-point lookup with inverse-distance weights standing in for barycentric ones);
-    2. candidates whose normal disagrees with the target vertex's (dot below ``min_normal_dot``)
-       are dropped, so an arm resting against the torso does not pick up torso weights;
+morph-target deltas from a rigged template onto any mesh. ``method="closest_point"`` (default):
+    1. the closest point on the template's surface to each target vertex (BVH query of
+       :class:`~shapegen.geometry.sdf.MeshSDF`), and its barycentric coordinates in the closest
+       template triangle;
+    2. weights and deltas are the barycentric interpolation of that triangle's three corners (only
+       the corners of the body part with the largest share, where a triangle spans two parts), so a
+       target vertex lying on the template surface gets exactly the template's interpolated rig;
+    3. where the closest triangle's normal disagrees with the target vertex's (dot below
+       ``min_normal_dot``: an arm resting against the torso finds the torso first), the vertex is
+       transferred by the k-NN recipe below instead.
+``method="knn"`` (and the fallback of step 3):
+    1. the ``k`` nearest template vertices of each target vertex, with inverse-distance weights;
+    2. candidates whose normal disagrees with the target vertex's are dropped;
     3. the candidates vote (by inverse distance) for a body part, and only the winning part's
        candidates are kept: weights never mix two limbs, i.e. they do not bleed across the body;
-    4. weights and deltas are inverse-distance averaged over the kept candidates, then weights
-       keep their ``top_k`` largest entries and are renormalised to sum to one.
-A vertex with no candidate that passes the normal test falls back to all ``k`` candidates.
+    4. weights and deltas are inverse-distance averaged over the kept candidates.
+A vertex with no candidate that passes the normal test falls back to all ``k`` candidates. In both
+methods weights finally keep their ``top_k`` largest entries and are renormalised to sum to one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -277,8 +286,10 @@ def rig_analytic_template(prior, resolution: int = 96, face_morphs: bool = False
 class TransferConfig:
     """Settings of :func:`transfer_rig`."""
 
+    method: Literal["closest_point", "knn"] = "closest_point"
+    """Barycentric interpolation at the closest surface point, or k-NN inverse-distance averaging."""
     neighbours: int = 16
-    """Template vertices considered per target vertex."""
+    """Template vertices considered per target vertex (k-NN method and fallback)."""
     min_normal_dot: float = 0.0
     """Candidates whose unit normal has a smaller dot product with the target's are dropped."""
     top_k: int = 4
@@ -333,6 +344,58 @@ def transfer_rig(template: RiggedMesh, target: Mesh, config: TransferConfig | No
         out_w[s : s + cfg.chunk] = np.einsum("nk,nkj->nj", inv, dense_t[i])
         for m, delta in zip(out_m, morph_t, strict=True):
             m[s : s + cfg.chunk] = np.einsum("nk,nkc->nc", inv, delta[i])
+    if cfg.method == "closest_point" and template.mesh.num_faces:
+        bary_w, bary_m, ok = _closest_point_transfer(template, target, pn, dense_t, morph_t, part_t, cfg.min_normal_dot)
+        out_w[ok] = bary_w[ok]
+        for m, b in zip(out_m, bary_m, strict=True):
+            m[ok] = b[ok]
+    elif cfg.method not in ("closest_point", "knn"):
+        raise ShapegenError(f"unknown transfer method '{cfg.method}'; use closest_point or knn")
     skin = SkinWeights.from_dense(torch.from_numpy(out_w), cfg.top_k)
     morphs = {n: torch.from_numpy(m) for n, m in zip(morph_names, out_m, strict=True)}
     return RiggedMesh(target, template.skeleton, skin, morphs)
+
+
+def _closest_point_transfer(
+    template: RiggedMesh, target: Mesh, target_normals: np.ndarray, dense_t: np.ndarray, morph_t: list[np.ndarray],
+    part_t: np.ndarray, min_normal_dot: float,
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """Barycentric weights/deltas at each target vertex's closest template point, and where usable.
+
+    A triangle whose corners belong to two body parts (where a limb meets the torso) contributes
+    only the corners of the part with the largest barycentric share, renormalised, so weights
+    never mix two limbs.
+    """
+    from shapegen.geometry.sdf import MeshSDF
+
+    tmesh = template.mesh
+    q = MeshSDF(tmesh).query(target.vertices.detach().float().cpu(), signed=False)
+    face = q.face.clamp_min(0)
+    tri = tmesh.faces[face]
+    a, b, c = (tmesh.vertices[tri[:, i]].double() for i in range(3))
+    bary = _barycentric(q.closest_point.double(), a, b, c).numpy()
+    tri = tri.numpy()
+    corner_part = part_t[tri]
+    share = np.stack([(bary * (corner_part == corner_part[:, i : i + 1])).sum(1) for i in range(3)], 1)
+    winner = corner_part[np.arange(len(tri)), share.argmax(1)]
+    bary = np.where(corner_part == winner[:, None], bary, 0.0)
+    bary = bary / np.maximum(bary.sum(1, keepdims=True), 1e-30)
+    w = np.einsum("nk,nkj->nj", bary, dense_t[tri]).astype(np.float32)
+    m = [np.einsum("nk,nkc->nc", bary, d[tri]).astype(np.float32) for d in morph_t]
+    fn = tmesh.face_normals()[face].numpy()
+    ok = (q.face >= 0).numpy() & np.isfinite(q.distance.numpy()) & ((fn * target_normals).sum(-1) >= min_normal_dot)
+    return w, m, ok
+
+
+def _barycentric(p: Tensor, a: Tensor, b: Tensor, c: Tensor) -> Float[Tensor, "N 3"]:
+    """Barycentric coordinates of points ``p`` in triangles ``abc`` (clamped, summing to one)."""
+    v0, v1, v2 = b - a, c - a, p - a
+    d00, d01, d11 = (v0 * v0).sum(-1), (v0 * v1).sum(-1), (v1 * v1).sum(-1)
+    d20, d21 = (v2 * v0).sum(-1), (v2 * v1).sum(-1)
+    den = d00 * d11 - d01 * d01
+    safe = den.abs() > 1e-30
+    den = torch.where(safe, den, torch.ones_like(den))
+    v = torch.where(safe, (d11 * d20 - d01 * d21) / den, torch.full_like(den, 1 / 3))
+    w = torch.where(safe, (d00 * d21 - d01 * d20) / den, torch.full_like(den, 1 / 3))
+    out = torch.stack([1 - v - w, v, w], -1).clamp_min(0)
+    return out / out.sum(-1, keepdim=True).clamp_min(1e-30)

@@ -9,8 +9,10 @@ import torch
 from shapegen.errors import ShapegenError
 from shapegen.fields.body_prior import HumanoidPrior
 from shapegen.geometry.export_rigged import export_rigged_glb, load_rigged_glb
+from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.rigging import (
     RiggedMesh,
+    TransferConfig,
     axis_angle_matrix,
     linear_blend_skinning,
     rig_analytic_template,
@@ -131,3 +133,27 @@ def test_analytic_jaw_open_opens_down_at_the_mouth_and_transfers():
     far = (other.mesh.vertices - MOUTH).norm(dim=1) > 0.15
     assert float(moved[far].norm(dim=1).max()) < 2e-3 and float(moved.norm(dim=1).max()) > 0.01
 
+
+
+def test_closest_point_transfer_interpolates_on_the_template_surface(rigs):
+    """A vertex on a template edge's midpoint gets the mean of the edge's weights (same body part):
+    exact with barycentric closest-point transfer, only approximate with k-NN averaging."""
+    import trimesh
+
+    prior, template, _other, _moved = rigs
+    j = prior.num_joints
+    v, f = trimesh.remesh.subdivide(template.mesh.vertices.numpy(), template.mesh.faces.numpy())
+    fine = Mesh(torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(f))
+    edges = torch.as_tensor(np.array(template.mesh.to_trimesh().edges_unique))
+    parts = template.vertex_parts()
+    same = torch.tensor([parts[a] == parts[b] for a, b in edges.tolist()])
+    dense = template.skin.dense(j)
+    expected = ((dense[edges[:, 0]] + dense[edges[:, 1]]) / 2)[same]
+    mid = (template.mesh.vertices[edges[:, 0]] + template.mesh.vertices[edges[:, 1]]) / 2
+    idx = torch.cdist(mid[same], fine.vertices).argmin(1)
+    errors = {}
+    for method in ("closest_point", "knn"):
+        got = transfer_rig(template, fine, TransferConfig(method=method, top_k=j)).skin.dense(j)[idx]
+        errors[method] = (got - expected).abs().sum(1)
+    assert (errors["closest_point"] < 1e-3).float().mean() > 0.97
+    assert errors["closest_point"].mean() < 0.25 * errors["knn"].mean()
