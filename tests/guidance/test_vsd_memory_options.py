@@ -63,7 +63,9 @@ def test_memory_options_give_the_plain_results(plain, options):
     out = _outputs(g)
     assert plain["lora_grads"].abs().max() > 0
     for key in ("prior", "lora", "lora_grads"):
-        torch.testing.assert_close(out[key], plain[key], rtol=1e-4, atol=1e-5, msg=key)
+        # Tolerance relative to the largest entry: thread counts reorder float sums (~1e-6 relative).
+        scale = float(plain[key].abs().max())
+        torch.testing.assert_close(out[key], plain[key], rtol=1e-4, atol=1e-4 * scale)
 
 
 def test_half_precision_prior_matches_float32_prior(plain):
