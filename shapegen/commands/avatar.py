@@ -163,20 +163,6 @@ def _progress(stage: str, steps: int, enabled: bool):
     return _Bar()
 
 
-def _fit(model, steps: int, ckpt: Path, every: int, callbacks: list, resume: bool) -> None:
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    trainer = pl.Trainer(
-        max_steps=steps, accelerator="auto", devices=1, logger=False, enable_model_summary=False,
-        enable_progress_bar=False, num_sanity_val_steps=0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
-    )
-    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
-    trainer.save_checkpoint(ckpt)
-    model.eval()
-
-
 def _avatar(args: argparse.Namespace, _unused=None) -> None:
     import json
     import logging
@@ -187,7 +173,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     import torch
 
     from renderers.preview import save_image
-    from shapegen.commands.text_to_3d import _render_callback, stage_checkpoint
+    from shapegen.commands.text_to_3d import _render_callback, fit_stage, stage_checkpoint
     from shapegen.config import save_config
     from shapegen.geometry.export import export_mesh
     from shapegen.geometry.export_rigged import export_rigged_glb
@@ -242,7 +228,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_geo(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 10.0, g.resolution).numpy())
 
-    _fit(geo, g.steps, geo_ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)], resume_geo)
+    fit_stage(geo, g.steps, geo_ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)], resume_geo)
     surface = geo.extract_mesh()
     export_mesh(Mesh(body.frame.to_body(surface.vertices), surface.faces), out / "geometry.glb")
     (out / "history_geometry.json").write_text(json.dumps(geo.history))
@@ -259,7 +245,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_tex(m, step):
         save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 10.0, t.resolution).numpy())
 
-    _fit(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex)
+    fit_stage(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex)
     (out / "history_texture.json").write_text(json.dumps(tex.history))
     seconds["texture"] = lap()
 

@@ -237,11 +237,14 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         model = None
 
 
-def _trainer(steps: int, ckpt_dir: Path, every: int, callbacks: list):
+def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume: bool) -> None:
+    """Train one stage with Lightning: ``last.ckpt`` beside ``ckpt`` every ``every`` steps, resume
+    from ``ckpt`` if asked, save the final step to ``ckpt`` (also when ``steps`` is not a multiple of
+    ``every``) and leave the model in eval mode."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    return pl.Trainer(
+    trainer = pl.Trainer(
         max_steps=steps,
         accelerator="auto",
         devices=1,
@@ -249,8 +252,11 @@ def _trainer(steps: int, ckpt_dir: Path, every: int, callbacks: list):
         enable_model_summary=False,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
+        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
     )
+    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
+    trainer.save_checkpoint(ckpt)
+    model.eval()
 
 
 def _render_callback(every: int, steps: int, render):
@@ -309,13 +315,11 @@ def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
     def render(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 15.0, g.resolution).numpy())
 
-    trainer = _trainer(g.steps, ckpt.parent, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render)])
-    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
-    trainer.save_checkpoint(ckpt)
-    model.eval()
-    path = export_mesh(model.extract_mesh(), out / "geometry.glb")
+    fit_stage(model, g.steps, ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render)], resume)
+    mesh = model.extract_mesh()
+    path = export_mesh(mesh, out / "geometry.glb")
     (out / "history_geometry.json").write_text(json.dumps(model.history))
-    print(f"wrote {path} ({model.extract_mesh().num_faces} faces) and normal renders in {out / 'renders'}")
+    print(f"wrote {path} ({mesh.num_faces} faces) and normal renders in {out / 'renders'}")
 
 
 def _run_texture(cfg, out: Path, model, resume: bool):
@@ -338,10 +342,7 @@ def _run_texture(cfg, out: Path, model, resume: bool):
     def render(m, step):
         save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 15.0, t.resolution).numpy())
 
-    trainer = _trainer(t.steps, ckpt.parent, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render)])
-    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
-    trainer.save_checkpoint(ckpt)
-    model.eval()
+    fit_stage(model, t.steps, ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render)], resume)
     path = export_mesh(model.textured_mesh(), out / "textured.glb")
     frames = [model.render_view(360.0 * i / t.turntable_frames, 15.0, t.resolution).numpy() for i in range(t.turntable_frames)]
     video = _save_video(frames, out / "turntable_textured")
@@ -351,9 +352,6 @@ def _run_texture(cfg, out: Path, model, resume: bool):
 
 def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
     """Stage 1: VSD on NeRF particles (the original ``text-to-3d``)."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-
     from renderers.preview import save_animation, save_image
     from shapegen.geometry.export import export_mesh
     from shapegen.methods.vsd import resolution_at
@@ -361,31 +359,12 @@ def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"
 
-    class _Renders(Callback):
-        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            step, every = trainer.global_step, cfg.export.render_every
-            if every > 0 and (step % every == 0 or step == cfg.steps):
-                side = resolution_at(step, cfg.render)
-                for k in range(cfg.particles):
-                    save_image(out / "renders" / f"step{step:06d}_p{k}.png", pl_module.render_view(k, 30.0, 15.0, side).numpy())
+    def render(m, step):
+        side = resolution_at(step, cfg.render)
+        for k in range(cfg.particles):
+            save_image(out / "renders" / f"step{step:06d}_p{k}.png", m.render_view(k, 30.0, 15.0, side).numpy())
 
-    trainer = pl.Trainer(
-        max_steps=cfg.steps,
-        accelerator="auto",
-        devices=1,
-        logger=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=max(1, cfg.export.checkpoint_every), save_top_k=0, save_last=True),
-            _Renders(),
-        ],
-    )
-    trainer.fit(model, ckpt_path=str(last) if resume else None)
-    trainer.save_checkpoint(last)  # the final step, also when steps is not a multiple of checkpoint_every
-
-    model.eval()
+    fit_stage(model, cfg.steps, last, cfg.export.checkpoint_every, [_render_callback(cfg.export.render_every, cfg.steps, render)], resume)
     written = []
     for k in range(cfg.particles):
         stem = "model" if cfg.particles == 1 else f"particle_{k}"
