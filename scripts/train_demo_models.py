@@ -137,8 +137,9 @@ def save_weights_only(model: MSDFGenerator, path: Path) -> Path:
     hp["train"]["ema_decay"] = 0.0
     src = model.ema if model.ema is not None else model.net
     state = {f"net.{k}": v.detach().clone() for k, v in src.state_dict().items()}
-    for name in ("norm_mean", "norm_std", "norm_ready"):
-        state[name] = getattr(model, name).detach().clone()
+    for name in ("norm_mean", "norm_std", "norm_ready", "value_mean", "value_basis"):
+        if hasattr(model, name):
+            state[name] = getattr(model, name).detach().clone()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}, tmp)

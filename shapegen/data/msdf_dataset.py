@@ -145,6 +145,35 @@ def msdf_statistics(tensors: Float[Tensor, "M n d"]) -> tuple[Float[Tensor, "d"]
     return mean.float(), std.clamp_min(1e-3).float()
 
 
+def value_pca(tensors: Float[Tensor, "M n d"], components: int) -> tuple[Float[Tensor, "v"], Float[Tensor, "v m"]]:
+    """Mean grid and the top ``components`` principal directions of the ``k^3`` grid values.
+
+    The values of one local grid near a surface are strongly correlated (close to an affine
+    function of the node position), so a few directions hold nearly all of their variance.
+
+    Returns:
+        ``(value_mean, basis)`` with orthonormal basis columns sorted by decreasing variance.
+    """
+    values = tensors[..., 4:].reshape(-1, tensors.shape[-1] - 4).double()
+    if not 0 < components <= values.shape[1]:
+        raise ShapegenError(f"value_components must be in 1..{values.shape[1]} (the k^3 grid values), got {components}")
+    mean = values.mean(0)
+    centred = values - mean
+    # Eigenvectors of the (v x v) covariance: cheap for v = k^3 <= 343 and any number of grids.
+    evals, evecs = torch.linalg.eigh(centred.T @ centred / values.shape[0])
+    order = evals.argsort(descending=True)[:components]
+    return mean.float(), evecs[:, order].float().contiguous()
+
+
+def latent_statistics(latent: Float[Tensor, "M n e"]) -> tuple[Float[Tensor, "e"], Float[Tensor, "e"]]:
+    """Per-channel mean and std of projected rows ``[p, s, c]``: every channel its own (whitening).
+
+    Standard deviations are floored at 1e-3 as in :func:`msdf_statistics`.
+    """
+    flat = latent.reshape(-1, latent.shape[-1]).double()
+    return flat.mean(0).float(), flat.std(0, unbiased=False).clamp_min(1e-3).float()
+
+
 class MSDFDataModule(pl.LightningDataModule):
     """Lightning datamodule over a folder of M-SDFs (all shapes are training shapes)."""
 
@@ -177,4 +206,4 @@ class MSDFDataModule(pl.LightningDataModule):
                           persistent_workers=self.config.num_workers > 0)
 
 
-__all__ = ["MSDFDataConfig", "MSDFDataModule", "MSDFDataset", "SUFFIX", "load_msdf_folder", "msdf_statistics", "read_msdf_file"]
+__all__ = ["MSDFDataConfig", "MSDFDataModule", "MSDFDataset", "SUFFIX", "latent_statistics", "load_msdf_folder", "msdf_statistics", "read_msdf_file", "value_pca"]

@@ -25,6 +25,14 @@ Deviations and choices the paper leaves open (see the notes):
       in ``t`` faster than any solver step and fixed-step solvers do not converge to dopri5
       (``SetTransformerConfig.time_scale``).
     * ``t ~ U[0, 1]``, ``s_min = 1e-4``, AdamW with linear warm-up, midpoint solver by default.
+    * Optional (``value_components = m > 0``, not in the paper): the ``k^3`` values of each row are
+      replaced by their coordinates in the top ``m`` principal directions of the training grids
+      (:func:`~shapegen.data.msdf_dataset.value_pca`), each standardised on its own (whitened).
+      The flow then runs on rows of ``4 + m`` channels and samples are mapped back to full grids
+      before decoding. The projection acts row by row, so the model stays permutation-equivariant.
+      It is what makes the small CPU demo model work: with all ``k^3`` values standardised
+      together, every small error of the network in the many low-variance directions adds noise
+      to the grids and the decoded surfaces break into fragments.
 """
 
 from __future__ import annotations
@@ -118,6 +126,9 @@ class MSDFConfig:
     """Class names in label order; filled from the data folders when training."""
     text_encoder: str = "openai/clip-vit-base-patch32"
     """Hugging Face hub id or local folder of a CLIP text model, or ``tiny`` (tests)."""
+    value_components: int = 0
+    """0: standardise all ``k^3`` grid values together (the paper); ``m > 0``: model the coordinates of
+    each grid in the top ``m`` principal directions of the training grids instead (whitened)."""
     cond_drop: float = 0.1
     """Probability of replacing the condition by the null condition in training (for CFG)."""
     sigma_min: float = 1e-4
@@ -150,7 +161,13 @@ class MSDFGenerator(pl.LightningModule):
         cfg = config if isinstance(config, MSDFConfig) else from_dict(MSDFConfig, hparams)
         self.config = cfg
         self.save_hyperparameters(to_dict(cfg), logger=False)
-        self.dim = 4 + cfg.k**3
+        self.raw_dim = 4 + cfg.k**3
+        """Channels of an M-SDF row ``[p, s, V]``."""
+        m = cfg.value_components
+        if not 0 <= m <= cfg.k**3:
+            raise ShapegenError(f"value_components must be 0 (off) or in 1..{cfg.k**3} (the k^3 grid values), got {m}")
+        self.dim = 4 + m if m else self.raw_dim
+        """Channels the flow runs on (``4 + value_components`` with a value basis)."""
         context_dim = 0
         if cfg.conditioning == "text":
             # Frozen and rebuilt from its name, so kept out of the state dict (not a registered submodule).
@@ -164,23 +181,69 @@ class MSDFGenerator(pl.LightningModule):
         self.register_buffer("norm_mean", torch.zeros(self.dim))
         self.register_buffer("norm_std", torch.ones(self.dim))
         self.register_buffer("norm_ready", torch.zeros((), dtype=torch.bool))
+        if m:
+            self.register_buffer("value_mean", torch.zeros(cfg.k**3))
+            self.register_buffer("value_basis", torch.zeros(cfg.k**3, m))
 
     # ------------------------------------------------------------------ normalisation
-    def set_normalization(self, mean: Float[Tensor, "d"], std: Float[Tensor, "d"]) -> None:
-        """Store dataset statistics (saved in the checkpoint)."""
+    def set_normalization(
+        self,
+        mean: Float[Tensor, "e"],
+        std: Float[Tensor, "e"],
+        value_mean: Float[Tensor, "v"] | None = None,
+        value_basis: Float[Tensor, "v m"] | None = None,
+    ) -> None:
+        """Store dataset statistics (saved in the checkpoint).
+
+        Args:
+            mean: per-channel mean of the rows the flow runs on (``dim`` channels).
+            std: per-channel standard deviation of the same.
+            value_mean: mean grid (``k^3``), needed when ``value_components > 0``.
+            value_basis: orthonormal ``k^3 x m`` principal directions, needed with ``value_components > 0``.
+        """
+        if self.dim != self.raw_dim:
+            if value_mean is None or value_basis is None:
+                raise ShapegenError("this model has value_components > 0: pass value_mean and value_basis (see fit_normalization)")
+            self.value_mean.copy_(value_mean)
+            self.value_basis.copy_(value_basis)
         if mean.shape != (self.dim,) or std.shape != (self.dim,):
             raise ShapegenError(f"normalisation statistics must have {self.dim} channels, got {tuple(mean.shape)}")
         self.norm_mean.copy_(mean)
         self.norm_std.copy_(std)
         self.norm_ready.fill_(True)
 
-    def normalize(self, x: Float[Tensor, "B n d"]) -> Float[Tensor, "B n d"]:
-        """Raw M-SDF rows -> standardised channels."""
-        return (x - self.norm_mean) / self.norm_std
+    def fit_normalization(self, tensors: Float[Tensor, "M n d"]) -> None:
+        """Compute and store the statistics (and the value basis, if any) of training tensors."""
+        from shapegen.data.msdf_dataset import latent_statistics, msdf_statistics, value_pca
 
-    def denormalize(self, z: Float[Tensor, "B n d"]) -> Float[Tensor, "B n d"]:
+        tensors = tensors.float().to(self.norm_mean.device)
+        if self.dim == self.raw_dim:
+            self.set_normalization(*msdf_statistics(tensors))
+            return
+        value_mean, basis = value_pca(tensors, self.config.value_components)
+        self.value_mean.copy_(value_mean)
+        self.value_basis.copy_(basis)
+        self.set_normalization(*latent_statistics(self.project(tensors)), value_mean, basis)
+
+    def project(self, x: Float[Tensor, "B n d"]) -> Float[Tensor, "B n e"]:
+        """M-SDF rows ``[p, s, V]`` -> ``[p, s, c]`` with ``c`` the value-basis coordinates (identity without a basis)."""
+        if self.dim == self.raw_dim:
+            return x
+        return torch.cat([x[..., :4], (x[..., 4:] - self.value_mean) @ self.value_basis], dim=-1)
+
+    def unproject(self, y: Float[Tensor, "B n e"]) -> Float[Tensor, "B n d"]:
+        """Inverse of :meth:`project` on the span of the basis."""
+        if self.dim == self.raw_dim:
+            return y
+        return torch.cat([y[..., :4], self.value_mean + y[..., 4:] @ self.value_basis.T], dim=-1)
+
+    def normalize(self, x: Float[Tensor, "B n d"]) -> Float[Tensor, "B n e"]:
+        """Raw M-SDF rows -> standardised channels the flow runs on."""
+        return (self.project(x) - self.norm_mean) / self.norm_std
+
+    def denormalize(self, z: Float[Tensor, "B n e"]) -> Float[Tensor, "B n d"]:
         """Standardised channels -> M-SDF rows, with the scale clamped positive."""
-        x = z * self.norm_std + self.norm_mean
+        x = self.unproject(z * self.norm_std + self.norm_mean)
         return torch.cat([x[..., :3], x[..., 3:4].clamp_min(1e-4), x[..., 4:]], dim=-1)
 
     # ------------------------------------------------------------------ conditioning
@@ -227,8 +290,8 @@ class MSDFGenerator(pl.LightningModule):
             dm = getattr(self.trainer, "datamodule", None)
             if dm is None or not hasattr(dm, "statistics"):
                 raise ShapegenError("normalisation statistics are missing; call set_normalization() or train with MSDFDataModule")
-            mean, std = dm.statistics()
-            self.set_normalization(mean.to(self.device), std.to(self.device))
+            dm.setup()
+            self.fit_normalization(dm.dataset.tensors)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         x1 = self.normalize(batch["tensor"].float())
@@ -392,7 +455,7 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
     if config.conditioning == "text" and config.data.labels != "captions":
         raise ShapegenError("conditioning=text needs captions: set data.labels=captions and data.captions=FILE.csv")
     model = MSDFGenerator(config)
-    model.set_normalization(*dm.statistics())
+    model.fit_normalization(dm.dataset.tensors)
     return model, dm
 
 

@@ -141,3 +141,58 @@ def test_class_conditioning_needs_class_folders(tmp_path):
         build_for_training(_config(tmp_path))
     with pytest.raises(ShapegenError, match="not a folder"):
         build_for_training(_config(tmp_path / "nope"))
+
+
+def test_value_pca_basis_is_orthonormal_sorted_and_exact_at_full_rank(tmp_path):
+    from shapegen.data.msdf_dataset import value_pca
+
+    data, _, _ = load_msdf_folder(MSDFDataConfig(root=str(write_class_folder(tmp_path))))
+    x = data.tensors
+    values = x[..., 4:].reshape(-1, K**3)
+    mean, basis = value_pca(x, K**3)
+    assert torch.allclose(basis.T @ basis, torch.eye(K**3), atol=1e-4)
+    variances = ((values - mean) @ basis).var(0, unbiased=False)
+    assert (variances[:-1] >= variances[1:] - 1e-6).all()  # sorted by decreasing variance
+    assert torch.allclose((values - mean) @ basis @ basis.T + mean, values, atol=1e-4)
+    with pytest.raises(ShapegenError, match="value_components must be in 1..27"):
+        value_pca(x, K**3 + 1)
+
+
+def test_value_components_model_projects_whitens_and_round_trips(tmp_path):
+    root = write_class_folder(tmp_path / "d")
+    m = 5
+    model, dm = build_for_training(_config(root, value_components=m, **{"train.max_steps": 4}))
+    x = dm.dataset.tensors
+    assert model.dim == 4 + m and model.raw_dim == 4 + K**3
+    z = model.normalize(x)
+    assert z.shape == (*x.shape[:2], 4 + m)
+    flat = z.reshape(-1, 4 + m)
+    # Every channel standardised on its own, the basis coordinates included (whitening).
+    assert flat.mean(0).abs().max() < 1e-3 and flat[:, [0, 1, 2, 4, 5, 6, 7, 8]].std(0, unbiased=False).sub(1).abs().max() < 1e-3
+    # Denormalising gives the grids' projection on the basis: the best rank-m reconstruction.
+    values = x[..., 4:]
+    recon = model.denormalize(z)
+    expected = (values - model.value_mean) @ model.value_basis @ model.value_basis.T + model.value_mean
+    assert torch.allclose(recon[..., 4:], expected, atol=1e-4) and torch.allclose(recon[..., :4], x[..., :4], atol=1e-5)
+    residual = (recon[..., 4:] - values).pow(2).mean()
+    assert 0 < residual < values.var()
+    # Rows are projected one by one: permuting the rows permutes the velocity.
+    perm = torch.randperm(N)
+    t = torch.rand(z.shape[0])
+    labels = torch.tensor(dm.dataset.labels)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.net.proj_out.weight, std=0.1)
+        v = model.net(z, t, labels)
+        assert torch.allclose(model.net(z[:, perm], t, labels), v[:, perm], atol=1e-5)
+    # Training, sampling in full M-SDF rows, and the basis survives a checkpoint.
+    _trainer(tmp_path, 4).fit(model, datamodule=dm)
+    sample = model.sample(2, cls="slab", steps=3, seed=2)
+    assert sample.shape == (2, N, 4 + K**3)
+    trainer = _trainer(tmp_path, 1)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    loaded = MSDFGenerator.load_from_checkpoint(tmp_path / "m.ckpt", map_location="cpu")
+    assert torch.equal(loaded.value_basis, model.value_basis) and loaded.dim == 4 + m
+    assert torch.equal(loaded.sample(2, cls="slab", steps=3, seed=2), sample)
+    with pytest.raises(ShapegenError, match="value_components must be 0"):
+        MSDFGenerator(_config(root, value_components=7**3 + 1, classes=["a"]))  # k = 7 without data
