@@ -187,10 +187,7 @@ def train_until_fidelity(cache: Path, ref: dict, minutes: float, max_minutes: fl
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.net.parameters(), tc.grad_clip)
             opt.step()
-            with torch.no_grad():
-                decay = min(tc.ema_decay, (1 + st["step"]) / (10 + st["step"]))
-                for e, p in zip(model.ema.parameters(), model.net.parameters()):
-                    e.lerp_(p, 1 - decay)
+            model.update_ema(st["step"])
         st["train_seconds"] += time.perf_counter() - t0
         loss = loss.detach()
         st["losses"].append((st["step"], float(loss)))

@@ -158,6 +158,7 @@ def train(args, work: Path) -> tuple[MSDFGenerator, dict]:
     gen = torch.Generator().manual_seed(tc.seed)
     budget = args.minutes * 60
     ckpt = work / "train_last.ckpt"
+    load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     step, loss_ema = 0, None
     losses = []
@@ -176,10 +177,7 @@ def train(args, work: Path) -> tuple[MSDFGenerator, dict]:
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.net.parameters(), tc.grad_clip)
         opt.step()
-        with torch.no_grad():  # same EMA ramp as MSDFGenerator.on_train_batch_end
-            decay = min(tc.ema_decay, (1 + step) / (10 + step))
-            for e, p in zip(model.ema.parameters(), model.net.parameters()):
-                e.lerp_(p, 1 - decay)
+        model.update_ema(step)
         loss_ema = float(loss.detach()) if loss_ema is None else 0.95 * loss_ema + 0.05 * float(loss.detach())
         if step % tc.log_every == 0:
             losses.append((step, loss_ema))
@@ -191,7 +189,9 @@ def train(args, work: Path) -> tuple[MSDFGenerator, dict]:
     log(f"trained {step} steps in {wall:.0f} s; final loss (smoothed) {loss_ema:.4f}")
     info = {"steps": step, "train_seconds": wall, "final_loss": loss_ema, "batch_size": cfg.data.batch_size,
             "parameters": sum(p.numel() for p in model.net.parameters()), "losses": losses,
-            "num_train": int(data.shape[0]), "n": cfg.n, "k": cfg.k}
+            "num_train": int(data.shape[0]), "n": cfg.n, "k": cfg.k, "value_components": cfg.value_components,
+            "load_start": load_start, "load_end": os.getloadavg()[0], "lr": tc.lr, "warmup_steps": tc.warmup_steps,
+            "ema_decay": tc.ema_decay, "sample": to_dict(cfg.sample)}
     return model, info
 
 
@@ -255,6 +255,15 @@ HEADER = ["class", "fidelity (generated)", "fidelity (training)", "COV gen", "MM
           "COV train", "MMD-CD train", "1-NNA train"]
 
 
+def value_basis_text(info: dict) -> str:
+    m = info.get("value_components", 0)
+    if not m:
+        return " All k^3 grid values standardised together (the paper's representation)."
+    return (f"\n- Value basis (`value_components = {m}`, a deviation from the paper): the {info['k'] ** 3} grid values of each row are\n"
+            f"  modelled as their whitened coordinates in the top {m} principal directions of the training grids, so the flow runs\n"
+            f"  on rows of {4 + m} channels; samples are mapped back to full grids before decoding.")
+
+
 def write_card(args, info: dict, ev: dict, data_seconds: float, total_seconds: float, ckpt: Path) -> Path:
     size_mb = ckpt.stat().st_size / 1e6
     verdict = ("meets" if ev["fidelity"] >= 0.9 else "does NOT meet")
@@ -283,11 +292,12 @@ Reproduce it with `python scripts/train_demo_models.py {' '.join(sys.argv[1:])}`
 
 ## Model and training
 - `configs/msdf/demo.yaml`: Set Transformer 4 blocks x 128, 4 heads, MLP 2x ({info['parameters'] / 1e6:.2f} M parameters),
-  adaLN class conditioning, condition dropout 0.1.
-- {info['steps']} steps of batch {info['batch_size']} (AdamW, lr 1e-3, 100 warm-up steps, EMA 0.995), final smoothed loss
+  adaLN class conditioning, condition dropout 0.1.{value_basis_text(info)}
+- {info['steps']} steps of batch {info['batch_size']} (AdamW, lr {info['lr']:g}, {info['warmup_steps']} warm-up steps, EMA {info['ema_decay']:g}), final smoothed loss
   {info['final_loss']:.4f}; {info['train_seconds'] / 60:.1f} min of training, {total_seconds / 60:.1f} min end to end.
-- Machine: {bl.machine()}; shared with other jobs (load average fell from ~15 to ~3 during training), one thread.
-- Sampling defaults: midpoint solver, 20 steps, classifier-free guidance 2.0.
+- Machine: {bl.machine()}; one torch thread; 1-minute load average {info['load_start']:.1f} when training
+  started and {info['load_end']:.1f} when it ended (2 cores: above 1, other jobs shared the CPU and the step count is lower).
+- Sampling defaults: {info['sample']['solver']} solver, {info['sample']['steps']} steps, classifier-free guidance {info['sample']['guidance']:g}.
 
 ## Metrics (against the held-out procedural shapes)
 {args.samples} samples per class (seeds 1000 + class index), decoded at resolution {args.decode_resolution};

@@ -76,6 +76,7 @@ from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox
 from shapegen.methods.outputs import GenerationResult
+from shapegen.nn.ema import ramped_decay
 from shapegen.nn.local_attention import local_attention_mask, training_radius
 from shapegen.nn.sketch_encoder import SketchEncoderConfig, build_sketch_encoder
 from shapegen.nn.sparse_conv import SparseUNet, SparseUNetConfig
@@ -241,7 +242,7 @@ class LASDiffusion(pl.LightningModule):
             if stage not in self.trained_stages() or not p.requires_grad:
                 continue
             n = int(self.stage_steps[stage])
-            d = min(decay, (1 + n) / (10 + n))
+            d = ramped_decay(decay, n)
             e = self._ema.get(name)
             if e is None or e.shape != p.shape:
                 self._ema[name] = p.detach().clone()

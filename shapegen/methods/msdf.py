@@ -60,6 +60,7 @@ from shapegen.diffusion.flow_matching import (
 )
 from shapegen.errors import ShapegenError
 from shapegen.methods.outputs import GenerationResult, write_preview_sheet
+from shapegen.nn.ema import ema_update
 from shapegen.nn.text_encoders import CLIPTextEncoder, build_text_encoder
 from shapegen.nn.transformer import SetTransformer, SetTransformerConfig
 
@@ -312,10 +313,12 @@ class MSDFGenerator(pl.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.ema is None:
             return
-        step = self.global_step
-        decay = min(self.config.train.ema_decay, (1 + step) / (10 + step))
-        for e, p in zip(self.ema.parameters(), self.net.parameters()):
-            e.lerp_(p.detach(), 1.0 - decay)
+        self.update_ema(self.global_step)
+
+    def update_ema(self, step: int) -> None:
+        """Move the EMA weights towards the current ones (ramped decay, :func:`~shapegen.nn.ema.ramped_decay`)."""
+        if self.ema is not None:
+            ema_update(self.ema.parameters(), self.net.parameters(), self.config.train.ema_decay, step)
 
     def configure_optimizers(self):
         tc = self.config.train
