@@ -64,6 +64,7 @@ def main() -> None:
     from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
     from shapegen.data.sketches import load_sketch, silhouette
     from shapegen.geometry.metrics import chamfer_l2
+    from shapegen.geometry.metrics import iou as voxel_iou
     from shapegen.geometry.sampling import sample_surface
     from shapegen.geometry.voxels import grid_bbox
     from shapegen.methods.las import LASConfig, LASDiffusion
@@ -122,7 +123,7 @@ def main() -> None:
         if mesh.num_faces == 0:
             return 0.0, float("nan"), 0.0
         pred, occ = sdf_pred < 0, sdf_true < 0  # the same voxel-centre grid
-        viou = float((pred & occ).sum() / (pred | occ).sum().clamp_min(1))
+        viou = voxel_iou(pred, occ)
         cd = float(chamfer_l2(sample_surface(mesh, 2048, generator=torch.Generator().manual_seed(0)).points,
                              sample_surface(gt_mesh, 2048, generator=torch.Generator().manual_seed(0)).points)) * 1000
         a, b = silhouette(mesh, view_az, args.sketch).bool(), silhouette(gt_mesh, view_az, args.sketch).bool()
@@ -130,9 +131,6 @@ def main() -> None:
         return viou, cd, iou2
 
     from shapegen.geometry.extract import marching_cubes
-
-    def voxel_iou(a, b):
-        return float((a & b).sum() / (a | b).sum().clamp_min(1))
 
     # ---------------------------------------------------------------- sketch dependence (training pairs)
     train_index = read_index(work / "train")

@@ -9,10 +9,11 @@ A grid of side ``G`` samples the cube [-1, 1]^3 at voxel *centres* ``-1 + (2 i +
 from __future__ import annotations
 
 import torch
-from jaxtyping import Float
+import torch.nn.functional as F
+from jaxtyping import Bool, Float
 from torch import Tensor
 
-__all__ = ["grid_bbox", "voxel_centers"]
+__all__ = ["grid_bbox", "touched_voxels", "voxel_centers"]
 
 
 def voxel_centers(g: int, device: torch.device | str | None = None) -> Float[Tensor, "G G G 3"]:
@@ -25,3 +26,20 @@ def grid_bbox(g: int) -> tuple[tuple[float, float, float], tuple[float, float, f
     """Box spanned by the voxel centres of a ``G^3`` grid (the ``bbox`` for marching cubes)."""
     h = 1.0 / g
     return (-1.0 + h,) * 3, (1.0 - h,) * 3
+
+
+def touched_voxels(sdf: Float[Tensor, "*B G G G"], pool: int = 1) -> Bool[Tensor, "*B g g g"]:
+    """Voxels a shape touches, from its signed distances at the voxel centres of a grid over [-1, 1]^3.
+
+    A voxel counts when its centre is inside or within the voxel's half-diagonal of the surface
+    (``sdf < sqrt(3) / G``), so a part thinner than a voxel is not dropped or kept by the chance of
+    where the centres fall, as it is with ``sdf < 0``. ``pool`` > 1 max-pools the result to side
+    ``G / pool`` (a coarse voxel counts when one of its children does), e.g. 2 for LAS's occupancy grid.
+    """
+    g = sdf.shape[-1]
+    occ = sdf < 3**0.5 / g
+    if pool == 1:
+        return occ
+    lead = occ.shape[:-3]
+    pooled = F.max_pool3d(occ.reshape(-1, 1, g, g, g).float(), pool)
+    return pooled.reshape(*lead, *pooled.shape[-3:]) > 0

@@ -1,0 +1,99 @@
+"""``scripts/train_las_demo.py`` end to end on a tiny budget, and the shipped LAS demo model (if present)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from shapegen.cli import main as cli
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "assets" / "models" / "las_demo"
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("train_las_demo", REPO / "scripts" / "train_las_demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("train_las_demo", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+TINY = ["--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
+        "--mesh-resolution", "32", "--minutes", "0.5", "--steps-occupancy", "4", "--steps-sdf", "2", "--sdf-batch", "2",
+        "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
+        "data.batch_size=2"]
+
+
+def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
+    script = _script()
+    out, work = tmp_path / "model", tmp_path / "work"
+    argv = [*TINY, "--work", str(work), "--out", str(out)]
+    metrics = script.main(argv)
+    ckpt = out / script.CKPT_NAME
+    card = (out / "MODEL_CARD.md").read_text()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["headline"] == metrics["headline"]
+    res = saved["results"]
+    head = saved["headline"]
+    assert head["sketch"] == res["sketch (both styles)"]["overall"]["iou16"]
+    assert head["baseline_no_sketch"] == res["baseline: model without the sketch"]["overall"]["iou16"]
+    assert res["sketch (both styles)"]["overall"]["n"] == 4  # 2 held-out shapes x 2 styles
+    assert sorted(res["sketch (both styles)"]["classes"]) == ["chair", "mug"]
+    for r in res.values():
+        for v in (r["overall"]["iou16"], r["overall"]["iou32"]):
+            assert 0.0 <= v <= 1.0
+    # The card states the run's own numbers, command, steps and data.
+    assert f"**{head['sketch']:.3f}**" in card and f"{head['baseline_no_sketch']:.3f}" in card
+    assert "python scripts/train_las_demo.py " + " ".join(argv) in card
+    assert f"Stage 1: {saved['train']['occupancy']['steps']} steps" in card
+    assert saved["train"]["occupancy"]["steps"] == 4 and saved["train"]["sdf"]["steps"] == 2
+    # Weights only: no optimiser state, no second (EMA) copy; loads and samples.
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert "optimizer_states" not in raw and "las_ema" not in raw
+    from shapegen.commands.methods import load_system
+
+    model = load_system("las", ckpt)
+    assert model.config.categories == ["chair", "mug"] and model.stage_steps.tolist() == [4, 2]
+    examples = sorted((out / "examples").glob("*.png"))
+    assert len(examples) == 2
+    # Resumable: a second run reuses the meshes, the prepared data and both trained stages.
+    capsys.readouterr()
+    again = script.main(argv)
+    log = capsys.readouterr().out
+    assert "meshes ready (0 written" in log and "reusing" in log and "4 prepared" not in log
+    assert again["results"] == metrics["results"]
+
+
+needs_demo = pytest.mark.skipif(not (DEMO / "las_demo.ckpt").is_file(), reason="no shipped LAS demo model in this checkout")
+
+
+@needs_demo
+def test_shipped_demo_model_card_and_sketch_to_3d(tmp_path: Path, capsys) -> None:
+    from shapegen.geometry.mesh_io import load_mesh
+
+    ckpt = DEMO / "las_demo.ckpt"
+    metrics = json.loads((DEMO / "metrics.json").read_text())
+    card = (DEMO / "MODEL_CARD.md").read_text()
+    assert f"**{metrics['headline']['sketch']:.3f}**" in card and metrics["command"] in card
+    raw = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert "optimizer_states" not in raw and "las_ema" not in raw
+    total = sum(p.stat().st_size for p in (REPO / "assets" / "models").rglob("*") if p.is_file())
+    assert total <= 30e6, f"assets/models holds {total / 1e6:.1f} MB (limit 30)"
+    # One held-out sketch (never trained on) through the command line.
+    sketch = min((DEMO / "examples").glob("*.png"))
+    rec = next(e for e in metrics["examples"] if Path(e["file"]).name == sketch.name)
+    out = tmp_path / "s.glb"
+    assert cli(["sketch-to-3d", str(sketch), "--checkpoint", str(ckpt), "--view", str(rec["azimuth"]),
+                "--category", rec["category"], "-o", str(out)]) == 0, capsys.readouterr().err
+    mesh = load_mesh(out)
+    assert mesh.num_faces > 50
+    lo, hi = mesh.bounds()
+    assert float((hi - lo).max()) > 0.5, "a speck, not an object"
+    assert (tmp_path / "s.png").is_file()
