@@ -30,7 +30,7 @@ def test_quickstart_writes_one_closed_mesh_per_class(tmp_path: Path, capsys) -> 
     classes = MSDFGenerator.load_from_checkpoint(str(DEMO_MODEL), map_location="cpu").config.classes
     assert sorted(classes) == ["chair", "lamp", "mug", "shelf", "table"]
     out = tmp_path / "qs"
-    assert main(["quickstart", "-o", str(out), "--set", "resolution=48"]) == 0
+    assert main(["quickstart", "-o", str(out), "--set", "resolution=48", "--set", "sketches=false"]) == 0  # sketches: tests/methods/test_quickstart_sketches.py
     assert (out / "preview.png").stat().st_size > 1000
     glbs = sorted(p.stem for p in out.glob("*.glb"))
     assert glbs == sorted(classes), capsys.readouterr().out

@@ -273,11 +273,14 @@ CLASS_COLORS: dict[str, tuple[float, float, float]] = {
 }
 
 
-def preview_sheet(rows: Sequence[Sequence[tuple[str, Mesh]]], tile: int = 160, *, azimuth_deg: float = 35.0, elevation_deg: float = 20.0) -> np.ndarray:
+def preview_sheet(
+    rows: Sequence[Sequence[tuple[str, Mesh | np.ndarray]]], tile: int = 160, *, azimuth_deg: float = 35.0, elevation_deg: float = 20.0
+) -> np.ndarray:
     """Render a sheet of previews: one row per list in ``rows``, each a list of ``(label, mesh)``.
 
     Meshes are rendered in the normalised frame from a fixed camera (azimuth from +Z towards
     +X), so sizes and orientations compare across tiles; labels are drawn in each tile's corner.
+    An ``H W 3`` uint8 image in place of a mesh (e.g. an input sketch) is resized into its tile.
 
     Returns:
         ``H W 3`` uint8 image, ``tile`` pixels per cell.
@@ -293,10 +296,13 @@ def preview_sheet(rows: Sequence[Sequence[tuple[str, Mesh]]], tile: int = 160, *
     c2w = orbit_camera(torch.zeros(3), distance, azimuth_deg, elevation_deg)
     for r, row in enumerate(rows):
         for c, (label, mesh) in enumerate(row):
-            cls = label.split("_")[0]
-            colors = torch.tensor(CLASS_COLORS.get(cls, (0.8, 0.8, 0.8))).expand(mesh.num_vertices, 3)
-            img = render_mesh(mesh.vertices, mesh.faces, vertex_colors=colors, width=tile, height=tile, c2w=c2w, fov_deg=40.0)
-            pil = Image.fromarray(img)
+            if isinstance(mesh, np.ndarray):
+                pil = Image.fromarray(mesh).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS)
+            else:
+                cls = label.replace(":", " ").replace("_", " ").split()[0] if label.strip() else ""
+                colors = torch.tensor(CLASS_COLORS.get(cls, (0.8, 0.8, 0.8))).expand(mesh.num_vertices, 3)
+                img = render_mesh(mesh.vertices, mesh.faces, vertex_colors=colors, width=tile, height=tile, c2w=c2w, fov_deg=40.0)
+                pil = Image.fromarray(img)
             ImageDraw.Draw(pil).text((4, 2), label, fill=(60, 60, 60))
             sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = np.asarray(pil)
     return sheet
