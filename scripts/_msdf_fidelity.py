@@ -228,8 +228,8 @@ def solver_study(model: MSDFGenerator, ref: dict, cache: Path) -> dict:
         m = generation_metrics(torch.stack([clouds[i] for i in ok]), ref["clouds"]) if ok else None
         both = [i for i in ok if ref_clouds[i] is not None]
         paired = [float(chamfer_distance_matrix(clouds[i][None], ref_clouds[i][None])) for i in both]
-        rows.append({"solver": solver, "steps": steps, "nfe_per_shape": nfe / len(ref["classes"]),  # one batch per class "fidelity": fid,
-                     "empty": len(clouds) - len(ok), "cov": m.cov if m else None, "mmd": m.mmd if m else None,
+        rows.append({"solver": solver, "steps": steps, "nfe_per_shape": nfe / len(ref["classes"]),  # one batch per class
+                     "fidelity": fid, "empty": len(clouds) - len(ok), "cov": m.cov if m else None, "mmd": m.mmd if m else None,
                      "nna": m.nna if m else None, "paired_chamfer": sum(paired) / max(1, len(paired)),
                      "rms": float((model.normalize(x) - model.normalize(ref_x)).pow(2).mean().sqrt())})
         log(f"study {rows[-1]}")

@@ -365,10 +365,12 @@ def main() -> None:
     card = write_card(args, info, ev, data_seconds, total, ckpt)
     log(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB) and {card}; class fidelity {ev['fidelity'] * 100:.0f}%")
     if not args.no_bench:
-        body = (f"Class-conditional Mosaic-SDF demo model (`assets/models/msdf_demo`): {info['num_train']} procedural training "
-                f"shapes (seed {args.seed}), n = {info['n']}, k = {info['k']}, {info['steps']} steps in {info['train_seconds'] / 60:.1f} min "
-                f"on this CPU; {args.samples} samples per class vs {args.held_out} held-out shapes per class "
-                f"({CLOUD_POINTS}-point FPS clouds, Chamfer-L2). Overall class fidelity {ev['fidelity'] * 100:.0f}% (target 90%).\n\n"
+        body = (f"Class-conditional Mosaic-SDF demo model (`assets/models/msdf_demo`, card: `MODEL_CARD.md`): {info['num_train']} procedural training "
+                f"shapes (seed {args.seed}), n = {info['n']}, k = {info['k']}, shapes grown by {args.dilate} in the M-SDFs, "
+                f"value basis of {info['value_components']} components, {info['steps']} steps in {info['train_seconds'] / 60:.1f} min "
+                f"on this CPU (one thread, load {info['load_start']:.1f} -> {info['load_end']:.1f}); {args.samples} samples per class vs "
+                f"{args.held_out} held-out shapes per class ({CLOUD_POINTS}-point FPS clouds, Chamfer-L2). Overall class fidelity "
+                f"{ev['fidelity'] * 100:.0f}% (target 90%). 'train' columns: {args.baseline} training shapes per class vs the same held-out shapes.\n\n"
                 + bl.table(HEADER, metric_rows(ev)))
         bl.write_section("demo-models", "Demo models: class-conditional Mosaic-SDF", body)
 
