@@ -1,8 +1,12 @@
-"""Reproduce the class-conditional Mosaic-SDF demo model (``assets/models/msdf_demo``) from scratch.
+"""Reproduce both demo models from scratch: the class-conditional Mosaic-SDF generator
+(``assets/models/msdf_demo``) and the LAS sketch-to-3D model (``assets/models/las_demo``, by
+``scripts/train_las_demo.py``; ``--skip-las`` / ``--skip-msdf`` train one of them).
 
-One command, CPU only, no download::
+One command, CPU only, no download (about 15 + 40 minutes on a 2-core CPU)::
 
-    python scripts/train_demo_models.py [--per-class 40] [--held-out 10] [--minutes 18] [--work outputs/demo_models]
+    python scripts/train_demo_models.py [--per-class 60] [--held-out 10] [--minutes 25] [--las-minutes 35] [--work outputs/demo_models]
+
+The Mosaic-SDF part:
 
 Stages (each resumable: finished files under ``--work`` are reused):
 
@@ -325,7 +329,6 @@ Evaluation took {ev['eval_seconds']:.0f} s.
 
 
 def main() -> None:
-    global MODEL_DIR
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=60, help="training shapes per class")
     ap.add_argument("--held-out", type=int, default=10, help="held-out shapes per class")
@@ -342,7 +345,22 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of configs/msdf/demo.yaml")
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics)")
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models section of docs/benchmarks.md")
+    ap.add_argument("--skip-msdf", action="store_true", help="do not train the Mosaic-SDF demo model")
+    ap.add_argument("--skip-las", action="store_true", help="do not train the LAS sketch-to-3D demo model (scripts/train_las_demo.py)")
+    ap.add_argument("--las-minutes", type=float, default=35.0, help="wall-clock training budget of the LAS demo model (both stages)")
     args = ap.parse_args()
+    if not args.skip_msdf:
+        train_msdf_demo(args)
+    if not args.skip_las:
+        import train_las_demo
+
+        log("LAS sketch-to-3D demo model: python scripts/train_las_demo.py --minutes " + f"{args.las_minutes:g}")
+        train_las_demo.main(["--minutes", f"{args.las_minutes:g}", "--seed", str(args.seed)])
+
+
+def train_msdf_demo(args: argparse.Namespace) -> None:
+    """Data, training, evaluation and output of the Mosaic-SDF demo model (stages 1-5 of the module docstring)."""
+    global MODEL_DIR
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
