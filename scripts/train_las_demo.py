@@ -81,11 +81,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--res", type=int, default=32, help="SDF grid side of 'las prepare' (occupancy: half)")
     ap.add_argument("--sketch", type=int, default=64, help="sketch side in pixels")
     ap.add_argument("--mesh-resolution", type=int, default=64, help="marching cubes of the procedural shapes")
-    ap.add_argument("--minutes", type=float, default=35.0, help="wall-clock training budget of both stages together")
-    ap.add_argument("--sdf-share", type=float, default=0.2, help="share of --minutes given to stage 2")
+    ap.add_argument("--minutes", type=float, default=40.0, help="wall-clock training budget of both stages together")
+    ap.add_argument("--sdf-share", type=float, default=0.3, help="share of --minutes given to stage 2")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
     ap.add_argument("--steps-sdf", type=int, default=0, help="cap on stage-2 steps (0: the config's max_steps)")
     ap.add_argument("--sdf-batch", type=int, default=4, help="stage-2 batch size (its sparse UNet is the slow part)")
+    ap.add_argument("--sdf-lr", type=float, default=2e-3, help="stage-2 learning rate (0: the config's train.lr)")
     ap.add_argument("--config", default="demo", help="LAS preset or YAML file")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the preset")
     ap.add_argument("--work", default=str(REPO / "outputs" / "las_demo"), help="scratch folder (resumable)")
@@ -116,17 +117,19 @@ def build_meshes(args, work: Path) -> int:
     return made
 
 
-def prepare(args, work: Path) -> dict[str, Path]:
-    """``las prepare`` of both splits into ``WORK/las/{train,held_out}``."""
+def prepare(args, work: Path) -> tuple[dict[str, Path], int]:
+    """``las prepare`` of both splits into ``WORK/las/{train,held_out}``; returns the folders and
+    how many shapes were prepared in this run (the rest were reused)."""
     pcfg = LASPrepareConfig(resolution=args.res, sketch_size=args.sketch)
-    dirs = {}
+    dirs, prepared = {}, 0
     for split in ("train", "held_out"):
         dirs[split] = work / "las" / split
         rep = prepare_dataset(work / "meshes" / split, dirs[split], pcfg, progress=False)
+        prepared += len(rep.prepared)
         log(f"las prepare {split}: {len(rep.prepared)} prepared, {len(rep.reused)} reused, {len(rep.skipped)} skipped")
         if rep.skipped:
             raise SystemExit(f"error: meshes skipped by las prepare: {rep.skipped}")
-    return dirs
+    return dirs, prepared
 
 
 def load_volumes(root: Path) -> dict[str, tuple[str, torch.Tensor]]:
@@ -140,15 +143,24 @@ def load_volumes(root: Path) -> dict[str, tuple[str, torch.Tensor]]:
 
 
 # ------------------------------------------------------------------------------------ training
-def train_key(args) -> dict:
-    """What the trained stages depend on (a change retrains them)."""
-    return {k: getattr(args, k) for k in ("per_class", "classes", "seed", "res", "sketch", "mesh_resolution", "minutes",
-                                          "sdf_share", "steps_occupancy", "steps_sdf", "sdf_batch", "config", "set")}
+COMMON_KEYS = ("per_class", "classes", "seed", "res", "sketch", "mesh_resolution", "config", "set")
+
+
+def stage_key(args: dict, stage: str) -> dict:
+    """What a trained stage depends on (a change retrains it). The stages share no weights and
+    stage 2 trains on the true shells, so each stage only depends on the data, the config and its
+    own budget, step cap, batch size and learning rate."""
+    minutes, share = args["minutes"], args["sdf_share"]
+    budget = minutes * 60 * (share if stage == "sdf" else 1 - share)
+    own = {"budget_s": round(budget, 3), "steps": args[f"steps_{stage}"]}
+    if stage == "sdf":
+        own |= {"batch": args["sdf_batch"], "lr": args.get("sdf_lr", 0.0)}
+    return {k: args[k] for k in COMMON_KEYS} | own
 
 
 def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
     """Both stages one after the other, each stopped by its time share or step cap; a finished
-    stage (``WORK/stage_<name>.ckpt`` with the same settings) is loaded instead of retrained."""
+    stage (``WORK/stage_<name>.ckpt`` trained with the same :func:`stage_key`) is loaded instead of retrained."""
     import pytorch_lightning as pl
 
     overrides = [*args.set, f"data.root={train_dir}", f"sketch_encoder.image_size={args.sketch}"]
@@ -156,25 +168,38 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
     pl.seed_everything(cfg.train.seed, verbose=False)
     model, dm = LASDiffusion.for_training(cfg)
     state_path = work / "train_state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    if state.get("key") != train_key(args):
-        state = {"key": train_key(args), "stages": {}}
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"stages": {}}
+    if "key" in state:  # written before the per-stage keys: one key (the arguments) for both stages
+        old = state.pop("key")
+        for stage, rec in state["stages"].items():
+            rec.setdefault("key", stage_key(old, stage))
     budget = {"occupancy": args.minutes * 60 * (1 - args.sdf_share), "sdf": args.minutes * 60 * args.sdf_share}
     caps = {"occupancy": args.steps_occupancy, "sdf": args.steps_sdf}
     batch = {"occupancy": cfg.data.batch_size, "sdf": args.sdf_batch}
+    lr = {"occupancy": cfg.train.lr, "sdf": args.sdf_lr or cfg.train.lr}
+    reused = []
     for stage in STAGES:
         ckpt = work / f"stage_{stage}.ckpt"
-        if stage in state["stages"] and ckpt.is_file():
-            model = LASDiffusion.load_from_checkpoint(str(ckpt), map_location="cpu")
-            log(f"stage {stage}: reusing {ckpt} ({state['stages'][stage]['steps']} steps)")
+        key = stage_key(vars(args), stage)
+        rec = state["stages"].get(stage)
+        if rec is not None and rec.get("key") == key and ckpt.is_file():
+            weights = LASDiffusion.load_from_checkpoint(str(ckpt), map_location="cpu")
+            prefixes = LASDiffusion.STAGE_PREFIXES[STAGES.index(stage)]
+            own = {k: v for k, v in weights.state_dict().items() if k.startswith(prefixes)}
+            model.load_state_dict(own, strict=False)
+            model._ema |= {k: v for k, v in weights._ema.items() if k.startswith(prefixes)}
+            model.stage_steps[STAGES.index(stage)] = weights.stage_steps[STAGES.index(stage)]
+            log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
+            reused.append(stage)
             continue
         model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
+        model.config.train.lr = lr[stage]
         dm.cfg.batch_size = batch[stage]
         steps = caps[stage] or cfg.train.max_steps
         trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=budget[stage]), logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None)
-        log(f"stage {stage}: up to {steps} steps or {budget[stage] / 60:.1f} min, batch {batch[stage]}")
+        log(f"stage {stage}: up to {steps} steps or {budget[stage] / 60:.1f} min, batch {batch[stage]}, lr {lr[stage]:g}")
         t0 = time.perf_counter()
         trainer.fit(model, datamodule=dm)
         seconds = time.perf_counter() - t0
@@ -182,11 +207,12 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
         log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
         trainer.save_checkpoint(ckpt)
-        state["stages"][stage] = {"steps": done, "seconds": seconds, "batch_size": batch[stage], "last_loss": loss,
-                                  "load_average": os.getloadavg()[0]}
+        state["stages"][stage] = {"key": key, "steps": done, "seconds": seconds, "batch_size": batch[stage], "lr": lr[stage],
+                                  "last_loss": loss, "load_average": os.getloadavg()[0]}
         state_path.write_text(json.dumps(state, indent=1))
     model.config.train.stage = "both"
-    return model.eval(), state["stages"]
+    model.config.train.lr = lr["occupancy"]
+    return model.eval(), {k: v | {"reused": k in reused} for k, v in state["stages"].items()}
 
 
 def save_weights_only(model: LASDiffusion, path: Path) -> Path:
@@ -306,6 +332,11 @@ def write_card(args, argv: list[str], model: LASDiffusion, info: dict, ev: dict,
     first = next((e for e in ev["examples"] if Path(e["file"]).name == ex[0]), None) if ex else None
     try_cmd = (f"{ex_line} --checkpoint {rel} --view {first['azimuth']:g} --category {first['category']} -o out.glb`"
                if first else "")
+    data_line = (f"Meshes and preparation took {times['data'] / 60:.1f} min." if times["shapes_prepared"] else
+                 "This run reused the meshes and prepared data in `--work`.")
+    reused = [s for s in STAGES if info[s].get("reused")]
+    reuse_line = (f"This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
+                  " the times above are from the run that trained it." if reused else "")
     text = f"""# LAS-Diffusion sketch-to-3D demo model
 
 Two-stage LAS-Diffusion (Zheng et al., SIGGRAPH 2023, arXiv 2305.04461; `shapegen/methods/las.py`):
@@ -332,17 +363,18 @@ Try it: {try_cmd}
   ({ev['held_out_shapes']} shapes), never seen in training.
 - `shapegen las prepare --set resolution={args.res} --set sketch_size={args.sketch}`: SDF {args.res}^3, shell
   {args.res // 2}^3, contour and canny sketches from the five LAS views (azimuth 0..180, elevation 20).
-  Meshes and preparation took {times['data'] / 60:.1f} min.
+  {data_line}
 
 ## Model and training
 - `configs/las/{Path(args.config).stem}.yaml`{' with ' + ', '.join(args.set) if args.set else ''}: {params / 1e6:.2f} M parameters
   (stage 1 UNet {sum(p.numel() for p in model.occupancy_net.parameters()) / 1e6:.2f} M, sketch encoder
   {sum(p.numel() for p in model.sketch_encoder.parameters()) / 1e6:.2f} M, stage 2 sparse UNet
-  {sum(p.numel() for p in model.sdf_net.parameters()) / 1e6:.3f} M); AdamW lr {model.config.train.lr:g}, EMA {model.config.train.ema_decay:g}.
-- Stage 1: {occ['steps']} steps of batch {occ['batch_size']} in {occ['seconds'] / 60:.1f} min; stage 2: {sdf['steps']} steps of
-  batch {sdf['batch_size']} in {sdf['seconds'] / 60:.1f} min (budget {args.minutes:g} min, {args.sdf_share:g} of it for stage 2).
+  {sum(p.numel() for p in model.sdf_net.parameters()) / 1e6:.3f} M); AdamW, EMA {model.config.train.ema_decay:g}.
+- Stage 1: {occ['steps']} steps of batch {occ['batch_size']} (lr {occ.get('lr', model.config.train.lr):g}) in {occ['seconds'] / 60:.1f} min;
+  stage 2: {sdf['steps']} steps of batch {sdf['batch_size']} (lr {sdf.get('lr', model.config.train.lr):g}) in {sdf['seconds'] / 60:.1f} min (budget {args.minutes:g} min, {args.sdf_share:g} of it for stage 2).
 - Machine: {bl.machine()}; one torch thread; shared with other jobs (1-min load average
   {occ['load_average']:.1f} at the end of stage 1, {sdf['load_average']:.1f} at the end of stage 2).
+  {reuse_line}
 - Sampling: {model.config.sample.occupancy_steps} + {model.config.sample.sdf_steps} ancestral steps, guidance {model.config.sample.guidance:g}, seed 0.
 
 ## Metrics (held-out sketches)
@@ -366,7 +398,7 @@ quarter and by half a voxel along each axis) show what a sub-voxel misplacement 
 
 {result_table(ev, 'iou32')}
 
-Evaluation took {ev['eval_seconds']:.0f} s ({times['total'] / 60:.1f} min end to end).
+Evaluation took {ev['eval_seconds']:.0f} s ({times['total'] / 60:.1f} min for this run end to end).
 
 ## Limits
 - Five procedural classes only, a small model at {args.res}^3 trained for {args.minutes:g} minutes on a CPU: shapes are
@@ -388,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
     t_start = time.perf_counter()
     made = build_meshes(args, work)
     log(f"meshes ready ({made} written in this run)")
-    dirs = prepare(args, work)
+    dirs, prepared = prepare(args, work)
     t_data = time.perf_counter() - t_start
     model, info = train(args, work, dirs["train"])
     ev = evaluate(model, args, dirs)
@@ -402,7 +434,7 @@ def main(argv: list[str] | None = None) -> dict:
     for e in ev["examples"]:  # one contour sketch per class
         if e["style"] == "contour" and not any(p.name.startswith(e["category"] + "_") for p in (out / "examples").iterdir()):
             shutil.copy(dirs["held_out"] / e["file"], out / "examples" / Path(e["file"]).name)
-    times = {"data": t_data, "total": time.perf_counter() - t_start}
+    times = {"data": t_data, "total": time.perf_counter() - t_start, "meshes_written": made, "shapes_prepared": prepared}
     metrics = {
         "headline": {"metric": "iou16", "sketch": res["sketch (both styles)"]["overall"]["iou16"],
                      "baseline_no_sketch": res["baseline: model without the sketch"]["overall"]["iou16"],
