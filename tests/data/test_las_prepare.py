@@ -11,7 +11,7 @@ from shapegen.data.las_prepare import LASPrepareConfig, occupancy_shell, prepare
 from shapegen.geometry.export import export_mesh
 from shapegen.geometry.extract import extract_mesh
 from shapegen.geometry.primitives import sphere
-from shapegen.geometry.voxels import voxel_centers
+from shapegen.geometry.voxels import touched_voxels, voxel_centers
 
 
 def test_sphere_volumes_and_jittered_sketches(tmp_path):
@@ -35,3 +35,20 @@ def test_sphere_volumes_and_jittered_sketches(tmp_path):
     assert 45.0 in az and all(22.5 <= a <= 67.5 for a in az) and len(set(az)) == 3
     again = prepare_dataset(tmp_path / "m", tmp_path / "d", cfg, progress=False)
     assert again.reused == ["ball"] and not again.prepared
+
+
+def test_touched_voxels_keep_a_part_thinner_than_a_voxel():
+    g = 16
+    h = 2.0 / g
+    y = voxel_centers(g)[..., 1]
+    # A slab 0.6 voxels thick centred between two rows of voxel centres: no centre is inside it.
+    sdf = (y - h).abs() - 0.3 * h  # centres at +-h/2, 3h/2, ...: the slab lies between rows g/2 and g/2 + 1
+    assert not bool((sdf < 0).any())
+    touched = touched_voxels(sdf)
+    rows = touched.any(0).any(1).nonzero().flatten().tolist()
+    assert rows == [g // 2, g // 2 + 1]  # the two rows the slab passes between
+    coarse = touched_voxels(sdf, pool=2)
+    assert coarse.shape == (g // 2,) * 3
+    assert coarse.any(0).any(1).nonzero().flatten().tolist() == [g // 4]
+    batched = touched_voxels(torch.stack([sdf, sdf + 1.0]), pool=2)
+    assert batched.shape == (2, g // 2, g // 2, g // 2) and bool(batched[0].eq(coarse).all()) and not bool(batched[1].any())
