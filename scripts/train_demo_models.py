@@ -355,7 +355,7 @@ def main() -> None:
         import train_las_demo
 
         log("LAS sketch-to-3D demo model: python scripts/train_las_demo.py --minutes " + f"{args.las_minutes:g}")
-        train_las_demo.main(["--minutes", f"{args.las_minutes:g}", "--seed", str(args.seed)])
+        train_las_demo.main(["--minutes", f"{args.las_minutes:g}", "--seed", str(args.seed), *(["--no-bench"] if args.no_bench else [])])
 
 
 def train_msdf_demo(args: argparse.Namespace) -> None:

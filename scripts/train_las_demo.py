@@ -94,6 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--work", default=str(REPO / "outputs" / "las_demo"), help="scratch folder (resumable)")
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     return ap.parse_args(argv)
 
 
@@ -470,6 +471,16 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     card = write_card(args, argv, model, info, ev, times, out, ckpt)
     log(f"wrote {ckpt}, {out / 'metrics.json'}, {card}")
+    if not args.no_bench:
+        h = metrics["headline"]
+        body = (f"LAS sketch-to-3D demo model (`{os.path.relpath(out.resolve(), REPO)}`, card: `MODEL_CARD.md`): {ev['train_shapes']} procedural "
+                f"training shapes, {ev['held_out_shapes']} held out; SDF {args.res}^3, sketches {args.sketch} px; stage 1 "
+                f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU (one thread). "
+                f"Headline iou16 from the sketch {h['sketch']:.3f} (target {h['target']}), without the sketch {h['baseline_no_sketch']:.3f}, "
+                f"the class's typical training shape {h['baseline_typical_shape']:.3f}. Definitions in the card.\n\n"
+                f"iou16 (16^3 occupancy, a cell counts when one of its 32^3 children touches the shape):\n\n{result_table(ev, 'iou16')}\n\n"
+                f"iou32 (`sdf < 0` at 32^3, the definition of bench_las.py):\n\n{result_table(ev, 'iou32')}")
+        bl.write_section("demo-models-las", "Demo models: LAS sketch-to-3D", body)
     return metrics
 
 

@@ -27,7 +27,7 @@ def _script():
 
 TINY = ["--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
         "--mesh-resolution", "32", "--minutes", "0.5", "--steps-occupancy", "4", "--steps-sdf", "2", "--sdf-batch", "2",
-        "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
+        "--no-bench", "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
         "data.batch_size=2"]
 
 
