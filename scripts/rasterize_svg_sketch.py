@@ -22,7 +22,12 @@ NS = "{http://www.w3.org/2000/svg}"
 
 def polylines(svg: Path) -> tuple[int, int, list[tuple[float, list[tuple[float, float]]]]]:
     """``(width, height, [(stroke_width, points), ...])`` of an SVG made of polylines."""
-    root = ET.parse(svg).getroot()
+    if not svg.is_file():
+        raise SystemExit(f"error: '{svg}' does not exist; give the path of an SVG sketch")
+    try:
+        root = ET.parse(svg).getroot()
+    except ET.ParseError as exc:
+        raise SystemExit(f"error: '{svg.name}' is not readable SVG ({exc}); save the sketch as plain SVG") from exc
     w, h = int(float(root.get("width", "256"))), int(float(root.get("height", "256")))
     strokes = []
 
@@ -33,7 +38,12 @@ def polylines(svg: Path) -> tuple[int, int, list[tuple[float, list[tuple[float, 
             if tag == "g":
                 walk(child, width)
             elif tag == "polyline":
-                nums = [float(v) for v in re.split(r"[\s,]+", child.get("points", "").strip()) if v]
+                try:
+                    nums = [float(v) for v in re.split(r"[\s,]+", child.get("points", "").strip()) if v]
+                except ValueError as exc:
+                    raise SystemExit(f"error: {svg.name}: a <polyline> has non-numeric points ({exc})") from exc
+                if len(nums) < 4 or len(nums) % 2:
+                    raise SystemExit(f"error: {svg.name}: a <polyline> needs at least two x,y points")
                 strokes.append((float(child.get("stroke-width", width)), list(zip(nums[::2], nums[1::2]))))
             elif tag not in ("title", "desc"):
                 raise SystemExit(f"error: {svg.name}: unsupported SVG element <{tag}>; use <polyline> strokes")
