@@ -30,10 +30,14 @@ def test_shipped_manifest_lists_hand_drawn_sketches_that_exist():
 
 @needs_model
 def test_quickstart_turns_each_sketch_into_a_mesh_and_a_preview_row(las_trained, tmp_path):  # noqa: F811
-    _, ckpt = las_trained  # a tiny model with the categories chair and table, as the hand sketches
+    _, ckpt = las_trained  # a tiny model with the categories chair and table: the shipped chair and table sketches
+    entries = [{**e, "file": str(e["file"])} for e in read_sketch_manifest(SKETCHES) if e["category"] in ("chair", "table")]
+    manifest = tmp_path / "sketches.json"
+    manifest.write_text(json.dumps({"sketches": entries}))
     cfg = QuickstartConfig(resolution=32, preview_size=64)
-    result = run_quickstart(tmp_path / "qs", cfg, las_model_path=ckpt)
-    stems = {e["file"].stem for e in read_sketch_manifest(SKETCHES)}
+    result = run_quickstart(tmp_path / "qs", cfg, las_model_path=ckpt, sketches=manifest)
+    stems = {Path(e["file"]).stem for e in entries}
+    assert {"hand_chair", "hand_table"} <= stems
     assert set(result.sketch_meshes) | {e.removeprefix("sketch_") for e in result.empty if e.startswith("sketch_")} == stems
     assert all(p.is_file() and p.name.startswith("sketch_") for p in result.sketch_meshes.values())
     sheet = np.asarray(Image.open(result.preview))

@@ -34,7 +34,7 @@ TINY = ["--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res"
 def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     script = _script()
     out, work = tmp_path / "model", tmp_path / "work"
-    argv = [*TINY, "--work", str(work), "--out", str(out)]
+    argv = ["--dilate", "0", *TINY, "--work", str(work), "--out", str(out)]  # shapes as they are (the grown path: below)
     metrics = script.main(argv)
     ckpt = out / script.CKPT_NAME
     card = (out / "MODEL_CARD.md").read_text()
@@ -97,3 +97,15 @@ def test_shipped_demo_model_card_and_sketch_to_3d(tmp_path: Path, capsys) -> Non
     lo, hi = mesh.bounds()
     assert float((hi - lo).max()) > 0.5, "a speck, not an object"
     assert (tmp_path / "s.png").is_file()
+
+
+def test_grown_shapes_are_also_scored_against_the_true_shapes(tmp_path: Path) -> None:
+    script = _script()
+    out = tmp_path / "model"
+    metrics = script.main([*TINY[:-8], "--dilate", "0.05", "--work", str(tmp_path / "work"), "--out", str(out), *TINY[-8:]])
+    assert metrics["results_true_shapes"] is not None and metrics["headline"]["against"] == "true shapes"
+    true_iou = metrics["results_true_shapes"]["sketch (both styles)"]["overall"]["iou16"]
+    assert metrics["headline"]["sketch"] == true_iou
+    assert (tmp_path / "work" / "las_true" / "held_out" / "index.json").is_file()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Against the true shapes (the headline)" in card and f"**{true_iou:.3f}**" in card and "grown by 0.05" in card
