@@ -87,3 +87,17 @@ def write_section(name: str, title: str, body: str) -> None:
     tmp.write_text(text)
     os.replace(tmp, DOC)
     print(block)
+
+
+def save_weights_checkpoint(state: dict, hparams: dict, path: Path) -> Path:
+    """Write a Lightning-format checkpoint holding only ``state`` and ``hparams`` (no optimiser), atomically.
+
+    Loadable with ``<Module>.load_from_checkpoint``; used for the shipped demo models.
+    """
+    import pytorch_lightning as pl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": state, "hyper_parameters": hparams, "pytorch-lightning_version": pl.__version__}, tmp)
+    os.replace(tmp, path)
+    return path

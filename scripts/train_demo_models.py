@@ -135,8 +135,6 @@ def save_weights_only(model: MSDFGenerator, path: Path) -> Path:
     The saved hyper-parameters have ``train.ema_decay = 0`` so the loaded model has no second
     copy of the weights; no optimiser state is stored.
     """
-    import pytorch_lightning as pl
-
     hp = to_dict(model.config)
     hp["train"]["ema_decay"] = 0.0
     src = model.ema if model.ema is not None else model.net
@@ -144,11 +142,7 @@ def save_weights_only(model: MSDFGenerator, path: Path) -> Path:
     for name in ("norm_mean", "norm_std", "norm_ready", "value_mean", "value_basis"):
         if hasattr(model, name):
             state[name] = getattr(model, name).detach().clone()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}, tmp)
-    os.replace(tmp, path)
-    return path
+    return bl.save_weights_checkpoint(state, hp, path)
 
 
 def train(args, work: Path) -> tuple[MSDFGenerator, dict]:

@@ -238,18 +238,12 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
 def save_weights_only(model: LASDiffusion, path: Path) -> Path:
     """A Lightning-format checkpoint with the EMA weights in place of the raw ones, no EMA copy and
     no optimiser state (``train.ema_decay = 0`` in its hyper-parameters)."""
-    import pytorch_lightning as pl
-
     hp = to_dict(model.config)
     hp["train"]["ema_decay"] = 0.0
     hp["train"]["stage"] = "both"
     with model.ema_weights():
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}, tmp)
-    os.replace(tmp, path)
-    return path
+    return bl.save_weights_checkpoint(state, hp, path)
 
 
 # ------------------------------------------------------------------------------------ evaluation

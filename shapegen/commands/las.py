@@ -68,7 +68,6 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
     import torch
 
     from shapegen.commands.methods import load_system
-    from shapegen.data.sketches import load_sketch
 
     out = Path(args.output)
     if out.suffix.lower() not in MESH_SUFFIXES:
@@ -83,13 +82,9 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
         raise ShapegenError(f"checkpoint '{args.checkpoint}' is not sketch-conditioned; use 'shapegen generate --method las'")
     if args.category is not None or model.config.use_category:
         model.class_index(args.category)  # fail fast on an unknown category
-    sketch = load_sketch(args.sketch, model.config.sketch_encoder.image_size)
     if args.view is None:
         print("note: no --view given; the sketch is attended globally (the LAS model never trains this way)")
-    result = model.sample(1, category=args.category, sketch=sketch, azimuth=args.view, seed=args.seed,
-                          occupancy_steps=cfg.occupancy_steps or None, sdf_steps=cfg.sdf_steps or None,
-                          guidance=cfg.guidance, radius=cfg.radius)
-    mesh = result.meshes[0]
+    sketch, mesh = sketch_to_mesh(model, args.sketch, args.category, args.view, args.seed, cfg)
     if mesh.num_faces == 0:
         raise ShapegenError("the model produced no surface for this sketch; try another --seed, --view or a better-trained checkpoint")
     from shapegen.geometry.export import export_mesh
@@ -97,6 +92,28 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
     export_mesh(mesh, out)
     png = write_comparison(sketch, mesh, args.view if args.view is not None else 0.0, out.with_suffix(".png"), cfg.preview_size)
     print(f"wrote {out} ({mesh.num_faces} faces) and {png}")
+
+
+def sketch_to_mesh(model, sketch_path, category: str | None, view: float | None, seed: int = 0,
+                   cfg: SketchTo3DConfig | None = None):
+    """Sketch-to-3D with a LAS model: ``(ink map, mesh)`` for one sketch file (``sketch-to-3d`` and ``quickstart``).
+
+    Args:
+        model: a sketch-conditioned :class:`~shapegen.methods.las.LASDiffusion`.
+        sketch_path: the sketch image (read with :func:`~shapegen.data.sketches.load_sketch` at the model's size).
+        category: category (None for models without category conditioning).
+        view: azimuth in degrees of the sketch's view (None: attended globally).
+        seed: noise seed.
+        cfg: sampling settings (default: the command's defaults).
+    """
+    from shapegen.data.sketches import load_sketch
+
+    cfg = cfg or SketchTo3DConfig()
+    sketch = load_sketch(sketch_path, model.config.sketch_encoder.image_size)
+    result = model.sample(1, category=category, sketch=sketch, azimuth=view, seed=seed,
+                          occupancy_steps=cfg.occupancy_steps or None, sdf_steps=cfg.sdf_steps or None,
+                          guidance=cfg.guidance, radius=cfg.radius)
+    return sketch, result.meshes[0]
 
 
 def write_comparison(sketch, mesh, azimuth: float, path: Path, size: int = 256) -> Path:

@@ -105,11 +105,12 @@ def run_quickstart(
     import torch
 
     from renderers.preview import save_image
+    from shapegen.commands.las import sketch_to_mesh
     from shapegen.commands.methods import load_system
     from shapegen.data.procedural import preview_sheet
+    from shapegen.data.sketches import load_sketch
     from shapegen.geometry.cleanup import remove_small_components
     from shapegen.geometry.export import export_mesh
-    from shapegen.data.sketches import load_sketch
     from shapegen.methods.msdf import decode_to_mesh
 
     cfg = cfg or QuickstartConfig()
@@ -150,7 +151,7 @@ def run_quickstart(
             tiles.append((cls, mesh))
         sketch_row, result_row = [], []
         for e in entries:
-            mesh = sketch_to_mesh(las, e, cfg.seed)
+            _, mesh = sketch_to_mesh(las, e["file"], e["category"] if las.config.use_category else None, e["view"], cfg.seed)
             stem = Path(e["file"]).stem
             ink = load_sketch(e["file"], 256).numpy()
             sketch_row.append((f"sketch {stem}", np.repeat(((1 - ink) * 255).astype(np.uint8)[..., None], 3, -1)))
@@ -166,18 +167,6 @@ def run_quickstart(
     result.preview = save_image(out / "preview.png", preview_sheet(rows, tile=cfg.preview_size)) if rows else None
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def sketch_to_mesh(las, entry: dict, seed: int = 0):
-    """Sketch-to-3D of one manifest entry with a LAS model (the ``sketch-to-3d`` command's defaults)."""
-    from shapegen.commands.las import SketchTo3DConfig
-    from shapegen.data.sketches import load_sketch
-
-    s2d = SketchTo3DConfig()
-    sketch = load_sketch(entry["file"], las.config.sketch_encoder.image_size)
-    category = entry["category"] if las.config.use_category else None
-    return las.sample(1, category=category, sketch=sketch, azimuth=entry["view"], seed=seed,
-                      guidance=s2d.guidance, radius=s2d.radius).meshes[0]
 
 
 def _quickstart_args(p: argparse.ArgumentParser) -> None:

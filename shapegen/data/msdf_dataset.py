@@ -194,11 +194,6 @@ class MSDFDataModule(pl.LightningDataModule):
         self.setup()
         return int(self.dataset.tensors.shape[1])
 
-    def statistics(self) -> tuple[Tensor, Tensor]:
-        """``(mean, std)`` per channel over all training shapes (see :func:`msdf_statistics`)."""
-        self.setup()
-        return msdf_statistics(self.dataset.tensors)
-
     def train_dataloader(self) -> DataLoader:
         self.setup()
         bs = min(self.config.batch_size, len(self.dataset))

@@ -289,8 +289,8 @@ class MSDFGenerator(pl.LightningModule):
     def on_fit_start(self) -> None:
         if not bool(self.norm_ready):
             dm = getattr(self.trainer, "datamodule", None)
-            if dm is None or not hasattr(dm, "statistics"):
-                raise ShapegenError("normalisation statistics are missing; call set_normalization() or train with MSDFDataModule")
+            if not isinstance(dm, MSDFDataModule):
+                raise ShapegenError("normalisation statistics are missing; call fit_normalization() or train with MSDFDataModule")
             dm.setup()
             self.fit_normalization(dm.dataset.tensors)
 
