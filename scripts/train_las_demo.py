@@ -20,7 +20,11 @@ Stages (resumable: finished meshes, prepared data and trained stages under ``--w
    Lightning Trainer, as ``shapegen train --stage`` does): stage 1 (occupancy) for
    ``1 - sdf_share`` of ``--minutes``, then stage 2 (SDF) for the rest, each also capped by
    ``--steps-occupancy`` / ``--steps-sdf``.
-4. Evaluation on the held-out shapes' sketches (never trained on): for every held-out shape, its
+4. Guidance: the weights ``--guidance`` (default 1 and 2) are tried on the sketches of ``--val``
+   validation shapes per class (the indices after the held-out ones, true shapes, prepared into
+   ``WORK/las_true/val``), scored like the headline below; the best becomes ``sample.guidance`` of
+   the model and its checkpoint. The held-out shapes play no part in the choice.
+5. Evaluation on the held-out shapes' sketches (never trained on): for every held-out shape, its
    contour and canny sketches from view ``index % 5`` with the true view and category; voxel IoU
    of the result against the true shape per class and overall, beside baselines from the same run
    (the model without the sketch, the class's most typical training shape, the nearest training
@@ -33,7 +37,7 @@ Stages (resumable: finished meshes, prepared data and trained stages under ``--w
      here whether a part shows at all depends on where the voxel centres fall; the ``scale`` rows
      give the IoU of each held-out shape with itself moved by a quarter and by half a voxel along
      each axis, i.e. what a sub-voxel misplacement alone costs.
-5. Output in ``--out``: ``las_demo.ckpt`` (EMA weights only, loadable by ``shapegen sketch-to-3d``),
+6. Output in ``--out``: ``las_demo.ckpt`` (EMA weights only, loadable by ``shapegen sketch-to-3d``),
    ``MODEL_CARD.md``, ``metrics.json`` and ``examples/`` (held-out sketches to try).
 """
 
@@ -88,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mesh-resolution", type=int, default=64, help="marching cubes of the procedural shapes")
     ap.add_argument("--dilate", type=float, default=0.06,
                     help="grow the shapes by this distance before meshing (0.06: parts 0.07 thick survive a 32^3 grid)")
+    ap.add_argument("--val", type=int, default=10,
+                    help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight")
+    ap.add_argument("--guidance", default="1,2", help="guidance weights tried on the validation sketches (comma-separated)")
     ap.add_argument("--minutes", type=float, default=36.0, help="wall-clock training budget of both stages together")
     ap.add_argument("--sdf-share", type=float, default=0.3, help="share of --minutes given to stage 2")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
@@ -105,7 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ------------------------------------------------------------------------------------ data
 def split_indices(args) -> dict[str, range]:
-    return {"train": range(args.per_class), "held_out": range(args.per_class, args.per_class + args.held_out)}
+    first_val = args.per_class + args.held_out
+    return {"train": range(args.per_class), "held_out": range(args.per_class, first_val),
+            "val": range(first_val, first_val + args.val)}
 
 
 def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
@@ -119,12 +128,13 @@ def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
     return marching_cubes(grid_values(shape, args.mesh_resolution) - dilate, ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)))
 
 
-def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = None) -> int:
-    """Write the procedural meshes of both splits into ``WORK/<name>`` (existing files are kept); returns how many were written."""
+def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = None,
+                 splits: tuple[str, ...] = ("train", "held_out")) -> int:
+    """Write the procedural meshes of ``splits`` into ``WORK/<name>`` (existing files are kept); returns how many were written."""
     from shapegen.geometry.export import export_mesh
 
     made = 0
-    for split, idx in split_indices(args).items():
+    for split, idx in ((k, v) for k, v in split_indices(args).items() if k in splits):
         for cls in args.classes.split(","):
             folder = work / name / split / cls
             folder.mkdir(parents=True, exist_ok=True)
@@ -136,12 +146,13 @@ def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = 
     return made
 
 
-def prepare(args, work: Path, meshes: str = "meshes", name: str = "las") -> tuple[dict[str, Path], int]:
-    """``las prepare`` of both splits of ``WORK/<meshes>`` into ``WORK/<name>/{train,held_out}``; returns
+def prepare(args, work: Path, meshes: str = "meshes", name: str = "las",
+            splits: tuple[str, ...] = ("train", "held_out")) -> tuple[dict[str, Path], int]:
+    """``las prepare`` of ``splits`` of ``WORK/<meshes>`` into ``WORK/<name>/<split>``; returns
     the folders and how many shapes were prepared in this run (the rest were reused)."""
     pcfg = LASPrepareConfig(resolution=args.res, sketch_size=args.sketch)
     dirs, prepared = {}, 0
-    for split in ("train", "held_out"):
+    for split in splits:
         dirs[split] = work / name / split
         rep = prepare_dataset(work / meshes / split, dirs[split], pcfg, progress=False)
         prepared += len(rep.prepared)
@@ -202,27 +213,28 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         ckpt = work / f"stage_{stage}.ckpt"
         key = stage_key(vars(args), stage)
         rec = state["stages"].get(stage)
-        if rec is not None and rec.get("key") == key and ckpt.is_file():
-            weights = LASDiffusion.load_from_checkpoint(str(ckpt), map_location="cpu")
-            prefixes = LASDiffusion.STAGE_PREFIXES[STAGES.index(stage)]
-            own = {k: v for k, v in weights.state_dict().items() if k.startswith(prefixes)}
-            model.load_state_dict(own, strict=False)
-            model._ema |= {k: v for k, v in weights._ema.items() if k.startswith(prefixes)}
-            model.stage_steps[STAGES.index(stage)] = weights.stage_steps[STAGES.index(stage)]
-            log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
-            reused.append(stage)
-            continue
+        done_before = extends(rec, key) if ckpt.is_file() else None
+        if rec is not None and (rec.get("key") == key or done_before is not None) and ckpt.is_file():
+            load_stage(model, ckpt, stage)
+            if done_before is None:
+                log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
+                reused.append(stage)
+                continue
+        else:
+            done_before = {"seconds": 0.0, "steps": 0}
+        remaining = budget[stage] - done_before["seconds"]
         model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
         model.config.train.lr = lr[stage]
         dm.cfg.batch_size = batch[stage]
-        steps = caps[stage] or cfg.train.max_steps
-        trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=budget[stage]), logger=False,
+        steps = (caps[stage] or cfg.train.max_steps) - done_before["steps"]
+        trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=remaining), logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None)
-        log(f"stage {stage}: up to {steps} steps or {budget[stage] / 60:.1f} min, batch {batch[stage]}, lr {lr[stage]:g}")
+        cont = f", continuing {ckpt.name} after {done_before['steps']} steps" if done_before["steps"] else ""
+        log(f"stage {stage}: up to {steps} steps or {remaining / 60:.1f} min, batch {batch[stage]}, lr {lr[stage]:g}{cont}")
         t0 = time.perf_counter()
         trainer.fit(model, datamodule=dm)
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0 + done_before["seconds"]
         done = int(model.stage_steps[STAGES.index(stage)])
         loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
         log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
@@ -233,6 +245,35 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
     model.config.train.stage = "both"
     model.config.train.lr = lr["occupancy"]
     return model.eval(), {k: v | {"reused": k in reused} for k, v in state["stages"].items()}
+
+
+def extends(rec: dict | None, key: dict) -> dict | None:
+    """``{"seconds", "steps"}`` of a finished stage that ``key`` continues, else None.
+
+    A stage continues when it was trained with the same data, config, batch size and learning rate
+    and the new run allows more: a larger time budget than the time spent and a step cap above the
+    steps done (or none). It is trained on from its checkpoint (weights, EMA and step count; a fresh
+    AdamW, as the learning rate is constant) for the rest of the new budget and cap, so ``--minutes 96``
+    after a run with ``--minutes 36`` ends close to where one run with ``--minutes 96`` would.
+    """
+    if rec is None or "key" not in rec or rec["key"] == key:
+        return None
+    free = ("budget_s", "steps")
+    if {k: v for k, v in rec["key"].items() if k not in free} != {k: v for k, v in key.items() if k not in free}:
+        return None
+    if key["budget_s"] <= rec["seconds"] or (key["steps"] and key["steps"] <= rec["steps"]):
+        return None
+    return {"seconds": float(rec["seconds"]), "steps": int(rec["steps"])}
+
+
+def load_stage(model: LASDiffusion, ckpt: Path, stage: str) -> None:
+    """Load one stage's weights, EMA and step count from a stage checkpoint into ``model``."""
+    weights = LASDiffusion.load_from_checkpoint(str(ckpt), map_location="cpu")
+    i = STAGES.index(stage)
+    own = {k: v for k, v in weights.state_dict().items() if k.startswith(LASDiffusion.STAGE_PREFIXES[i])}
+    model.load_state_dict(own, strict=False)
+    model._ema |= {k: v for k, v in weights._ema.items() if k.startswith(LASDiffusion.STAGE_PREFIXES[i])}
+    model.stage_steps[i] = weights.stage_steps[i]
 
 
 def save_weights_only(model: LASDiffusion, path: Path) -> Path:
@@ -270,12 +311,39 @@ def shifted_self_iou(mesh_path: Path, res: int, true_sdf: torch.Tensor, shift: f
     return ious(sdf, true_sdf)
 
 
+def sketch_cases(root: Path, size: int):
+    """``(name, category, true SDF, sketch record, ink map)`` of every evaluation sketch of a prepared
+    folder: each shape's contour and canny sketches from its view ``index % 5``."""
+    index = read_index(root)
+    for name, (cat, true_sdf) in sorted(load_volumes(root).items()):
+        view = int(name.rsplit("_", 1)[1]) % len(LAS_AZIMUTHS)
+        for rec in (r for r in index["sketches"] if r["shape"] == name and r["view"] == view):
+            yield name, cat, true_sdf, rec, load_sketch(root / rec["file"], size)
+
+
+def choose_guidance(model: LASDiffusion, args, root: Path) -> dict:
+    """Mean iou16 on the validation sketches for each ``--guidance`` weight; the best one (the
+    smallest on a tie) becomes the model's ``sample.guidance``, which its checkpoint keeps."""
+    t0 = time.perf_counter()
+    weights = [float(w) for w in str(args.guidance).split(",") if w.strip()]
+    cases = list(sketch_cases(root, args.sketch))
+    scores = {}
+    for w in weights:
+        vals = [ious(model.sample(1, category=cat, sketch=sk, azimuth=rec["azimuth"], seed=0, guidance=w).sdf[0] * model.tau,
+                     true_sdf)["iou16"] for _, cat, true_sdf, rec, sk in cases]
+        scores[w] = float(np.mean(vals))
+        log(f"validation, guidance {w:g}: iou16 {scores[w]:.3f} ({len(vals)} sketches)")
+    best = max(weights, key=lambda w: (round(scores[w], 6), -w))
+    model.config.sample.guidance = best
+    return {"iou16_by_guidance": {f"{w:g}": v for w, v in scores.items()}, "guidance": best, "sketches": len(cases),
+            "shapes": len({c[0] for c in cases}), "seconds": time.perf_counter() - t0}
+
+
 def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
     """IoUs on the held-out sketches and the baselines (see the module doc)."""
     t0 = time.perf_counter()
     held, train_vol = load_volumes(dirs["held_out"]), load_volumes(dirs["train"])
-    held_index = read_index(dirs["held_out"])
-    sketches, held_src = held_index["sketches"], {n: r["source"] for n, r in held_index["shapes"].items()}
+    held_src = {n: r["source"] for n, r in read_index(dirs["held_out"])["shapes"].items()}
     keys = ("iou16", "iou32")
     # Class-only baseline without the model: each class's training shape with the highest mean IoU
     # to the other training shapes of the class (chosen on training data only).
@@ -292,27 +360,26 @@ def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
     def add(method: str, cat: str, vals: dict[str, float]) -> None:
         rows.setdefault(method, {}).setdefault(cat, []).append(vals)
 
-    examples = []
-    for k, (name, (cat, true_sdf)) in enumerate(sorted(held.items())):
-        index = int(name.rsplit("_", 1)[1])
-        view = index % len(LAS_AZIMUTHS)
-        for rec in (r for r in sketches if r["shape"] == name and r["view"] == view):
-            sketch = load_sketch(dirs["held_out"] / rec["file"], args.sketch)
-            out = model.sample(1, category=cat, sketch=sketch, azimuth=rec["azimuth"], seed=0)
-            vals = ious(out.sdf[0] * model.tau, true_sdf)  # sample() returns the SDF over tau
-            add(f"sketch ({rec['style']})", cat, vals)
-            add("sketch (both styles)", cat, vals)
-            examples.append({"shape": name, "category": cat, "file": rec["file"], "style": rec["style"],
-                             "azimuth": rec["azimuth"], **vals})
-        out = model.sample(1, category=cat, sketch=None, seed=index)
+    examples, done = [], set()
+    for name, cat, true_sdf, rec, sketch in sketch_cases(dirs["held_out"], args.sketch):
+        out = model.sample(1, category=cat, sketch=sketch, azimuth=rec["azimuth"], seed=0)
+        vals = ious(out.sdf[0] * model.tau, true_sdf)  # sample() returns the SDF over tau
+        add(f"sketch ({rec['style']})", cat, vals)
+        add("sketch (both styles)", cat, vals)
+        examples.append({"shape": name, "category": cat, "file": rec["file"], "style": rec["style"],
+                         "azimuth": rec["azimuth"], **vals})
+        if name in done:  # the baselines once per shape
+            continue
+        done.add(name)
+        out = model.sample(1, category=cat, sketch=None, seed=int(name.rsplit("_", 1)[1]))
         add("baseline: model without the sketch", cat, ious(out.sdf[0] * model.tau, true_sdf))
         add("baseline: most typical training shape of the class", cat, ious(typical[cat], true_sdf))
         best = max((ious(s, true_sdf) for c, s in train_vol.values() if c == cat), key=lambda v: v["iou16"])
         add("oracle: nearest training shape (looks at the truth)", cat, best)
         for shift, label in ((0.25, "a quarter"), (0.5, "half a")):
             add(f"scale: the true shape moved by {label} voxel", cat, shifted_self_iou(Path(held_src[name]), args.res, true_sdf, shift))
-        if (k + 1) % 10 == 0:
-            log(f"evaluated {k + 1}/{len(held)} held-out shapes ({time.perf_counter() - t0:.0f} s)")
+        if len(done) % 10 == 0:
+            log(f"evaluated {len(done)}/{len(held)} held-out shapes ({time.perf_counter() - t0:.0f} s)")
     table: dict[str, dict] = {}
     for method, per_cls in rows.items():
         entry: dict = {"classes": {}}
@@ -366,6 +433,12 @@ Overall iou16 {grown_main:.3f}.
                if first else "")
     grown = (f", grown by {args.dilate:g} (the level set `sdf = {args.dilate:g}`, so parts 0.07 thick span several voxels "
              f"of the {args.res}^3 grid; the true shapes of the metrics below are grown alike)") if args.dilate > 0 else ""
+    val = ev.get("validation")
+    val_line = (f"The guidance weight was chosen on {val['sketches']} sketches of {val['shapes']} validation shapes (true shapes "
+                f"{args.per_class + args.held_out}..{args.per_class + args.held_out + args.val - 1} of each class, neither trained on nor "
+                f"held out; the checkpoint keeps it), iou16 by weight: "
+                + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items()) + "."
+                if val else "The guidance weight is the config's (no validation split).")
     data_line = (f"Meshes and preparation took {times['data'] / 60:.1f} min." if times["shapes_prepared"] else
                  "This run reused the meshes and prepared data in `--work`.")
     reused = [s for s in STAGES if info[s].get("reused")]
@@ -419,6 +492,7 @@ Try it: {try_cmd}
   {occ['load_average']:.1f} at the end of stage 1, {sdf['load_average']:.1f} at the end of stage 2).
   {reuse_line}
 - Sampling: {model.config.sample.occupancy_steps} + {model.config.sample.sdf_steps} ancestral steps, guidance {model.config.sample.guidance:g}, seed 0.
+  {val_line}
 
 ## Metrics (held-out sketches)
 For each held-out shape, its contour and canny sketches from view `index % 5`, with the true view and
@@ -466,7 +540,14 @@ def main(argv: list[str] | None = None) -> dict:
     dirs, prepared = prepare(args, work)
     t_data = time.perf_counter() - t_start
     model, info = train(args, work, dirs["train"])
-    ev = evaluate(model, args, dirs)
+    val = None
+    if args.val > 0:  # the guidance weight, chosen on sketches of true shapes that are neither trained on nor held out
+        meshes = "meshes_true" if args.dilate > 0 else "meshes"
+        build_meshes(args, work, meshes, 0.0, splits=("val",))
+        val_dirs, _ = prepare(args, work, meshes, "las_true" if args.dilate > 0 else "las", splits=("val",))
+        val = choose_guidance(model, args, val_dirs["val"])
+        log(f"guidance {val['guidance']:g} chosen on {val['shapes']} validation shapes")
+    ev = evaluate(model, args, dirs) | {"validation": val}
     ev_true = None
     if args.dilate > 0:
         # The model learnt grown shapes; score it also against the true shapes, from sketches of the true shapes.
@@ -493,7 +574,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "baseline_no_sketch": head["baseline: model without the sketch"]["overall"]["iou16"],
                      "baseline_typical_shape": head["baseline: most typical training shape of the class"]["overall"]["iou16"],
                      "target": 0.6},
-        "results": res, "results_true_shapes": ev_true["results"] if ev_true else None, "examples": ev["examples"], "eval_seconds": ev["eval_seconds"],
+        "validation": val, "results": res, "results_true_shapes": ev_true["results"] if ev_true else None, "examples": ev["examples"], "eval_seconds": ev["eval_seconds"],
         "train": info, "data": {"per_class": args.per_class, "held_out": args.held_out, "seed": args.seed, "res": args.res,
                                 "sketch": args.sketch, "train_shapes": ev["train_shapes"], "held_out_shapes": ev["held_out_shapes"]},
         "seconds": times, "command": f"python scripts/train_las_demo.py {' '.join(argv)}".strip(), "machine": bl.machine(),
@@ -509,6 +590,8 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU (one thread). "
                 f"Headline iou16 against the {h['against']}: from the sketch {h['sketch']:.3f} (target {h['target']}), without the sketch "
                 f"{h['baseline_no_sketch']:.3f}, the class's typical training shape {h['baseline_typical_shape']:.3f}. Definitions in the card.\n\n"
+                + (f"Guidance {val['guidance']:g}, chosen on {val['sketches']} validation sketches (iou16 by weight: "
+                   + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items()) + ").\n\n" if val else "")
                 + (f"Against the true shapes, from sketches of the true shapes (the model learnt shapes grown by {args.dilate:g}), iou16:\n\n"
                    f"{result_table(ev_true, 'iou16')}\n\nAgainst the grown shapes it learnt, from their own sketches:\n\n" if ev_true else "")
                 + f"iou16 (16^3 occupancy, a cell counts when one of its 32^3 children touches the shape):\n\n{result_table(ev, 'iou16')}\n\n"

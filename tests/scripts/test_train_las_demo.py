@@ -25,7 +25,7 @@ def _script():
     return mod
 
 
-TINY = ["--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
+TINY = ["--val", "1", "--guidance", "1,2", "--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
         "--mesh-resolution", "32", "--minutes", "0.5", "--steps-occupancy", "4", "--steps-sdf", "2", "--sdf-batch", "2",
         "--no-bench", "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
         "data.batch_size=2"]
@@ -61,6 +61,12 @@ def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
 
     model = load_system("las", ckpt)
     assert model.config.categories == ["chair", "mug"] and model.stage_steps.tolist() == [4, 2]
+    # The guidance weight is chosen on the validation split (the shapes after the held-out ones) and kept.
+    val = saved["validation"]
+    assert sorted(val["iou16_by_guidance"]) == ["1", "2"] and val["shapes"] == 2 and val["sketches"] == 4
+    assert val["guidance"] == max((1.0, 2.0), key=lambda w: (round(val["iou16_by_guidance"][f"{w:g}"], 6), -w))
+    assert model.config.sample.guidance == val["guidance"] and f"guidance {val['guidance']:g}" in card
+    assert sorted(p.name for p in (work / "meshes" / "val" / "mug").iterdir()) == ["mug_00002.ply"]
     examples = sorted((out / "examples").glob("*.png"))
     assert len(examples) == 2
     # Resumable: a second run reuses the meshes, the prepared data and both trained stages.
@@ -69,6 +75,29 @@ def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     log = capsys.readouterr().out
     assert "meshes ready (0 written" in log and "reusing" in log and "4 prepared" not in log
     assert again["results"] == metrics["results"]
+    # A larger budget continues both stages from their checkpoints instead of starting over.
+    more = list(argv)
+    more[more.index("--steps-occupancy") + 1], more[more.index("--steps-sdf") + 1] = "6", "3"
+    capsys.readouterr()
+    longer = script.main(more)
+    log = capsys.readouterr().out
+    assert "continuing stage_occupancy.ckpt after 4 steps" in log and "continuing stage_sdf.ckpt after 2 steps" in log
+    assert longer["train"]["occupancy"]["steps"] == 6 and longer["train"]["sdf"]["steps"] == 3
+    assert load_system("las", ckpt).stage_steps.tolist() == [6, 3]
+
+
+def test_stage_continuation_rule() -> None:
+    """Which finished stage a new run trains on (see ``extends``)."""
+    ext = _script().extends
+    key = {"per_class": 60, "config": "demo", "budget_s": 600.0, "steps": 0}
+    rec = {"key": key | {"budget_s": 300.0}, "seconds": 300.2, "steps": 900}
+    assert ext(rec, key) == {"seconds": 300.2, "steps": 900}  # stopped by time, more time now
+    assert ext({**rec, "key": key}, key) is None  # the same key: reused as it is
+    assert ext(rec, key | {"budget_s": 300.0}) is None  # no more time than already spent
+    assert ext(rec, key | {"steps": 900}) is None  # the new cap is already reached
+    assert ext(rec, key | {"steps": 1000}) == {"seconds": 300.2, "steps": 900}
+    assert ext(rec, key | {"per_class": 30}) is None  # other data: trained from scratch
+    assert ext(None, key) is None
 
 
 needs_demo = pytest.mark.skipif(not (DEMO / "las_demo.ckpt").is_file(), reason="no shipped LAS demo model in this checkout")
