@@ -42,10 +42,10 @@ def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
 class SketchTo3DConfig:
     """Settings of ``shapegen sketch-to-3d``."""
 
-    radius: float = 4.0
-    """Local attention radius in patch widths (LAS's command-line default)."""
-    guidance: float = 1.0
-    """Classifier-free guidance weight (1: the conditional model alone)."""
+    radius: float = 0.0
+    """Local attention radius in patch widths (0: the model's ``sample.radius``, which its metrics used)."""
+    guidance: float = 0.0
+    """Classifier-free guidance weight (0: the model's ``sample.guidance``; 1: the conditional model alone)."""
     occupancy_steps: int = 0
     """Stage-1 steps (0: the model's default)."""
     sdf_steps: int = 0
@@ -112,7 +112,7 @@ def sketch_to_mesh(model, sketch_path, category: str | None, view: float | None,
     sketch = load_sketch(sketch_path, model.config.sketch_encoder.image_size)
     result = model.sample(1, category=category, sketch=sketch, azimuth=view, seed=seed,
                           occupancy_steps=cfg.occupancy_steps or None, sdf_steps=cfg.sdf_steps or None,
-                          guidance=cfg.guidance, radius=cfg.radius)
+                          guidance=cfg.guidance or None, radius=cfg.radius or None)
     return sketch, result.meshes[0]
 
 
