@@ -2,7 +2,7 @@
 
 One command, CPU only, no download::
 
-    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--minutes 35] [--work outputs/las_demo]
+    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--minutes 100] [--sdf-share 0.45] [--val 10] [--guidance 1,2] [--work outputs/las_demo]
 
 Stages (resumable: finished meshes, prepared data and trained stages under ``--work`` are reused):
 
@@ -95,8 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val", type=int, default=10,
                     help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight")
     ap.add_argument("--guidance", default="1,2", help="guidance weights tried on the validation sketches (comma-separated)")
-    ap.add_argument("--minutes", type=float, default=36.0, help="wall-clock training budget of both stages together")
-    ap.add_argument("--sdf-share", type=float, default=0.3, help="share of --minutes given to stage 2")
+    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock training budget of both stages together")
+    ap.add_argument("--sdf-share", type=float, default=0.45, help="share of --minutes given to stage 2")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
     ap.add_argument("--steps-sdf", type=int, default=0, help="cap on stage-2 steps (0: the config's max_steps)")
     ap.add_argument("--sdf-batch", type=int, default=4, help="stage-2 batch size (its sparse UNet is the slow part)")
@@ -239,8 +239,10 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
         log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
         trainer.save_checkpoint(ckpt)
+        earlier = (rec.get("continued", []) + [{"budget_s": rec["key"]["budget_s"], "steps": rec["steps"], "seconds": rec["seconds"]}]
+                   if done_before["steps"] else [])
         state["stages"][stage] = {"key": key, "steps": done, "seconds": seconds, "batch_size": batch[stage], "lr": lr[stage],
-                                  "last_loss": loss, "load_average": os.getloadavg()[0]}
+                                  "last_loss": loss, "load_average": os.getloadavg()[0]} | ({"continued": earlier} if earlier else {})
         state_path.write_text(json.dumps(state, indent=1))
     model.config.train.stage = "both"
     model.config.train.lr = lr["occupancy"]
@@ -442,7 +444,12 @@ Overall iou16 {grown_main:.3f}.
     data_line = (f"Meshes and preparation took {times['data'] / 60:.1f} min." if times["shapes_prepared"] else
                  "This run reused the meshes and prepared data in `--work`.")
     reused = [s for s in STAGES if info[s].get("reused")]
-    reuse_line = (f"This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
+    cont = [f"{name} {r['continued'][-1]['steps']} steps ({r['continued'][-1]['seconds'] / 60:.1f} min)"
+            for name, r in (("stage 1 after", occ), ("stage 2 after", sdf)) if r.get("continued")]
+    cont_line = (f"Trained in more than one run: a shorter budget stopped {' and '.join(cont)}; a later run with this budget "
+                 "continued each from its checkpoint (weights, EMA and step count; a fresh AdamW, the learning rate being constant). "
+                 "Steps and minutes above are the totals." if cont else "")
+    reuse_line = cont_line + (f" This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
                   " the times above are from the run that trained it." if reused else "")
     sk, no = res["sketch (both styles)"]["classes"], res["baseline: model without the sketch"]["classes"]
     better = [c for c in sk if sk[c]["iou16"] > no[c]["iou16"]]

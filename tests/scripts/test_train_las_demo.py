@@ -84,6 +84,8 @@ def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     assert "continuing stage_occupancy.ckpt after 4 steps" in log and "continuing stage_sdf.ckpt after 2 steps" in log
     assert longer["train"]["occupancy"]["steps"] == 6 and longer["train"]["sdf"]["steps"] == 3
     assert load_system("las", ckpt).stage_steps.tolist() == [6, 3]
+    assert longer["train"]["occupancy"]["continued"][0]["steps"] == 4
+    assert "a shorter budget stopped stage 1 after 4 steps" in (out / "MODEL_CARD.md").read_text()
 
 
 def test_stage_continuation_rule() -> None:
