@@ -4,7 +4,7 @@
 
 One command, CPU only, no download (about 15 + 40 minutes on a 2-core CPU)::
 
-    python scripts/train_demo_models.py [--per-class 60] [--held-out 10] [--minutes 25] [--las-minutes 100] [--work outputs/demo_models]
+    python scripts/train_demo_models.py [--per-class 60] [--held-out 10] [--minutes 25] [--las-minutes 150] [--work outputs/demo_models]
 
 The Mosaic-SDF part:
 
@@ -341,7 +341,7 @@ def main() -> None:
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models section of docs/benchmarks.md")
     ap.add_argument("--skip-msdf", action="store_true", help="do not train the Mosaic-SDF demo model")
     ap.add_argument("--skip-las", action="store_true", help="do not train the LAS sketch-to-3D demo model (scripts/train_las_demo.py)")
-    ap.add_argument("--las-minutes", type=float, default=100.0, help="wall-clock training budget of the LAS demo model (both stages)")
+    ap.add_argument("--las-minutes", type=float, default=150.0, help="wall-clock training budget of the LAS demo model (both stages)")
     args = ap.parse_args()
     if not args.skip_msdf:
         train_msdf_demo(args)

@@ -2,7 +2,7 @@
 
 One command, CPU only, no download::
 
-    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--minutes 100] [--sdf-share 0.45] [--val 10] [--guidance 1,2] [--work outputs/las_demo]
+    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--minutes 150] [--sdf-share 0.3] [--val 10] [--guidance 1,2] [--work outputs/las_demo]
 
 Stages (resumable: finished meshes, prepared data and trained stages under ``--work`` are reused):
 
@@ -95,8 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val", type=int, default=10,
                     help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight")
     ap.add_argument("--guidance", default="1,2", help="guidance weights tried on the validation sketches (comma-separated)")
-    ap.add_argument("--minutes", type=float, default=100.0, help="wall-clock training budget of both stages together")
-    ap.add_argument("--sdf-share", type=float, default=0.45, help="share of --minutes given to stage 2")
+    ap.add_argument("--minutes", type=float, default=150.0, help="wall-clock training budget of both stages together")
+    ap.add_argument("--sdf-share", type=float, default=0.3, help="share of --minutes given to stage 2")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
     ap.add_argument("--steps-sdf", type=int, default=0, help="cap on stage-2 steps (0: the config's max_steps)")
     ap.add_argument("--sdf-batch", type=int, default=4, help="stage-2 batch size (its sparse UNet is the slow part)")
