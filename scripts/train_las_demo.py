@@ -107,7 +107,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    try:
+        weights = [float(w) for w in args.guidance.split(",") if w.strip()]
+    except ValueError:
+        weights = []
+    if not weights or not all(np.isfinite(w) and w >= 0 for w in weights):
+        ap.error(f"--guidance '{args.guidance}': give comma-separated weights >= 0, e.g. 1,2")
+    if args.val < 0:
+        ap.error("--val must be >= 0 (0: keep the config's guidance)")
+    return args
 
 
 # ------------------------------------------------------------------------------------ data

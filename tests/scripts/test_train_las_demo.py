@@ -102,6 +102,13 @@ def test_stage_continuation_rule() -> None:
     assert ext(None, key) is None
 
 
+@pytest.mark.parametrize("bad", [["--guidance", "abc"], ["--guidance", ""], ["--guidance", "1,nan"], ["--val", "-1"]])
+def test_bad_arguments_are_one_line_errors(bad, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _script().parse_args(bad)
+    assert exc.value.code == 2 and "error: --" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
 needs_demo = pytest.mark.skipif(not (DEMO / "las_demo.ckpt").is_file(), reason="no shipped LAS demo model in this checkout")
 
 
