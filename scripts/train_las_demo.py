@@ -109,10 +109,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     try:
-        weights = [float(w) for w in args.guidance.split(",") if w.strip()]
+        args.guidance_weights = [float(w) for w in args.guidance.split(",") if w.strip()]
     except ValueError:
-        weights = []
-    if not weights or not all(np.isfinite(w) and w >= 0 for w in weights):
+        args.guidance_weights = []
+    if not args.guidance_weights or not all(np.isfinite(w) and w >= 0 for w in args.guidance_weights):
         ap.error(f"--guidance '{args.guidance}': give comma-separated weights >= 0, e.g. 1,2")
     if args.val < 0:
         ap.error("--val must be >= 0 (0: keep the config's guidance)")
@@ -213,7 +213,6 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         old = state.pop("key")
         for stage, rec in state["stages"].items():
             rec.setdefault("key", stage_key(old, stage))
-    budget = {"occupancy": args.minutes * 60 * (1 - args.sdf_share), "sdf": args.minutes * 60 * args.sdf_share}
     caps = {"occupancy": args.steps_occupancy, "sdf": args.steps_sdf}
     batch = {"occupancy": cfg.data.batch_size, "sdf": args.sdf_batch}
     lr = {"occupancy": cfg.train.lr, "sdf": args.sdf_lr or cfg.train.lr}
@@ -222,16 +221,16 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         ckpt = work / f"stage_{stage}.ckpt"
         key = stage_key(vars(args), stage)
         rec = state["stages"].get(stage)
+        same = ckpt.is_file() and rec is not None and rec.get("key") == key
         done_before = extends(rec, key) if ckpt.is_file() else None
-        if rec is not None and (rec.get("key") == key or done_before is not None) and ckpt.is_file():
+        if same or done_before:
             load_stage(model, ckpt, stage)
-            if done_before is None:
-                log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
-                reused.append(stage)
-                continue
-        else:
-            done_before = {"seconds": 0.0, "steps": 0}
-        remaining = budget[stage] - done_before["seconds"]
+        if same:
+            log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
+            reused.append(stage)
+            continue
+        done_before = done_before or {"seconds": 0.0, "steps": 0}
+        remaining = key["budget_s"] - done_before["seconds"]
         model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
         model.config.train.lr = lr[stage]
         dm.cfg.batch_size = batch[stage]
@@ -336,7 +335,7 @@ def choose_guidance(model: LASDiffusion, args, root: Path) -> dict:
     """Mean iou16 on the validation sketches for each ``--guidance`` weight; the best one (the
     smallest on a tie) becomes the model's ``sample.guidance``, which its checkpoint keeps."""
     t0 = time.perf_counter()
-    weights = [float(w) for w in str(args.guidance).split(",") if w.strip()]
+    weights = args.guidance_weights
     cases = list(sketch_cases(root, args.sketch))
     scores = {}
     for w in weights:
@@ -353,7 +352,7 @@ def choose_guidance(model: LASDiffusion, args, root: Path) -> dict:
 def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
     """IoUs on the held-out sketches and the baselines (see the module doc)."""
     t0 = time.perf_counter()
-    held, train_vol = load_volumes(dirs["held_out"]), load_volumes(dirs["train"])
+    train_vol = load_volumes(dirs["train"])
     held_src = {n: r["source"] for n, r in read_index(dirs["held_out"])["shapes"].items()}
     keys = ("iou16", "iou32")
     # Class-only baseline without the model: each class's training shape with the highest mean IoU
@@ -390,7 +389,7 @@ def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
         for shift, label in ((0.25, "a quarter"), (0.5, "half a")):
             add(f"scale: the true shape moved by {label} voxel", cat, shifted_self_iou(Path(held_src[name]), args.res, true_sdf, shift))
         if len(done) % 10 == 0:
-            log(f"evaluated {len(done)}/{len(held)} held-out shapes ({time.perf_counter() - t0:.0f} s)")
+            log(f"evaluated {len(done)}/{len(held_src)} held-out shapes ({time.perf_counter() - t0:.0f} s)")
     table: dict[str, dict] = {}
     for method, per_cls in rows.items():
         entry: dict = {"classes": {}}
@@ -400,7 +399,7 @@ def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
         entry["overall"] = {key: float(np.mean([v[key] for v in flat])) for key in keys} | {"n": len(flat)}
         table[method] = entry
     return {"results": table, "examples": examples, "eval_seconds": time.perf_counter() - t0,
-            "held_out_shapes": len(held), "train_shapes": len(train_vol)}
+            "held_out_shapes": len(held_src), "train_shapes": len(train_vol)}
 
 
 # ------------------------------------------------------------------------------------ report
