@@ -68,11 +68,15 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(name: str, title: str, body: str) -> None:
+def write_section(name: str, title: str, body: str, *, dry_run: bool = False) -> None:
     """Replace (or append) the section ``name`` of docs/benchmarks.md with ``body``.
 
-    The section header records the machine, the exact command and the date.
+    The section header records the machine, the exact command and the date. ``dry_run`` (the
+    scripts' ``--no-write``) only prints ``body``.
     """
+    if dry_run:
+        print(body)
+        return
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     block = (

@@ -80,10 +80,7 @@ def main() -> None:
         "machine when the run started.\n\n"
         + table(["steps", "wall s", "geometry s", "texture s", "bake+rig+export s", "renders s", "GLB vertices", "morph targets", "GLB MB", "load avg"], rows)
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("avatar", "Avatar: tiny preset end to end on CPU", body)
+    write_section("avatar", "Avatar: tiny preset end to end on CPU", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

@@ -196,10 +196,7 @@ def main() -> None:
         "The default preset counts the global sketch embedding (`occupancy.global_sketch`, not in LAS) and keeps attention at "
         "8^3 and 4^3 on both UNet sides, hence more parameters than the paper's ~57M.\n"
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("las", "LAS-Diffusion (sketch -> shape)", body)
+    write_section("las", "LAS-Diffusion (sketch -> shape)", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

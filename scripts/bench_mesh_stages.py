@@ -179,10 +179,7 @@ def main() -> None:
         "The load average (1 min) is that of the shared machine when the row started.\n\n"
         + table(["stage", "render", "tet grid", "faces", "device", "threads", "s/it median", "s/it best", "load avg"], rows)
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("mesh-stages", "VSD mesh stages: tiny preset end to end and s/it per stage", body)
+    write_section("mesh-stages", "VSD mesh stages: tiny preset end to end and s/it per stage", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

@@ -237,10 +237,7 @@ def main() -> None:
         "only the times, on a quieter machine).\n\n"
         + table(header, rows) + "\n\n" + "\n".join(summary)
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("msdf-representation", "Mosaic-SDF representation: conversion, decoding, meshing", body)
+    write_section("msdf-representation", "Mosaic-SDF representation: conversion, decoding, meshing", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

@@ -302,10 +302,7 @@ def main() -> None:
     parts += [_solver_text(results["solvers"])] if "solvers" in results else []
     parts += [_fidelity_text(results["fidelity"])] if "fidelity" in results else []
     body = "\n\n".join(parts)
-    if args.no_write:
-        print(body)
-    else:
-        bl.write_section("msdf-generator", "Mosaic-SDF generator: sampling, training throughput, solver accuracy, fidelity", body)
+    bl.write_section("msdf-generator", "Mosaic-SDF generator: sampling, training throughput, solver accuracy, fidelity", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

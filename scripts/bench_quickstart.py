@@ -55,10 +55,7 @@ def main() -> None:
     body = (f"`shapegen quickstart -o DIR` as a fresh process ({args.repeat} runs each; set-up excluded, imports included), "
             f"torch's default threads; target: under {TARGET_S:.0f} s. Load: 1-minute load average before each run (2 cores).\n\n"
             + bl.table(["variant", "GLB files", "min s", "max s", "max / target", "load"], rows))
-    if args.no_write:
-        print(body)
-    else:
-        bl.write_section("quickstart", "Quickstart wall time", body)
+    bl.write_section("quickstart", "Quickstart wall time", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

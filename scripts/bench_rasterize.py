@@ -147,10 +147,7 @@ def main() -> None:
         f" times are noisy (load average {load:.1f} on {os.cpu_count()} cores when the run started);"
         " compare rows of one run."
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("rasterize", f"Mesh rasterisation throughput ({device.type})", body)
+    write_section("rasterize", f"Mesh rasterisation throughput ({device.type})", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

@@ -137,10 +137,7 @@ def main() -> None:
         "weights at the same points (L1 over the dense weight row; Anny rows: Anny's own weights, edge midpoints: the mean of their endpoints'). The 100k target is a marching-cubes body "
         f"at {args.target_resolution}^3 subdivided without smoothing, so its vertices never coincide with the template's."
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("rigging", "Rigging by transfer (analytic and Anny templates)", body)
+    write_section("rigging", "Rigging by transfer (analytic and Anny templates)", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":

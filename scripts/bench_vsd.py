@@ -131,10 +131,7 @@ def main() -> None:
         "on 2 cores every figure is several times what an idle machine gives.\n\n"
         + table(["guidance", "render", "device", "threads", "s/it median", "s/it best", mem, "load avg"], rows)
     )
-    if args.no_write:
-        print(body)
-    else:
-        write_section("vsd", "VSD NeRF stage (tiny preset)", body)
+    write_section("vsd", "VSD NeRF stage (tiny preset)", body, dry_run=args.no_write)
 
 
 if __name__ == "__main__":
