@@ -8,7 +8,9 @@ Stages (resumable: finished meshes, prepared data and trained stages under ``--w
 
 1. Meshes: the procedural set (:mod:`shapegen.data.procedural`, ``--seed``). Shapes
    ``0 .. per_class-1`` of each class are the training split, ``per_class .. per_class+held_out-1``
-   are held out (``WORK/meshes/{train,held_out}/<class>/<class>_NNNNN.ply``). With ``--dilate d``
+   are held out (``WORK/meshes/{train,held_out}/<class>/<class>_NNNNN.ply``); ``--extra N`` adds
+   N more training shapes per class, the indices after the validation ones (step 4), so the held-out
+   and validation shapes stay the same. With ``--dilate d``
    (default 0.06) the meshes are the level set ``sdf = d``: the shapes grown by ``d``, so parts 0.07
    thick span several voxels of the 32^3 grid instead of falling between voxel centres. The model
    then learns grown shapes, and the evaluation is run twice: against the grown shapes from their
@@ -19,7 +21,9 @@ Stages (resumable: finished meshes, prepared data and trained stages under ``--w
 3. Training of ``configs/las/demo.yaml`` (:class:`~shapegen.methods.las.LASDiffusion` with the
    Lightning Trainer, as ``shapegen train --stage`` does): stage 1 (occupancy) for
    ``1 - sdf_share`` of ``--minutes``, then stage 2 (SDF) for the rest, each also capped by
-   ``--steps-occupancy`` / ``--steps-sdf``.
+   ``--steps-occupancy`` / ``--steps-sdf``; ``--jobs 2`` trains the two stages at the same time in
+   two processes (they share no weights; stage 2 learns from the true shells). A later run with a
+   larger budget or more ``--extra`` shapes continues each finished stage from its checkpoint.
 4. Guidance: the weights ``--guidance`` (default 1 and 2) are tried on the sketches of ``--val``
    validation shapes per class (the indices after the held-out ones, true shapes, prepared into
    ``WORK/las_true/val``), scored like the headline below; the best becomes ``sample.guidance`` of
@@ -85,6 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=60, help="training shapes per class (indices 0..N-1)")
     ap.add_argument("--held-out", type=int, default=10, help="held-out shapes per class (the next indices)")
+    ap.add_argument("--extra", type=int, default=0,
+                    help="more training shapes per class, the indices after the validation ones (the held-out and validation shapes stay the same)")
     ap.add_argument("--classes", default=",".join(CLASSES), help="procedural classes (comma-separated)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural set")
     ap.add_argument("--res", type=int, default=32, help="SDF grid side of 'las prepare' (occupancy: half)")
@@ -105,7 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of the preset")
     ap.add_argument("--work", default=str(REPO / "outputs" / "las_demo"), help="scratch folder (resumable)")
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (of each stage's process with --jobs 2)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="2: train the two stages at the same time in two processes (they share no weights)")
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     try:
@@ -116,14 +124,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(f"--guidance '{args.guidance}': give comma-separated weights >= 0, e.g. 1,2")
     if args.val < 0:
         ap.error("--val must be >= 0 (0: keep the config's guidance)")
+    if args.extra < 0:
+        ap.error("--extra must be >= 0")
+    if args.jobs not in (1, 2):
+        ap.error("--jobs must be 1 (one stage after the other) or 2 (both stages at once)")
     return args
 
 
 # ------------------------------------------------------------------------------------ data
-def split_indices(args) -> dict[str, range]:
+def split_indices(args) -> dict[str, list[int]]:
+    """Procedural indices of each split: training ``0 .. per_class-1`` plus ``extra`` after the validation
+    shapes, held out ``per_class .. +held_out-1``, validation the next ``val``."""
     first_val = args.per_class + args.held_out
-    return {"train": range(args.per_class), "held_out": range(args.per_class, first_val),
-            "val": range(first_val, first_val + args.val)}
+    first_extra = first_val + args.val
+    return {"train": [*range(args.per_class), *range(first_extra, first_extra + args.extra)],
+            "held_out": list(range(args.per_class, first_val)), "val": list(range(first_val, first_extra))}
 
 
 def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
@@ -194,83 +209,128 @@ def stage_key(args: dict, stage: str) -> dict:
     own = {"budget_s": round(budget, 3), "steps": args[f"steps_{stage}"]}
     if stage == "sdf":
         own |= {"batch": args["sdf_batch"], "lr": args.get("sdf_lr", 0.0)}
-    # ``dilate`` joins the key only when set, so stages trained before the option existed are reused.
-    return {k: args[k] for k in COMMON_KEYS if k != "dilate" or args.get("dilate")} | own
+    # ``dilate`` and ``extra`` join the key only when set, so stages trained before the options existed
+    # are reused; the extra shapes' indices start after the validation ones, so ``val`` then joins too.
+    data = {"extra": args["extra"], "val": args["val"]} if args.get("extra") else {}
+    return {k: args[k] for k in COMMON_KEYS if k != "dilate" or args.get("dilate")} | data | own
+
+
+def _stage_config(args, train_dir: Path) -> LASConfig:
+    overrides = [*args.set, f"data.root={train_dir}", f"sketch_encoder.image_size={args.sketch}"]
+    return load_config(LASConfig, resolve_preset(args.config, "las"), overrides)
+
+
+def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_before: dict | None) -> dict:
+    """Train one stage into ``WORK/stage_<stage>.ckpt`` (continuing that checkpoint when ``done_before``
+    gives its seconds and steps) until its budget or step cap; returns its record for ``train_state.json``.
+    Runs in its own process with ``--jobs 2``."""
+    import pytorch_lightning as pl
+
+    torch.set_num_threads(args.threads)
+    cfg = _stage_config(args, train_dir)
+    done_before = done_before or {"seconds": 0.0, "steps": 0}
+    # A continued stage draws new batches rather than replaying the first run's order.
+    pl.seed_everything(cfg.train.seed + STAGES.index(stage) + done_before["steps"], verbose=False)
+    model, dm = LASDiffusion.for_training(cfg)
+    ckpt = work / f"stage_{stage}.ckpt"
+    if done_before["steps"]:
+        load_stage(model, ckpt, stage)
+    batch = {"occupancy": cfg.data.batch_size, "sdf": args.sdf_batch}[stage]
+    lr = {"occupancy": cfg.train.lr, "sdf": args.sdf_lr or cfg.train.lr}[stage]
+    remaining = key["budget_s"] - done_before["seconds"]
+    model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
+    model.config.train.lr = lr
+    dm.cfg.batch_size = batch
+    steps = (key["steps"] or cfg.train.max_steps) - done_before["steps"]
+    trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=remaining), logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None)
+    cont = f", continuing {ckpt.name} after {done_before['steps']} steps" if done_before["steps"] else ""
+    log(f"stage {stage}: up to {steps} steps or {remaining / 60:.1f} min, batch {batch}, lr {lr:g}{cont}")
+    t0 = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    seconds = time.perf_counter() - t0 + done_before["seconds"]
+    done = int(model.stage_steps[STAGES.index(stage)])
+    loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
+    trainer.save_checkpoint(ckpt)
+    return {"key": key, "steps": done, "seconds": seconds, "batch_size": batch, "lr": lr,
+            "last_loss": loss, "load_average": os.getloadavg()[0]}
 
 
 def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
-    """Both stages one after the other, each stopped by its time share or step cap; a finished
-    stage (``WORK/stage_<name>.ckpt`` trained with the same :func:`stage_key`) is loaded instead of retrained."""
+    """Both stages, one after the other (``--jobs 1``) or at the same time in two processes (``--jobs 2``),
+    each stopped by its time share or step cap; a finished stage (``WORK/stage_<name>.ckpt`` trained with
+    the same :func:`stage_key`) is loaded instead of retrained, and one that :func:`extends` allows is continued."""
     import pytorch_lightning as pl
 
-    overrides = [*args.set, f"data.root={train_dir}", f"sketch_encoder.image_size={args.sketch}"]
-    cfg = load_config(LASConfig, resolve_preset(args.config, "las"), overrides)
+    cfg = _stage_config(args, train_dir)
     pl.seed_everything(cfg.train.seed, verbose=False)
-    model, dm = LASDiffusion.for_training(cfg)
+    model, _ = LASDiffusion.for_training(cfg)
     state_path = work / "train_state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {"stages": {}}
     if "key" in state:  # written before the per-stage keys: one key (the arguments) for both stages
         old = state.pop("key")
         for stage, rec in state["stages"].items():
             rec.setdefault("key", stage_key(old, stage))
-    caps = {"occupancy": args.steps_occupancy, "sdf": args.steps_sdf}
-    batch = {"occupancy": cfg.data.batch_size, "sdf": args.sdf_batch}
-    lr = {"occupancy": cfg.train.lr, "sdf": args.sdf_lr or cfg.train.lr}
-    reused = []
+    reused, todo = [], {}
     for stage in STAGES:
         ckpt = work / f"stage_{stage}.ckpt"
         key = stage_key(vars(args), stage)
         rec = state["stages"].get(stage)
-        same = ckpt.is_file() and rec is not None and rec.get("key") == key
-        done_before = extends(rec, key) if ckpt.is_file() else None
-        if same or done_before:
+        if ckpt.is_file() and rec is not None and rec.get("key") == key:
             load_stage(model, ckpt, stage)
-        if same:
             log(f"stage {stage}: reusing {ckpt} ({rec['steps']} steps)")
             reused.append(stage)
-            continue
-        done_before = done_before or {"seconds": 0.0, "steps": 0}
-        remaining = key["budget_s"] - done_before["seconds"]
-        model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
-        model.config.train.lr = lr[stage]
-        dm.cfg.batch_size = batch[stage]
-        steps = (caps[stage] or cfg.train.max_steps) - done_before["steps"]
-        trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=remaining), logger=False,
-                             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None)
-        cont = f", continuing {ckpt.name} after {done_before['steps']} steps" if done_before["steps"] else ""
-        log(f"stage {stage}: up to {steps} steps or {remaining / 60:.1f} min, batch {batch[stage]}, lr {lr[stage]:g}{cont}")
-        t0 = time.perf_counter()
-        trainer.fit(model, datamodule=dm)
-        seconds = time.perf_counter() - t0 + done_before["seconds"]
-        done = int(model.stage_steps[STAGES.index(stage)])
-        loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
-        trainer.save_checkpoint(ckpt)
-        earlier = (rec.get("continued", []) + [{"budget_s": rec["key"]["budget_s"], "steps": rec["steps"], "seconds": rec["seconds"]}]
-                   if done_before["steps"] else [])
-        state["stages"][stage] = {"key": key, "steps": done, "seconds": seconds, "batch_size": batch[stage], "lr": lr[stage],
-                                  "last_loss": loss, "load_average": os.getloadavg()[0]} | ({"continued": earlier} if earlier else {})
+        else:
+            todo[stage] = (key, extends(rec, key) if ckpt.is_file() else None)
+
+    def finished(stage: str, new: dict) -> None:  # recorded as soon as a stage ends, so a crash of the other keeps it
+        rec, done_before = state["stages"].get(stage), todo[stage][1]
+        if done_before:  # keep the earlier runs: their budget, steps, time and (when it changed) data
+            earlier = {"budget_s": rec["key"]["budget_s"], "steps": rec["steps"], "seconds": rec["seconds"]}
+            if rec["key"].get("extra", 0) != new["key"].get("extra", 0):
+                earlier["extra"] = rec["key"].get("extra", 0)
+            new["continued"] = rec.get("continued", []) + [earlier]
+        load_stage(model, work / f"stage_{stage}.ckpt", stage)
+        state["stages"][stage] = new
         state_path.write_text(json.dumps(state, indent=1))
+
+    if args.jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(len(todo), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(train_stage, args, work, train_dir, s, *todo[s]): s for s in todo}
+            for f in as_completed(futures):
+                finished(futures[f], f.result())
+    else:
+        for s, (key, done_before) in todo.items():
+            finished(s, train_stage(args, work, train_dir, s, key, done_before))
     model.config.train.stage = "both"
-    model.config.train.lr = lr["occupancy"]
+    model.config.train.lr = cfg.train.lr
     return model.eval(), {k: v | {"reused": k in reused} for k, v in state["stages"].items()}
 
 
 def extends(rec: dict | None, key: dict) -> dict | None:
     """``{"seconds", "steps"}`` of a finished stage that ``key`` continues, else None.
 
-    A stage continues when it was trained with the same data, config, batch size and learning rate
-    and the new run allows more: a larger time budget than the time spent and a step cap above the
-    steps done (or none). It is trained on from its checkpoint (weights, EMA and step count; a fresh
-    AdamW, as the learning rate is constant) for the rest of the new budget and cap, so ``--minutes 96``
-    after a run with ``--minutes 36`` ends close to where one run with ``--minutes 96`` would.
+    A stage continues when it was trained with the same data (or a training set that holds it: more
+    ``--extra`` shapes), config, batch size and learning rate and the new run allows more: a larger
+    time budget than the time spent and a step cap above the steps done (or none). It is trained on
+    from its checkpoint (weights, EMA and step count; a fresh AdamW, as the learning rate is constant)
+    for the rest of the new budget and cap, so ``--minutes 96`` after a run with ``--minutes 36`` ends
+    close to where one run with ``--minutes 96`` would; with more ``--extra`` shapes it is a fine-tune
+    on the larger set, which the card and the state record.
     """
     if rec is None or "key" not in rec or rec["key"] == key:
         return None
-    free = ("budget_s", "steps")
+    free = ("budget_s", "steps", "extra", "val")
     if {k: v for k, v in rec["key"].items() if k not in free} != {k: v for k, v in key.items() if k not in free}:
         return None
+    old_extra, new_extra = rec["key"].get("extra", 0), key.get("extra", 0)
+    if old_extra > new_extra or (old_extra and rec["key"].get("val") != key.get("val")):
+        return None  # the new training set must hold the old one
     if key["budget_s"] <= rec["seconds"] or (key["steps"] and key["steps"] <= rec["steps"]):
         return None
     return {"seconds": float(rec["seconds"]), "steps": int(rec["steps"])}
@@ -434,6 +494,8 @@ iou32 against the true shapes:
 Overall iou16 {grown_main:.3f}.
 """
     params = sum(p.numel() for p in model.parameters())
+    threads_line = (f"{args.threads} torch thread(s)" + (", the two stages at the same time in two processes (`--jobs 2`)"
+                                                        if args.jobs > 1 else ", one stage after the other"))
     occ, sdf = info["occupancy"], info["sdf"]
     rel = os.path.relpath(ckpt, REPO) if ckpt.is_relative_to(REPO) else str(ckpt)
     ex = sorted(p.name for p in (out / "examples").glob("*.png"))
@@ -454,9 +516,16 @@ Overall iou16 {grown_main:.3f}.
     reused = [s for s in STAGES if info[s].get("reused")]
     cont = [f"{name} {r['continued'][-1]['steps']} steps ({r['continued'][-1]['seconds'] / 60:.1f} min)"
             for name, r in (("stage 1 after", occ), ("stage 2 after", sdf)) if r.get("continued")]
+    fewer = sorted({f"{name} {c['steps']} steps with --extra {c['extra']}" for name, r in (("stage 1", occ), ("stage 2", sdf))
+                    for c in r.get("continued", []) if "extra" in c})
     cont_line = (f"Trained in more than one run: a shorter budget stopped {' and '.join(cont)}; a later run with this budget "
                  "continued each from its checkpoint (weights, EMA and step count; a fresh AdamW, the learning rate being constant). "
                  "Steps and minutes above are the totals." if cont else "")
+    if fewer:
+        cont_line += (" The earlier runs trained on fewer training shapes (until " + ", ".join(fewer) +
+                      "); the later ones on the whole training set above.")
+    first_extra = args.per_class + args.held_out + args.val
+    train_range = f"0..{args.per_class - 1}" + (f" and {first_extra}..{first_extra + args.extra - 1}" if args.extra else "")
     reuse_line = cont_line + (f" This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
                   " the times above are from the run that trained it." if reused else "")
     sk, no = res["sketch (both styles)"]["classes"], res["baseline: model without the sketch"]["classes"]
@@ -489,7 +558,7 @@ Try it: {try_cmd}
 
 ## Data
 - `shapegen.data.procedural.generate(cls, index, seed={args.seed})` meshes (marching cubes at
-  {args.mesh_resolution}^3){grown}, made by the project: no third-party data. Training: shapes 0..{args.per_class - 1}
+  {args.mesh_resolution}^3){grown}, made by the project: no third-party data. Training: shapes {train_range}
   of each class ({ev['train_shapes']} shapes); held out: shapes {args.per_class}..{args.per_class + args.held_out - 1}
   ({ev['held_out_shapes']} shapes), never seen in training.
 - `shapegen las prepare --set resolution={args.res} --set sketch_size={args.sketch}`: SDF {args.res}^3, shell
@@ -503,7 +572,7 @@ Try it: {try_cmd}
   {sum(p.numel() for p in model.sdf_net.parameters()) / 1e6:.3f} M); AdamW, EMA {model.config.train.ema_decay:g}.
 - Stage 1: {occ['steps']} steps of batch {occ['batch_size']} (lr {occ.get('lr', model.config.train.lr):g}) in {occ['seconds'] / 60:.1f} min;
   stage 2: {sdf['steps']} steps of batch {sdf['batch_size']} (lr {sdf.get('lr', model.config.train.lr):g}) in {sdf['seconds'] / 60:.1f} min (budget {args.minutes:g} min, {args.sdf_share:g} of it for stage 2).
-- Machine: {bl.machine()}; one torch thread; shared with other jobs (1-min load average
+- Machine: {bl.machine()}; {threads_line}; shared with other jobs (1-min load average
   {occ['load_average']:.1f} at the end of stage 1, {sdf['load_average']:.1f} at the end of stage 2).
   {reuse_line}
 - Sampling: {model.config.sample.occupancy_steps} + {model.config.sample.sdf_steps} ancestral steps, guidance {model.config.sample.guidance:g}, seed 0.
@@ -590,7 +659,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "baseline_typical_shape": head["baseline: most typical training shape of the class"]["overall"]["iou16"],
                      "target": 0.6},
         "validation": val, "results": res, "results_true_shapes": ev_true["results"] if ev_true else None, "examples": ev["examples"], "eval_seconds": ev["eval_seconds"],
-        "train": info, "data": {"per_class": args.per_class, "held_out": args.held_out, "seed": args.seed, "res": args.res,
+        "train": info, "data": {"per_class": args.per_class, "held_out": args.held_out, "val": args.val, "extra": args.extra, "seed": args.seed, "res": args.res,
                                 "sketch": args.sketch, "train_shapes": ev["train_shapes"], "held_out_shapes": ev["held_out_shapes"]},
         "seconds": times, "command": f"python scripts/train_las_demo.py {' '.join(argv)}".strip(), "machine": bl.machine(),
         "checkpoint_bytes": ckpt.stat().st_size,
@@ -602,7 +671,7 @@ def main(argv: list[str] | None = None) -> dict:
         h = metrics["headline"]
         body = (f"LAS sketch-to-3D demo model (`{os.path.relpath(out.resolve(), REPO)}`, card: `MODEL_CARD.md`): {ev['train_shapes']} procedural "
                 f"training shapes, {ev['held_out_shapes']} held out; SDF {args.res}^3, sketches {args.sketch} px; stage 1 "
-                f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU (one thread). "
+                f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU ({args.threads} thread(s){', both stages at once' if args.jobs > 1 else ''}). "
                 f"Headline iou16 against the {h['against']}: from the sketch {h['sketch']:.3f} (target {h['target']}), without the sketch "
                 f"{h['baseline_no_sketch']:.3f}, the class's typical training shape {h['baseline_typical_shape']:.3f}. Definitions in the card.\n\n"
                 + (f"Guidance {val['guidance']:g}, chosen on {val['sketches']} validation sketches (iou16 by weight: "

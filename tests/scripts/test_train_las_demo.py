@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
@@ -17,10 +18,12 @@ DEMO = REPO / "assets" / "models" / "las_demo"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@functools.cache
 def _script():
+    # One module object, registered under its name: --jobs 2 pickles train_stage by that name.
     spec = importlib.util.spec_from_file_location("train_las_demo", REPO / "scripts" / "train_las_demo.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("train_las_demo", mod)
+    sys.modules["train_las_demo"] = mod
     spec.loader.exec_module(mod)
     return mod
 
@@ -88,6 +91,31 @@ def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     assert "a shorter budget stopped stage 1 after 4 steps" in (out / "MODEL_CARD.md").read_text()
 
 
+def test_more_training_shapes_continue_both_stages_in_two_processes(tmp_path: Path) -> None:
+    script = _script()
+    out, work = tmp_path / "model", tmp_path / "work"
+    tiny = list(TINY)
+    tiny[tiny.index("--classes") + 1] = "mug,lamp"  # chair 3 is too thin for this tiny grid
+    base = ["--dilate", "0", *tiny, "--val", "0", "--work", str(work), "--out", str(out)]
+    first = script.main(base)
+    assert first["data"]["train_shapes"] == 2
+    # --extra 1 adds shape 1 + 1 + 0 = 2 of each class; both stages continue, here in two processes at once.
+    wider = [*base, "--extra", "1", "--jobs", "2"]
+    wider[wider.index("--steps-occupancy") + 1], wider[wider.index("--steps-sdf") + 1] = "6", "3"
+    grown = script.main(wider)
+    assert sorted(p.name for p in (work / "meshes" / "train" / "mug").iterdir()) == ["mug_00000.ply", "mug_00002.ply"]
+    assert grown["data"]["train_shapes"] == 4 and grown["data"]["extra"] == 1
+    for stage, (before, now) in {"occupancy": (4, 6), "sdf": (2, 3)}.items():
+        rec = grown["train"][stage]
+        assert rec["steps"] == now and rec["continued"] == [rec["continued"][0] | {"steps": before, "extra": 0}]
+    from shapegen.commands.methods import load_system
+
+    assert load_system("las", out / script.CKPT_NAME).stage_steps.tolist() == [6, 3]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "shapes 0..0 and 2..2\n  of each class (4 shapes)" in card and "fewer training shapes" in card
+    assert "two processes (`--jobs 2`)" in card
+
+
 def test_stage_continuation_rule() -> None:
     """Which finished stage a new run trains on (see ``extends``)."""
     ext = _script().extends
@@ -99,10 +127,25 @@ def test_stage_continuation_rule() -> None:
     assert ext(rec, key | {"steps": 900}) is None  # the new cap is already reached
     assert ext(rec, key | {"steps": 1000}) == {"seconds": 300.2, "steps": 900}
     assert ext(rec, key | {"per_class": 30}) is None  # other data: trained from scratch
+    # A training set that holds the old one (more --extra shapes) continues; a smaller or shifted one does not.
+    assert ext(rec, key | {"extra": 140, "val": 10}) == {"seconds": 300.2, "steps": 900}
+    wide = {**rec, "key": rec["key"] | {"extra": 140, "val": 10}}
+    assert ext(wide, key | {"extra": 200, "val": 10}) == {"seconds": 300.2, "steps": 900}
+    assert ext(wide, key | {"extra": 100, "val": 10}) is None
+    assert ext(wide, key | {"extra": 140, "val": 5}) is None
+    assert ext(wide, key) is None
     assert ext(None, key) is None
 
 
-@pytest.mark.parametrize("bad", [["--guidance", "abc"], ["--guidance", ""], ["--guidance", "1,nan"], ["--val", "-1"]])
+def test_split_indices_keep_held_out_and_validation_shapes_fixed() -> None:
+    split = _script().split_indices
+    plain = split(_script().parse_args(["--per-class", "60", "--held-out", "10", "--val", "10"]))
+    wide = split(_script().parse_args(["--per-class", "60", "--held-out", "10", "--val", "10", "--extra", "3"]))
+    assert plain["held_out"] == wide["held_out"] == list(range(60, 70)) and plain["val"] == wide["val"] == list(range(70, 80))
+    assert plain["train"] == list(range(60)) and wide["train"] == [*range(60), 80, 81, 82]
+
+
+@pytest.mark.parametrize("bad", [["--guidance", "abc"], ["--guidance", ""], ["--guidance", "1,nan"], ["--val", "-1"], ["--extra", "-2"], ["--jobs", "3"]])
 def test_bad_arguments_are_one_line_errors(bad, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         _script().parse_args(bad)
