@@ -24,6 +24,7 @@ def _las_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("mesh_dir", help="folder of meshes (sub-folder names become categories)")
     p.add_argument("-o", "--output", required=True, help="data folder to write (resumable)")
     p.add_argument("--category", help="category of every mesh (default: sub-folder name)")
+    p.add_argument("--workers", type=int, default=1, help="meshes prepared at once in separate processes (same result as 1)")
 
 
 def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
@@ -31,7 +32,7 @@ def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
 
     if args.category:
         cfg.category = args.category
-    report = prepare_dataset(args.mesh_dir, args.output, cfg)
+    report = prepare_dataset(args.mesh_dir, args.output, cfg, workers=args.workers)
     print(f"prepared {len(report.prepared)}, reused {len(report.reused)}, skipped {len(report.skipped)} meshes in {args.output}")
     for name, why in report.skipped.items():
         print(f"  skipped {name}: {why}")

@@ -151,11 +151,28 @@ def _settings(cfg: LASPrepareConfig) -> dict:
     return d
 
 
-def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: LASPrepareConfig, progress: bool = True) -> PrepareReport:
+def _prepare_one(path: Path, out: Path, name: str, category: str, cfg: LASPrepareConfig) -> tuple[list[dict] | None, str]:
+    """:func:`prepare_mesh` that reports a mesh to skip: ``(records, "")`` or ``(None, reason)``."""
+    try:
+        return prepare_mesh(path, out, name, category, cfg), ""
+    except ShapegenError as exc:
+        return None, str(exc)
+
+
+def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: LASPrepareConfig, progress: bool = True,
+                    workers: int = 1) -> PrepareReport:
     """Prepare every mesh under ``mesh_dir`` (recursively) into ``out_dir`` (see the module doc).
 
+    Args:
+        mesh_dir: folder of meshes (sub-folder names become categories).
+        out_dir: data folder to write (resumable).
+        cfg: preparation settings.
+        progress: show a progress bar.
+        workers: processes preparing meshes at once (one torch thread each); the result is the same
+            as with one, ``index.json`` included.
+
     Raises:
-        ShapegenError: if ``mesh_dir`` is missing or holds no mesh files.
+        ShapegenError: if ``mesh_dir`` is missing or holds no mesh files, or ``workers`` < 1.
     """
     from tqdm import tqdm
 
@@ -173,6 +190,8 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     for v in cfg.views:
         if not 0 <= v < len(LAS_AZIMUTHS):
             raise ShapegenError(f"view index {v} out of range; use 0..{len(LAS_AZIMUTHS) - 1}")
+    if workers < 1:
+        raise ShapegenError(f"workers must be >= 1, got {workers}")
     (out / "shapes").mkdir(parents=True, exist_ok=True)
     index_path = out / "index.json"
     old = json.loads(index_path.read_text()) if index_path.is_file() else {}
@@ -181,7 +200,8 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     sketches: list[dict] = [r for r in old.get("sketches", []) if r["shape"] in shapes] if same else []
     report = PrepareReport()
     names: dict[str, int] = {}
-    for path in tqdm(files, desc="las prepare", unit="mesh", disable=not progress):
+    todo: list[tuple[Path, str, str]] = []
+    for path in files:
         stem = path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
         names[stem] = names.get(stem, 0) + 1
         name = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
@@ -189,17 +209,45 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             (out / r["file"]).is_file() for r in sketches if r["shape"] == name)
         if done:
             report.reused.append(name)
-            continue
-        category = _category(path, root, cfg)
-        try:
-            recs = prepare_mesh(path, out, name, category, cfg)
-        except ShapegenError as exc:
-            report.skipped[str(path.relative_to(root))] = str(exc)
-            continue
+        else:
+            todo.append((path, name, _category(path, root, cfg)))
+
+    def finish(path: Path, name: str, category: str, recs: list[dict] | None, why: str, write: bool = True) -> None:
+        nonlocal sketches
+        if recs is None:
+            report.skipped[str(path.relative_to(root))] = why
+            return
         sketches = [r for r in sketches if r["shape"] != name] + recs
         shapes[name] = {"file": f"shapes/{name}.npz", "category": category, "source": str(path)}
         report.prepared.append(name)
-        _write_index(index_path, cfg, shapes, sketches, report.skipped)
+        if write:  # after every mesh: an interrupted run resumes from here
+            _write_index(index_path, cfg, shapes, sketches, report.skipped)
+
+    bar = tqdm(total=len(files), initial=len(report.reused), desc="las prepare", unit="mesh", disable=not progress)
+    if workers == 1 or len(todo) < 2:
+        for path, name, category in todo:
+            finish(path, name, category, *_prepare_one(path, out, name, category, cfg))
+            bar.update()
+    else:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        results: dict[str, tuple[list[dict] | None, str]] = {}
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
+            futures = {pool.submit(_prepare_one, path, out, name, category, cfg): (path, name, category) for path, name, category in todo}
+            for f in as_completed(futures):
+                results[futures[f][1]] = f.result()
+                finish(*futures[f], *results[futures[f][1]])
+                bar.update()
+        # The records again in file order, so the index is the one a single worker writes.
+        new = set(results)
+        shapes = {k: v for k, v in shapes.items() if k not in new}
+        sketches = [r for r in sketches if r["shape"] not in new]
+        report.prepared, report.skipped = [], {}
+        for path, name, category in todo:
+            finish(path, name, category, *results[name], write=False)
+    bar.close()
     _write_index(index_path, cfg, shapes, sketches, report.skipped)
     return report
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from shapegen.data.las_prepare import LASPrepareConfig, occupancy_shell, prepare_dataset
@@ -52,3 +53,26 @@ def test_touched_voxels_keep_a_part_thinner_than_a_voxel():
     assert coarse.any(0).any(1).nonzero().flatten().tolist() == [g // 4]
     batched = touched_voxels(torch.stack([sdf, sdf + 1.0]), pool=2)
     assert batched.shape == (2, g // 2, g // 2, g // 2) and bool(batched[0].eq(coarse).all()) and not bool(batched[1].any())
+
+
+def test_workers_give_the_same_data_and_index(tmp_path):
+    from shapegen.errors import ShapegenError
+    from shapegen.geometry.primitives import box
+
+    (tmp_path / "m" / "a").mkdir(parents=True)
+    (tmp_path / "m" / "b").mkdir()
+    export_mesh(extract_mesh(sphere(radius=0.9), 20), tmp_path / "m" / "a" / "ball.obj")
+    export_mesh(extract_mesh(box(half_size=(0.7, 0.3, 0.5)), 20), tmp_path / "m" / "b" / "brick.obj")
+    (tmp_path / "m" / "b" / "broken.obj").write_text("v 0 0 0\nf 1 1 1\n")  # skipped, with its reason
+    cfg = LASPrepareConfig(resolution=12, sketch_size=24, views=[0, 2], styles=["contour"])
+    one = prepare_dataset(tmp_path / "m", tmp_path / "one", cfg, progress=False)
+    two = prepare_dataset(tmp_path / "m", tmp_path / "two", cfg, progress=False, workers=2)
+    assert one == two and one.prepared == ["a__ball", "b__brick"] and list(one.skipped) == ["b/broken.obj"]
+    a, b = (json.loads((tmp_path / d / "index.json").read_text()) for d in ("one", "two"))
+    assert a == b and [r["shape"] for r in a["sketches"]] == ["a__ball"] * 2 + ["b__brick"] * 2
+    for name in one.prepared:
+        with np.load(tmp_path / "one" / "shapes" / f"{name}.npz") as x, np.load(tmp_path / "two" / "shapes" / f"{name}.npz") as y:
+            assert all(np.array_equal(x[k], y[k]) for k in x.files)
+    assert prepare_dataset(tmp_path / "m", tmp_path / "two", cfg, progress=False, workers=2).reused == one.prepared
+    with pytest.raises(ShapegenError, match="workers must be >= 1"):
+        prepare_dataset(tmp_path / "m", tmp_path / "x", cfg, progress=False, workers=0)

@@ -159,6 +159,14 @@ def test_las_prepare_resumes_and_reports_skips(tmp_path, capsys):
     assert {r["view"] for r in index["sketches"]} == {2} and index["sketches"][0]["azimuth"] == 90.0
     assert main(argv) == 0
     assert "prepared 0, reused 2, skipped 1" in capsys.readouterr().out
+    # Two worker processes write the same data; a bad worker count is a one-line error.
+    argv2 = [*argv, "--workers", "2"]
+    argv2[argv2.index("-o") + 1] = str(tmp_path / "data2")
+    assert main(argv2) == 0 and "prepared 2, reused 0, skipped 1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "data2" / "index.json").read_text())["sketches"] == index["sketches"]
+    argv2[argv2.index("-o") + 1] = str(tmp_path / "data3")
+    assert main([*argv2[:-1], "0"]) != 0
+    assert "workers must be >= 1" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
 def test_train_and_generate_through_method_commands(las_data, las_trained, tmp_path, capsys):
