@@ -22,7 +22,8 @@ Stages (resumable: finished meshes, prepared data and trained stages under ``--w
    Lightning Trainer, as ``shapegen train --stage`` does): stage 1 (occupancy) for
    ``1 - sdf_share`` of ``--minutes``, then stage 2 (SDF) for the rest, each also capped by
    ``--steps-occupancy`` / ``--steps-sdf``; ``--jobs 2`` trains the two stages at the same time in
-   two processes (they share no weights; stage 2 learns from the true shells). A later run with a
+   two processes (they share no weights; stage 2 learns from the true shells), and makes the meshes
+   and prepares the data (steps 1, 2, 4, 5) in two processes too. A later run with a
    larger budget or more ``--extra`` shapes continues each finished stage from its checkpoint.
 4. Guidance: the weights ``--guidance`` (default 1 and 2) are tried on the sketches of ``--val``
    validation shapes per class (the indices after the held-out ones, true shapes, prepared into
@@ -113,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (of each stage's process with --jobs 2)")
     ap.add_argument("--jobs", type=int, default=1,
-                    help="2: train the two stages at the same time in two processes (they share no weights)")
+                    help="2: make the meshes and data in two processes and train the two stages at the same time (they share no weights)")
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     try:
@@ -155,19 +156,28 @@ def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
 def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = None,
                  splits: tuple[str, ...] = ("train", "held_out")) -> int:
     """Write the procedural meshes of ``splits`` into ``WORK/<name>`` (existing files are kept); returns how many were written."""
-    from shapegen.geometry.export import export_mesh
-
-    made = 0
+    todo = []
     for split, idx in ((k, v) for k, v in split_indices(args).items() if k in splits):
         for cls in args.classes.split(","):
             folder = work / name / split / cls
             folder.mkdir(parents=True, exist_ok=True)
-            for i in idx:
-                path = folder / f"{cls}_{i:05d}.ply"
-                if not path.is_file():
-                    export_mesh(procedural_mesh(cls, i, args, dilate), path)
-                    made += 1
-    return made
+            todo += [(cls, i, folder / f"{cls}_{i:05d}.ply") for i in idx if not (folder / f"{cls}_{i:05d}.ply").is_file()]
+    if args.jobs > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            list(pool.map(_write_mesh, *zip(*todo, strict=True), [args] * len(todo), [dilate] * len(todo), chunksize=8))
+    else:
+        for cls, i, path in todo:
+            _write_mesh(cls, i, path, args, dilate)
+    return len(todo)
+
+
+def _write_mesh(cls: str, index: int, path: Path, args, dilate: float | None) -> None:
+    from shapegen.geometry.export import export_mesh
+
+    export_mesh(procedural_mesh(cls, index, args, dilate), path)
 
 
 def prepare(args, work: Path, meshes: str = "meshes", name: str = "las",
@@ -178,7 +188,7 @@ def prepare(args, work: Path, meshes: str = "meshes", name: str = "las",
     dirs, prepared = {}, 0
     for split in splits:
         dirs[split] = work / name / split
-        rep = prepare_dataset(work / meshes / split, dirs[split], pcfg, progress=False)
+        rep = prepare_dataset(work / meshes / split, dirs[split], pcfg, progress=False, workers=args.jobs)
         prepared += len(rep.prepared)
         log(f"las prepare {split}: {len(rep.prepared)} prepared, {len(rep.reused)} reused, {len(rep.skipped)} skipped")
         if rep.skipped:
