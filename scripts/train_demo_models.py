@@ -2,9 +2,9 @@
 (``assets/models/msdf_demo``) and the LAS sketch-to-3D model (``assets/models/las_demo``, by
 ``scripts/train_las_demo.py``; ``--skip-las`` / ``--skip-msdf`` train one of them).
 
-One command, CPU only, no download (about 15 + 40 minutes on a 2-core CPU)::
+One command, CPU only, no download (about 15 min + 4 h on a 2-core CPU: Mosaic-SDF, then LAS)::
 
-    python scripts/train_demo_models.py [--per-class 60] [--held-out 10] [--minutes 25] [--las-minutes 150] [--work outputs/demo_models]
+    python scripts/train_demo_models.py [--per-class 60] [--held-out 10] [--minutes 25] [--las-minutes 325] [--work outputs/demo_models]
 
 The Mosaic-SDF part:
 
@@ -341,7 +341,8 @@ def main() -> None:
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models section of docs/benchmarks.md")
     ap.add_argument("--skip-msdf", action="store_true", help="do not train the Mosaic-SDF demo model")
     ap.add_argument("--skip-las", action="store_true", help="do not train the LAS sketch-to-3D demo model (scripts/train_las_demo.py)")
-    ap.add_argument("--las-minutes", type=float, default=150.0, help="wall-clock training budget of the LAS demo model (both stages)")
+    ap.add_argument("--las-minutes", type=float, default=325.0,
+                    help="training budget of the LAS demo model (both stages, trained at once: about 200 min of wall time)")
     args = ap.parse_args()
     if not args.skip_msdf:
         train_msdf_demo(args)

@@ -2,7 +2,7 @@
 
 One command, CPU only, no download::
 
-    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--minutes 150] [--sdf-share 0.3] [--val 10] [--guidance 1,2] [--work outputs/las_demo]
+    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--val 10] [--extra 140] [--minutes 325] [--sdf-share 0.3846] [--jobs 2] [--guidance 1,2] [--work outputs/las_demo]
 
 Stages (resumable: finished meshes, prepared data and trained stages under ``--work`` are reused):
 
@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=60, help="training shapes per class (indices 0..N-1)")
     ap.add_argument("--held-out", type=int, default=10, help="held-out shapes per class (the next indices)")
-    ap.add_argument("--extra", type=int, default=0,
+    ap.add_argument("--extra", type=int, default=140,
                     help="more training shapes per class, the indices after the validation ones (the held-out and validation shapes stay the same)")
     ap.add_argument("--classes", default=",".join(CLASSES), help="procedural classes (comma-separated)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural set")
@@ -102,8 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val", type=int, default=10,
                     help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight")
     ap.add_argument("--guidance", default="1,2", help="guidance weights tried on the validation sketches (comma-separated)")
-    ap.add_argument("--minutes", type=float, default=150.0, help="wall-clock training budget of both stages together")
-    ap.add_argument("--sdf-share", type=float, default=0.3, help="share of --minutes given to stage 2")
+    ap.add_argument("--minutes", type=float, default=325.0,
+                    help="training budget of both stages together (with --jobs 2 they run at once: about 1 - sdf_share of it in wall time)")
+    ap.add_argument("--sdf-share", type=float, default=0.3846, help="share of --minutes given to stage 2 (default: 125 of 325 min)")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
     ap.add_argument("--steps-sdf", type=int, default=0, help="cap on stage-2 steps (0: the config's max_steps)")
     ap.add_argument("--sdf-batch", type=int, default=4, help="stage-2 batch size (its sparse UNet is the slow part)")
@@ -113,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--work", default=str(REPO / "outputs" / "las_demo"), help="scratch folder (resumable)")
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (of each stage's process with --jobs 2)")
-    ap.add_argument("--jobs", type=int, default=1,
+    ap.add_argument("--jobs", type=int, default=2,
                     help="2: make the meshes and data in two processes and train the two stages at the same time (they share no weights)")
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     args = ap.parse_args(argv)

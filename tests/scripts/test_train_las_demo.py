@@ -28,7 +28,7 @@ def _script():
     return mod
 
 
-TINY = ["--val", "1", "--guidance", "1,2", "--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
+TINY = ["--extra", "0", "--jobs", "1", "--val", "1", "--guidance", "1,2", "--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
         "--mesh-resolution", "32", "--minutes", "0.5", "--steps-occupancy", "4", "--steps-sdf", "2", "--sdf-batch", "2",
         "--no-bench", "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
         "data.batch_size=2"]
@@ -139,7 +139,7 @@ def test_stage_continuation_rule() -> None:
 
 def test_split_indices_keep_held_out_and_validation_shapes_fixed() -> None:
     split = _script().split_indices
-    plain = split(_script().parse_args(["--per-class", "60", "--held-out", "10", "--val", "10"]))
+    plain = split(_script().parse_args(["--per-class", "60", "--held-out", "10", "--val", "10", "--extra", "0"]))
     wide = split(_script().parse_args(["--per-class", "60", "--held-out", "10", "--val", "10", "--extra", "3"]))
     assert plain["held_out"] == wide["held_out"] == list(range(60, 70)) and plain["val"] == wide["val"] == list(range(70, 80))
     assert plain["train"] == list(range(60)) and wide["train"] == [*range(60), 80, 81, 82]
