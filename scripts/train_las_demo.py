@@ -75,6 +75,7 @@ from shapegen.data.sketches import LAS_AZIMUTHS, load_sketch
 from shapegen.geometry.metrics import iou
 from shapegen.geometry.voxels import touched_voxels, voxel_centers
 from shapegen.methods.las import LASConfig, LASDiffusion
+from shapegen.workers import in_processes
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "assets" / "models" / "las_demo"
@@ -163,12 +164,9 @@ def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = 
             folder = work / name / split / cls
             folder.mkdir(parents=True, exist_ok=True)
             todo += [(cls, i, folder / f"{cls}_{i:05d}.ply") for i in idx if not (folder / f"{cls}_{i:05d}.ply").is_file()]
-    if args.jobs > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=torch.set_num_threads, initargs=(1,)) as pool:
-            list(pool.map(_write_mesh, *zip(*todo, strict=True), [args] * len(todo), [dilate] * len(todo), chunksize=8))
+    if args.jobs > 1 and len(todo) > 1:  # spawn: these functions live in a script that may run as __main__
+        for _ in in_processes(_write_mesh, [(*t, args, dilate) for t in todo], args.jobs, start="spawn"):
+            pass
     else:
         for cls, i, path in todo:
             _write_mesh(cls, i, path, args, dilate)
@@ -307,14 +305,10 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
         state["stages"][stage] = new
         state_path.write_text(json.dumps(state, indent=1))
 
-    if args.jobs > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(len(todo), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(train_stage, args, work, train_dir, s, *todo[s]): s for s in todo}
-            for f in as_completed(futures):
-                finished(futures[f], f.result())
+    if args.jobs > 1 and len(todo) > 1:  # each process sets its own --threads
+        stages = list(todo)
+        for i, record in in_processes(train_stage, [(args, work, train_dir, s, *todo[s]) for s in stages], len(stages), start="spawn"):
+            finished(stages[i], record)
     else:
         for s, (key, done_before) in todo.items():
             finished(s, train_stage(args, work, train_dir, s, key, done_before))

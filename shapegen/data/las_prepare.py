@@ -229,17 +229,14 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             finish(path, name, category, *_prepare_one(path, out, name, category, cfg))
             bar.update()
     else:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
+        from shapegen.workers import in_processes
 
         results: dict[str, tuple[list[dict] | None, str]] = {}
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn"), initializer=torch.set_num_threads,
-                                 initargs=(1,)) as pool:
-            futures = {pool.submit(_prepare_one, path, out, name, category, cfg): (path, name, category) for path, name, category in todo}
-            for f in as_completed(futures):
-                results[futures[f][1]] = f.result()
-                finish(*futures[f], *results[futures[f][1]])
-                bar.update()
+        preload = ("torch", "shapegen.data.las_prepare", "shapegen.geometry.sdf")
+        for i, result in in_processes(_prepare_one, [(path, out, name, category, cfg) for path, name, category in todo], workers, preload=preload):
+            results[todo[i][1]] = result
+            finish(*todo[i], *result)
+            bar.update()
         # The records again in file order, so the index is the one a single worker writes.
         new = set(results)
         shapes = {k: v for k, v in shapes.items() if k not in new}

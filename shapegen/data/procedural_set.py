@@ -22,7 +22,6 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -233,22 +232,13 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
             finally:
                 torch.set_num_threads(threads)
         elif todo:
-            import multiprocessing
+            from shapegen.workers import in_processes
 
-            # forkserver, not fork: forking a process whose torch thread pool has run can hang.
-            # The server imports torch, pymcubes and the generators once; workers fork from it.
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["torch", "mcubes", "shapegen.data.procedural", "shapegen.geometry.export"])
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-                futures = [pool.submit(_make_one, *a) for a in args]
-                try:
-                    for f in as_completed(futures):
-                        f.result()
-                        bar.update(1)
-                except BaseException:
-                    # Stop at the first failure or Ctrl-C; finished meshes stay for a resume.
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+            # The forkserver imports torch, pymcubes and the generators once; workers fork from it.
+            # The first failure or Ctrl-C stops the rest; finished meshes stay for a resume.
+            preload = ("torch", "mcubes", "shapegen.data.procedural", "shapegen.geometry.export")
+            for _ in in_processes(_make_one, args, workers, preload=preload):
+                bar.update(1)
     finally:
         bar.close()
 
