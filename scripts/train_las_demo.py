@@ -235,6 +235,8 @@ def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_b
     Runs in its own process with ``--jobs 2``."""
     import pytorch_lightning as pl
 
+    from shapegen.checkpoints import SafeCheckpointIO
+
     torch.set_num_threads(args.threads)
     cfg = _stage_config(args, train_dir)
     done_before = done_before or {"seconds": 0.0, "steps": 0}
@@ -253,7 +255,8 @@ def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_b
     steps = (key["steps"] or cfg.train.max_steps) - done_before["steps"]
     trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=remaining), logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None)
+                         accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None,
+                         plugins=[SafeCheckpointIO()])
     cont = f", continuing {ckpt.name} after {done_before['steps']} steps" if done_before["steps"] else ""
     log(f"stage {stage}: up to {steps} steps or {remaining / 60:.1f} min, batch {batch}, lr {lr:g}{cont}")
     t0 = time.perf_counter()

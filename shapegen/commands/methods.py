@@ -145,6 +145,8 @@ def _callbacks(out: Path, every: int, preview_every: int):
 
 def _train(args: argparse.Namespace, _config) -> None:
     import pytorch_lightning as pl
+
+    from shapegen.checkpoints import SafeCheckpointIO
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from shapegen.config import load_config, resolve_preset, save_config
@@ -175,7 +177,7 @@ def _train(args: argparse.Namespace, _config) -> None:
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true",
         gradient_clip_val=tc.grad_clip or None, log_every_n_steps=max(1, tc.log_every), logger=False,
         callbacks=[checkpoint, *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
-        default_root_dir=out, enable_model_summary=False,
+        default_root_dir=out, enable_model_summary=False, plugins=[SafeCheckpointIO()],
     )
     if resume:
         print(f"resuming from {resume} (pass --fresh to start over)")

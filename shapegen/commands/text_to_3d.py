@@ -242,6 +242,8 @@ def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume
     from ``ckpt`` if asked, save the final step to ``ckpt`` (also when ``steps`` is not a multiple of
     ``every``) and leave the model in eval mode."""
     import pytorch_lightning as pl
+
+    from shapegen.checkpoints import SafeCheckpointIO
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     trainer = pl.Trainer(
@@ -252,6 +254,7 @@ def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume
         enable_model_summary=False,
         enable_progress_bar=False,
         num_sanity_val_steps=0,
+        plugins=[SafeCheckpointIO()],
         callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
     )
     trainer.fit(model, ckpt_path=str(ckpt) if resume else None)

@@ -546,6 +546,8 @@ def fit(
     callbacks. Returns the final checkpoint."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from shapegen.checkpoints import SafeCheckpointIO
+
     tc = model.config.train
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -563,7 +565,7 @@ def fit(
     trainer = pl.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true", logger=False,
         callbacks=[ckpt, Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
-        enable_progress_bar=progress, num_sanity_val_steps=0, log_every_n_steps=1,
+        enable_progress_bar=progress, num_sanity_val_steps=0, log_every_n_steps=1, plugins=[SafeCheckpointIO()],
     )
     ckpt_path = str(last) if resume and last.is_file() else None
     if ckpt_path:
