@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from shapegen.checkpoints import load_checkpoint
 from shapegen.config import load_config, resolve_preset
 from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode
 from shapegen.geometry.generation_eval import farthest_point_sampling
@@ -98,7 +99,7 @@ def prepare_data(shared: Path, cache: Path) -> dict:
     encode_s = time.perf_counter() - t0
     path = cache / "clouds.pt"
     if path.exists():
-        return torch.load(path)
+        return load_checkpoint(path)
     from shapegen.data.msdf_dataset import MSDFDataConfig, load_msdf_folder
 
     data, classes, _ = load_msdf_folder(MSDFDataConfig(root=str(cache / "msdf")))
@@ -162,7 +163,7 @@ def train_until_fidelity(cache: Path, ref: dict, minutes: float, max_minutes: fl
     state_path = cache / "train_state.pt"
     st = {"step": 0, "train_seconds": 0.0, "eval_seconds": 0.0, "evals": [], "passed": None, "losses": []}
     if state_path.exists():
-        saved = torch.load(state_path)
+        saved = load_checkpoint(state_path)
         model.net.load_state_dict(saved["net"])
         model.ema.load_state_dict(saved["ema"])
         opt.load_state_dict(saved["opt"])

@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _benchlib as bl
 
+from shapegen.checkpoints import load_checkpoint, load_module
 from shapegen.config import load_config, resolve_preset, to_dict
 from shapegen.data.msdf_dataset import MSDFDataConfig
 from shapegen.data.procedural import CLASSES, generate, to_mesh
@@ -102,7 +103,7 @@ def convert_shape(
 def build_data(args, work: Path) -> dict:
     """Write ``work/msdf/<cls>/<name>.msdf.npz`` (training) and ``work/clouds.pt`` (resumable)."""
     clouds_path = work / "clouds.pt"
-    clouds = torch.load(clouds_path) if clouds_path.exists() else {"train": {}, "held_out": {}}
+    clouds = load_checkpoint(clouds_path) if clouds_path.exists() else {"train": {}, "held_out": {}}
     t0 = time.perf_counter()
     done = 0
     for cls in CLASSES:
@@ -370,7 +371,7 @@ def train_msdf_demo(args: argparse.Namespace) -> None:
     MODEL_DIR = Path(args.out)
     ckpt = save_weights_only(model, MODEL_DIR / CKPT_NAME)
     # Evaluate the shipped file exactly as users load it.
-    shipped = MSDFGenerator.load_from_checkpoint(str(ckpt), map_location="cpu")
+    shipped = load_module(MSDFGenerator, ckpt)
     ev = evaluate(shipped, clouds, args)
     total = time.perf_counter() - t_all
     (MODEL_DIR / "metrics.json").write_text(json.dumps({"data_seconds": data_seconds, "total_seconds": total, "train": info,

@@ -67,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _benchlib as bl
 
+from shapegen.checkpoints import load_module
 from shapegen.config import load_config, resolve_preset, to_dict
 from shapegen.data.las_dataset import read_index
 from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
@@ -200,7 +201,7 @@ def load_volumes(root: Path) -> dict[str, tuple[str, torch.Tensor]]:
     index = read_index(root)
     out = {}
     for name, rec in sorted(index["shapes"].items()):
-        with np.load(root / rec["file"]) as z:
+        with np.load(root / rec["file"], allow_pickle=False) as z:
             out[name] = (rec["category"], torch.from_numpy(z["sdf"].astype(np.float32)))
     return out
 
@@ -265,7 +266,7 @@ def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_b
     done = int(model.stage_steps[STAGES.index(stage)])
     loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)  # the full state, so a later run can resume it
     return {"key": key, "steps": done, "seconds": seconds, "batch_size": batch, "lr": lr,
             "last_loss": loss, "load_average": os.getloadavg()[0]}
 
@@ -346,7 +347,7 @@ def extends(rec: dict | None, key: dict) -> dict | None:
 
 def load_stage(model: LASDiffusion, ckpt: Path, stage: str) -> None:
     """Load one stage's weights, EMA and step count from a stage checkpoint into ``model``."""
-    weights = LASDiffusion.load_from_checkpoint(str(ckpt), map_location="cpu")
+    weights = load_module(LASDiffusion, ckpt)
     i = STAGES.index(stage)
     own = {k: v for k, v in weights.state_dict().items() if k.startswith(LASDiffusion.STAGE_PREFIXES[i])}
     model.load_state_dict(own, strict=False)

@@ -55,19 +55,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # torch's message is a paragraph; the line naming the refused global is the useful one.
-        lines = [line.strip() for line in str(exc).splitlines() if "global" in line.lower()]
-        what = (lines[-1] if lines else _first_line(exc))[:120]
-        raise ShapegenError(
-            f"refusing to load '{path}': it holds Python objects other than tensors and plain values "
-            f"({what}); only load checkpoints written by shapegen"
-        ) from exc
+        raise _refusal(path, exc) from exc
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
         raise ShapegenError(f"cannot read checkpoint '{path}' ({type(exc).__name__}: {_first_line(exc)}); "
                             "is it a complete .ckpt file?") from exc
     if not isinstance(ckpt, dict):
         raise ShapegenError(f"'{path}' is not a shapegen checkpoint (it holds a {type(ckpt).__name__}, not a dict)")
     return ckpt
+
+
+def _refusal(path: Path, exc: pickle.UnpicklingError) -> ShapegenError:
+    # torch's message is a paragraph; the line naming the refused global is the useful one.
+    lines = [line.strip() for line in str(exc).splitlines() if "global" in line.lower()]
+    what = (lines[-1] if lines else _first_line(exc))[:120]
+    return ShapegenError(
+        f"refusing to load '{path}': it holds Python objects other than tensors and plain values "
+        f"({what}); only load checkpoints written by shapegen"
+    )
+
+
+def load_module(cls: Any, path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> Any:
+    """``cls.load_from_checkpoint`` (a LightningModule class) with the same rules as :func:`load_checkpoint`.
+
+    Lightning reads the file weights-only, so a checkpoint carrying a pickled function call is
+    refused with one line before anything runs.
+
+    Args:
+        cls: the LightningModule class whose ``load_from_checkpoint`` builds the system.
+        path: the ``.ckpt`` file.
+        map_location: where tensors go (as in ``torch.load``).
+        **kwargs: passed to ``load_from_checkpoint`` (e.g. ``strict``).
+
+    Raises:
+        ShapegenError: for a missing file or a checkpoint holding objects other than tensors and
+            plain values; other failures (a checkpoint of another method) are left to the caller.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ShapegenError(f"checkpoint '{path}' not found (or not a file); check the path")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return cls.load_from_checkpoint(str(path), map_location=map_location, weights_only=True, **kwargs)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(path, exc) from exc
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:

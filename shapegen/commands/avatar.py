@@ -129,11 +129,10 @@ def _check_output(out: Path) -> None:
 
 def _check_resumable(cfg, ckpt: Path) -> None:
     """Refuse to resume a run whose body or world frame differs from the checkpoint's."""
-    import torch
-
+    from shapegen.checkpoints import load_checkpoint
     from shapegen.config import to_dict
 
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False).get("hyper_parameters", {}).get("avatar")
+    saved = load_checkpoint(ckpt).get("hyper_parameters", {}).get("avatar")
     if saved is None:
         raise ShapegenError(f"{ckpt} is not an avatar checkpoint (made by text-to-3d?); use another -o folder")
     for key in ("body", "body_extent"):

@@ -182,7 +182,7 @@ def _train(args: argparse.Namespace, _config) -> None:
     if resume:
         print(f"resuming from {resume} (pass --fresh to start over)")
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
     print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
 
 
@@ -209,8 +209,10 @@ def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     ckpt = Path(checkpoint)
     if not ckpt.is_file():
         raise ShapegenError(f"checkpoint '{ckpt}' not found; train one with 'shapegen train --method {method}'")
+    from shapegen.checkpoints import load_module
+
     try:
-        model = system.load_from_checkpoint(str(ckpt), map_location=device)
+        model = load_module(system, ckpt, map_location=device)
     except ShapegenError:
         raise
     except Exception as exc:

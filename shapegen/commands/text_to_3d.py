@@ -59,9 +59,9 @@ def stage_checkpoint(out: Path, stage: str) -> Path:
 
 def _finished_step(path: Path) -> tuple[int, int]:
     """``(global step, configured steps)`` saved in a stage checkpoint."""
-    import torch
+    from shapegen.checkpoints import load_checkpoint
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(path)
     cfg = ckpt["hyper_parameters"]["config"]
     stage = ckpt.get("shapegen_stage", "nerf")
     steps = cfg["steps"] if stage == "nerf" else cfg[stage]["steps"]
@@ -258,7 +258,7 @@ def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume
         callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
     )
     trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)  # the full state, so a later run can resume it
     model.eval()
 
 

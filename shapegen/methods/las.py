@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from shapegen.checkpoints import load_checkpoint
 from shapegen.config import from_dict, to_dict
 from shapegen.data.las_dataset import LASDataConfig, LASDataModule
 from shapegen.data.las_prepare import occupancy_shell
@@ -575,7 +576,7 @@ class LASDiffusion(pl.LightningModule):
             path = Path(config.train.init_from)
             if not path.is_file():
                 raise ShapegenError(f"train.init_from '{path}' not found; give a LAS checkpoint")
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            ckpt = load_checkpoint(path)
             upgrade_state(ckpt)
             missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
             if unexpected or missing:
@@ -587,7 +588,7 @@ class LASDiffusion(pl.LightningModule):
     def resumable(config: LASConfig, checkpoint: str | Path) -> bool:
         """Whether ``shapegen train`` may resume ``checkpoint`` (same ``train.stage``); otherwise it
         starts the asked stage from the checkpoint's weights (``train.init_from``) and keeps the other."""
-        hp = torch.load(checkpoint, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        hp = load_checkpoint(checkpoint).get("hyper_parameters", {})
         return hp.get("train", {}).get("stage", "both") == config.train.stage
 
     def write_samples(

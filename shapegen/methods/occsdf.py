@@ -576,5 +576,5 @@ def fit(
         if ckpt_path and ("state_dict" in str(exc) or "size mismatch" in str(exc)):
             raise ShapegenError(f"{last} was written with another configuration; use the same preset or drop --resume") from exc
         raise
-    trainer.save_checkpoint(last)
+    trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
     return last

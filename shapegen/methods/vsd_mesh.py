@@ -45,6 +45,7 @@ from torch import Tensor
 from renderers.cameras import Intrinsics
 from renderers.rasterize import antialias, face_neighbors, render_gbuffers, vertex_normals
 from renderers.rays import generate_rays
+from shapegen.checkpoints import load_checkpoint
 from shapegen.config import from_dict, to_dict
 from shapegen.data.cameras import RandomCameraSampler, StepDataset
 from shapegen.errors import ShapegenError
@@ -247,7 +248,7 @@ def nerf_level_function(checkpoint: str | Path, particle: int = 0, device: torch
     from shapegen.fields.nerf import NeRFField
     from shapegen.methods.vsd import iso_density_level
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(checkpoint)
     cfg = from_dict(VSDConfig, ckpt["hyper_parameters"]["config"])
     if not 0 <= particle < cfg.particles:
         raise ShapegenError(f"geometry.particle={particle} but the NeRF stage has {cfg.particles} particle(s)")
@@ -266,7 +267,7 @@ def dmtet_mesh_from_checkpoint(checkpoint: str | Path) -> Mesh:
     Raises:
         ShapegenError: the checkpoint holds no surface.
     """
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(checkpoint)
     g = from_dict(VSDConfig, ckpt["hyper_parameters"]["config"]).geometry
     grid = DMTetGrid(g.tet_resolution, deformation_scale=g.deformation_scale)
     prefix = "dmtet."
