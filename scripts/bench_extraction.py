@@ -61,7 +61,7 @@ def _cached_grid(sdf, mesh_path: Path, g: int) -> tuple[torch.Tensor, float]:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "shapegen" / "bench"
     path = cache / f"{mesh_path.stem}_{mesh_path.stat().st_size}_sdf{g}.npy"
     if path.exists():
-        return torch.from_numpy(np.load(path)), 0.0
+        return torch.from_numpy(np.load(path, allow_pickle=False)), 0.0
     t0 = time.perf_counter()
     grid = evaluate_grid(sdf, g, BBOX, chunk_size=1 << 18)
     seconds = time.perf_counter() - t0

@@ -116,7 +116,7 @@ def main() -> None:
     import numpy as np
 
     def truth(name):
-        with np.load(work / "test" / index["shapes"][name]["file"]) as z:
+        with np.load(work / "test" / index["shapes"][name]["file"], allow_pickle=False) as z:
             return torch.from_numpy(z["sdf"].astype(np.float32))
 
     def metrics(mesh, sdf_pred, sdf_true, view_az, gt_mesh):
@@ -136,7 +136,7 @@ def main() -> None:
     train_index = read_index(work / "train")
     train_occ = {}
     for name, rec in train_index["shapes"].items():
-        with np.load(work / "train" / rec["file"]) as z:
+        with np.load(work / "train" / rec["file"], allow_pickle=False) as z:
             train_occ[name] = torch.from_numpy(z["sdf"].astype(np.float32)) < 0
     own, other, wins = [], [], 0
     for rec in [r for r in train_index["sketches"] if r["style"] == "contour"]:

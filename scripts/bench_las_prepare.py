@@ -40,7 +40,7 @@ def same_output(a: Path, b: Path) -> bool:
     if ia != ib:
         return False
     for rec in ia["shapes"].values():
-        with np.load(a / rec["file"]) as x, np.load(b / rec["file"]) as y:
+        with np.load(a / rec["file"], allow_pickle=False) as x, np.load(b / rec["file"], allow_pickle=False) as y:
             if not all(np.array_equal(x[k], y[k]) for k in x.files):
                 return False
     return True

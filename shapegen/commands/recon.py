@@ -131,7 +131,10 @@ def _eval_recon(args: argparse.Namespace, cfg: EvalReconConfig) -> None:
     if cfg.labels and not label_path.is_file():
         raise ShapegenError(f"labels file {label_path} not found")
     if label_path.is_file():
-        labels = torch.from_numpy(np.load(label_path).astype(np.int64))
+        try:
+            labels = torch.from_numpy(np.load(label_path, allow_pickle=False).astype(np.int64))
+        except ValueError as exc:  # also an object array, which is never unpickled
+            raise ShapegenError(f"cannot read {label_path} as an array of face labels: {str(exc).splitlines()[0]}") from exc
         if labels.shape[0] != gt.num_faces:
             if cfg.labels:
                 raise ShapegenError(f"{label_path} has {labels.shape[0]} labels but {args.gt} has {gt.num_faces} faces")

@@ -80,8 +80,13 @@ class LASDataset(Dataset):
 
     def volumes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._cache:
-            with np.load(self.root / self.shapes[name]["file"]) as z:
-                self._cache[name] = (torch.from_numpy(z["sdf"].astype(np.float32)), torch.from_numpy(z["shell"]))
+            path = self.root / self.shapes[name]["file"]
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    self._cache[name] = (torch.from_numpy(z["sdf"].astype(np.float32)), torch.from_numpy(z["shell"]))
+            except (OSError, ValueError, KeyError) as exc:  # ValueError: also an object array, never unpickled
+                raise ShapegenError(f"cannot read {path} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                                    "rerun 'shapegen las prepare'") from exc
         return self._cache[name]
 
     def __getitem__(self, i: int) -> dict:

@@ -173,7 +173,7 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
     from PIL import Image
 
     try:
-        cams = dict(np.load(cams_path))
+        cams = dict(np.load(cams_path, allow_pickle=False))
     except Exception as exc:
         raise ShapegenError(f"cannot read {cams_path}: {str(exc).splitlines()[0]}") from exc
     rgb_files = sorted(root.glob("*_rgb.png"))
@@ -195,8 +195,8 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
         img = np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0
         h, w = img.shape[:2]
         try:
-            depth = np.load(root / f"{stem}_depth.npy").astype(np.float32).reshape(h, w)
-            normal = np.load(root / f"{stem}_normal.npy").astype(np.float32)
+            depth = np.load(root / f"{stem}_depth.npy", allow_pickle=False).astype(np.float32).reshape(h, w)
+            normal = np.load(root / f"{stem}_normal.npy", allow_pickle=False).astype(np.float32)
         except FileNotFoundError as exc:
             raise ShapegenError(f"{root} lacks {Path(exc.filename).name}; every image needs _depth.npy and _normal.npy priors") from exc
         except ValueError as exc:
@@ -207,7 +207,10 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
             raise ShapegenError(f"{stem}_normal.npy has shape {normal.shape}; expected 3 x {h} x {w}")
         normal = normal * 2.0 - 1.0
         mpath = root / f"{stem}_mask.npy"
-        mask = np.load(mpath).reshape(h, w) > 0.5 if mpath.is_file() else np.ones((h, w), bool)
+        try:
+            mask = np.load(mpath, allow_pickle=False).reshape(h, w) > 0.5 if mpath.is_file() else np.ones((h, w), bool)
+        except ValueError as exc:  # also an object array, which is never unpickled
+            raise ShapegenError(f"cannot read {mpath.name} as a {w}x{h} mask: {str(exc).splitlines()[0]}") from exc
         if images and img.shape != images[0].shape:
             raise ShapegenError(f"{f.name} is {w}x{h} but earlier images are {images[0].shape[1]}x{images[0].shape[0]}; all images must share one size")
         images.append(img)
