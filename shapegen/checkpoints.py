@@ -55,7 +55,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise _refusal(path, exc) from exc
+        raise _unpickling_error(path, exc) from exc
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as exc:
         raise ShapegenError(f"cannot read checkpoint '{path}' ({type(exc).__name__}: {_first_line(exc)}); "
                             "is it a complete .ckpt file?") from exc
@@ -64,14 +64,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     return ckpt
 
 
-def _refusal(path: Path, exc: pickle.UnpicklingError) -> ShapegenError:
-    # torch's message is a paragraph; the line naming the refused global is the useful one.
-    lines = [line.strip() for line in str(exc).splitlines() if "global" in line.lower()]
-    what = (lines[-1] if lines else _first_line(exc))[:120]
-    return ShapegenError(
-        f"refusing to load '{path}': it holds Python objects other than tensors and plain values "
-        f"({what}); only load checkpoints written by shapegen"
-    )
+def _refused_global(exc: pickle.UnpicklingError) -> str | None:
+    """The line of torch's (paragraph-long) message naming the object it refused, if any."""
+    lines = [line.strip() for line in str(exc).splitlines() if "unsupported global" in line.lower()]
+    return lines[-1][:120] if lines else None
+
+
+def _unpickling_error(path: Path, exc: pickle.UnpicklingError) -> ShapegenError:
+    """The one-line error for a file torch's weights-only unpickler stopped (nothing in it ran)."""
+    refused = _refused_global(exc)
+    if refused:
+        return ShapegenError(f"refusing to load '{path}': it holds Python objects other than tensors and plain values "
+                             f"({refused}); only load checkpoints written by shapegen")
+    # Not a refused object but bytes the unpickler does not understand: garbage, or a pickle
+    # written by something other than torch.save.
+    what = [line.strip() for line in str(exc).splitlines() if line.strip().lower().startswith("unsupported")]
+    return ShapegenError(f"cannot read checkpoint '{path}' ({(what[-1] if what else _first_line(exc))[:120]}); "
+                         "is it a complete .ckpt file written by shapegen?")
 
 
 def load_module(cls: Any, path: str | os.PathLike, map_location: Any = "cpu", **kwargs: Any) -> Any:
@@ -88,7 +97,8 @@ def load_module(cls: Any, path: str | os.PathLike, map_location: Any = "cpu", **
 
     Raises:
         ShapegenError: for a missing file or a checkpoint holding objects other than tensors and
-            plain values; other failures (a checkpoint of another method) are left to the caller.
+            plain values; other failures (a file that is no checkpoint, a checkpoint of another
+            method) are left to the caller, which knows what it expected.
     """
     path = Path(path)
     if not path.is_file():
@@ -97,7 +107,9 @@ def load_module(cls: Any, path: str | os.PathLike, map_location: Any = "cpu", **
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return cls.load_from_checkpoint(str(path), map_location=map_location, weights_only=True, **kwargs)
     except pickle.UnpicklingError as exc:
-        raise _refusal(path, exc) from exc
+        if _refused_global(exc):
+            raise _unpickling_error(path, exc) from exc
+        raise  # not a checkpoint at all: the caller says what it expected
 
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike) -> Path:

@@ -126,3 +126,14 @@ def test_shipped_models_load_weights_only(path, cls):
     assert set(ckpt["state_dict"]) == set(model.state_dict())
     key = next(iter(ckpt["state_dict"]))
     torch.testing.assert_close(model.state_dict()[key], ckpt["state_dict"][key])
+
+
+def test_garbage_and_foreign_pickles_are_unreadable_not_refused(tmp_path):
+    import pickle
+
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint")
+    (tmp_path / "plain.pkl").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    for name in ("garbage.ckpt", "plain.pkl"):
+        with pytest.raises(ShapegenError, match="cannot read checkpoint") as info:
+            load_checkpoint(tmp_path / name)
+        assert "\n" not in str(info.value)
