@@ -203,12 +203,15 @@ def load_field(path: str | Path, device: str = "cpu"):
     if suffix in (".npy", ".npz"):
         try:
             data = np.load(path, allow_pickle=False)
+            if suffix == ".npz":  # read every array now: an .npz reads (and refuses object arrays) lazily
+                with data:
+                    data = {key: data[key] for key in data.files}
         except Exception as exc:
-            raise ShapegenError(f"cannot read '{path}' as a NumPy file ({type(exc).__name__}); is it corrupt?") from exc
+            raise ShapegenError(f"cannot read '{path}' as a NumPy file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
         bbox = None
         if suffix == ".npz":
             if "sdf" not in data:
-                raise ShapegenError(f"'{path}' has no array named 'sdf' (found {sorted(data.files)}); save the grid as sdf=...")
+                raise ShapegenError(f"'{path}' has no array named 'sdf' (found {sorted(data)}); save the grid as sdf=...")
             grid = data["sdf"]
             if "bbox" in data:
                 bbox = np.asarray(data["bbox"], dtype=np.float64)

@@ -170,7 +170,13 @@ def _check_resume(out: Path, cfg: ProceduralConfig) -> None:
     record = out / "procedural.yaml"
     if not record.is_file():
         return
-    old = OmegaConf.to_container(OmegaConf.load(record))
+    try:  # OmegaConf's YAML loader builds no Python objects: a python/... tag is an error here
+        old = OmegaConf.to_container(OmegaConf.load(record))
+    except Exception as exc:
+        raise ShapegenError(f"cannot read {record} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+                            "delete it or choose another output folder") from exc
+    if not isinstance(old, dict):
+        raise ShapegenError(f"{record} does not hold the settings of a procedural set; delete it or choose another output folder")
     for key in _FIXED_KEYS:
         if key in old and old[key] != getattr(cfg, key):
             raise ShapegenError(
