@@ -63,6 +63,6 @@ def las_trained(las_data, tmp_path_factory):
                          enable_model_summary=False, accelerator="cpu", gradient_clip_val=1.0)
     trainer.fit(model, datamodule=dm)
     ckpt = tmp_path_factory.mktemp("las_ckpt") / "las.ckpt"
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)
     torch.manual_seed(0)
     return model.eval(), ckpt

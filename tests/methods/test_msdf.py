@@ -96,7 +96,7 @@ def test_checkpoint_round_trip(trained, tmp_path):
     trainer = _trainer(tmp_path, 1)
     trainer.strategy.connect(model)
     ckpt = tmp_path / "m.ckpt"
-    trainer.save_checkpoint(ckpt)
+    trainer.save_checkpoint(ckpt, weights_only=False)
     loaded = MSDFGenerator.load_from_checkpoint(ckpt, map_location="cpu")
     assert loaded.config == model.config and isinstance(loaded.hparams["model"], dict)
     assert torch.equal(loaded.norm_std, model.norm_std) and bool(loaded.norm_ready)
@@ -190,7 +190,7 @@ def test_value_components_model_projects_whitens_and_round_trips(tmp_path):
     assert sample.shape == (2, N, 4 + K**3)
     trainer = _trainer(tmp_path, 1)
     trainer.strategy.connect(model)
-    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    trainer.save_checkpoint(tmp_path / "m.ckpt", weights_only=False)
     loaded = MSDFGenerator.load_from_checkpoint(tmp_path / "m.ckpt", map_location="cpu")
     assert torch.equal(loaded.value_basis, model.value_basis) and loaded.dim == 4 + m
     assert torch.equal(loaded.sample(2, cls="slab", steps=3, seed=2), sample)

@@ -159,7 +159,7 @@ def test_texture_checkpoint_restores_mesh_and_field(tmp_path):
                          enable_model_summary=False, accelerator="cpu")
     trainer.fit(system)
     path = tmp_path / "t.ckpt"
-    trainer.save_checkpoint(path)
+    trainer.save_checkpoint(path, weights_only=False)
     state = torch.load(path, map_location="cpu", weights_only=False)
     assert state["shapegen_stage"] == "texture"
     assert not any(k.startswith("guidance.unet.") and "lora_" not in k for k in state["state_dict"])
