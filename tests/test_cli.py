@@ -101,12 +101,12 @@ def test_extract_exported_field_sparse(capsys, tmp_path):
     program = torch.export.export(Field(), (torch.randn(8, 3),), dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
     torch.export.save(program, str(tmp_path / "field.pt2"))
     out = tmp_path / "f.obj"
-    code, _, err = run(capsys, "extract", str(tmp_path / "field.pt2"), "-o", str(out), "--resolution", "32")
+    code, _, err = run(capsys, "extract", str(tmp_path / "field.pt2"), "-o", str(out), "--resolution", "32", "--trust-field")
     assert code == 0, err
     mesh = trimesh.load(out, force="mesh")
     assert np.abs(np.linalg.norm(mesh.vertices, axis=1) - 0.5).max() < 0.03
     (tmp_path / "junk.pt2").write_bytes(b"not a program")
-    code, _, err = run(capsys, "extract", str(tmp_path / "junk.pt2"), "-o", str(tmp_path / "j.obj"))
+    code, _, err = run(capsys, "extract", str(tmp_path / "junk.pt2"), "-o", str(tmp_path / "j.obj"), "--trust-field")
     assert code == 2 and "torch.export" in err and not (tmp_path / "j.obj").exists()
 
 

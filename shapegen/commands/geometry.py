@@ -185,13 +185,25 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb, .gltf, .obj or .ply)")
     p.add_argument("--resolution", type=int, help="same as --set resolution=N")
+    p.add_argument("--trust-field", action="store_true",
+                   help="load a saved field (.pt2/.pt): it is a program, and loading one can run any code it carries, "
+                   "so only pass files you made or trust (SDF grids need no flag)")
 
 
-def load_field(path: str | Path, device: str = "cpu"):
+def load_field(path: str | Path, device: str = "cpu", trust: bool = False):
     """Load a saved SDF grid or exported field as ``(field_fn, bbox or None, grid or None)``.
 
+    Args:
+        path: an ``.npy``/``.npz`` SDF grid, or a saved field (``.pt2`` torch.export program,
+            ``.pt``/``.ts``/``.pth`` TorchScript).
+        device: where the field runs.
+        trust: allow a saved field. torch.export and TorchScript archives are programs, and
+            torch's loader evaluates expressions stored in them (a crafted ``.pt2`` runs code
+            while it loads), so they are loaded only when the user vouches for the file.
+
     Raises:
-        ShapegenError: for a missing, unreadable or malformed file, or NaN values.
+        ShapegenError: for a missing, unreadable or malformed file, NaN values, or a saved field
+            without ``trust``.
     """
     import numpy as np
     import torch
@@ -225,6 +237,9 @@ def load_field(path: str | Path, device: str = "cpu"):
             raise ShapegenError(f"the SDF grid in '{path}' contains NaN or infinite values; fix the values before extracting")
         return None, bbox, torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))
     if suffix in (".pt2", ".pt", ".ts", ".pth"):
+        if not trust:
+            raise ShapegenError(f"'{path.name}' is a saved program and loading it can run code it carries; pass --trust-field "
+                                "if you made it or trust its source, or save the field as an SDF grid (.npz with sdf=...)")
         try:
             if suffix == ".pt2":  # torch.export program (the current PyTorch format)
                 module = torch.export.load(str(path)).module().to(device)
@@ -259,7 +274,7 @@ def _extract(args: argparse.Namespace, cfg: ExtractConfig) -> None:
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
     if device == "cuda" and not torch.cuda.is_available():
         raise ShapegenError("--set device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
-    field, bbox, grid = load_field(args.input, device)
+    field, bbox, grid = load_field(args.input, device, trust=args.trust_field)
     if bbox is None:
         bbox = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
     if cfg.bbox_min is not None:

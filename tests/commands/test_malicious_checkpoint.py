@@ -328,3 +328,39 @@ def test_procedural_set_resume_refuses_a_python_tag_in_its_record(capsys, tmp_pa
     (out / "procedural.yaml").write_text("seed: " + YAML_PAYLOAD.format(marker=marker))
     assert_refused(run(capsys, "data", "procedural", "-o", out, "--per-class", "1", "--classes", "mug"), marker,
                    needle="procedural.yaml")
+
+
+# ----------------------------------------------------------------------------- saved fields
+def _evil_program(path: Path, marker: Path) -> Path:
+    """A torch.export field whose stored shape expression runs ``touch MARKER`` when loaded."""
+    import zipfile
+
+    class Field(torch.nn.Module):
+        def forward(self, p: torch.Tensor) -> torch.Tensor:
+            return p.norm(dim=-1) - 0.5
+
+    good = path.with_name("good.pt2")
+    program = torch.export.export(Field(), (torch.randn(8, 3),), dynamic_shapes=({0: torch.export.Dim("N", min=1)},))
+    torch.export.save(program, str(good))
+    injected = 0
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("models/model.json"):
+                text = data.decode()
+                sym = text.split('"expr_str": "', 1)[1].split('"', 1)[0]  # e.g. Symbol('s7', positive=True, ...)
+                injected = text.count(sym)
+                data = text.replace(sym, f"__import__('os').system('touch {marker}') or {sym}").encode()
+            dst.writestr(info, data)
+    assert injected
+    return path
+
+
+def test_extract_loads_a_saved_field_only_when_trusted(capsys, tmp_path):
+    marker = tmp_path / "MARKER"
+    evil = _evil_program(tmp_path / "field.pt2", marker)
+    assert_refused(run(capsys, "extract", evil, "-o", tmp_path / "f.obj", "--resolution", "8"), marker, needle="--trust-field")
+    assert not (tmp_path / "f.obj").exists()
+    # Why the flag exists: torch's own loader runs the payload.
+    torch.export.load(str(evil))
+    assert marker.exists()
