@@ -189,6 +189,8 @@ def test_train_writes_and_resumes_without_the_weights_only_notice(capsys, tmp_pa
             self.lines.append(record.getMessage())
 
     keep, lightning = Keep(), logging.getLogger("pytorch_lightning")
+    level = lightning.level  # commands that quiet Lightning (text-to-3d, avatar) leave it at WARNING
+    lightning.setLevel(logging.INFO)
     lightning.addHandler(keep)
     try:
         argv = ["train", "--method", "msdf", "--config", "tiny", "-o", tmp_path / "run", "--set", f"data.root={msdf_data}",
@@ -197,6 +199,7 @@ def test_train_writes_and_resumes_without_the_weights_only_notice(capsys, tmp_pa
         code, out, err = run(capsys, *argv, "--set", "train.max_steps=2")
     finally:
         lightning.removeHandler(keep)
+        lightning.setLevel(level)
     assert code == 0 and "resuming from" in out, err
     assert keep.lines and not [line for line in keep.lines + [out, err] if "weights_only" in line], keep.lines
 
