@@ -254,11 +254,18 @@ def test_text_to_3d_init_mesh_resume_refuses_a_malicious_geometry_checkpoint(cap
 
 
 @pytest.mark.parametrize("suffix", [".glb", ".obj", ".ply"])
-def test_text_to_3d_init_mesh_that_is_a_pickle_is_an_error(capsys, tmp_path, suffix):
+@pytest.mark.parametrize(
+    "argv",
+    [
+        lambda mesh, tmp: ["text-to-3d", "a box", "-o", tmp / "run", *T2I, "--stages", "geometry", "--init-mesh", mesh],
+        lambda mesh, tmp: ["texture", mesh, "--prompt", "a box", "-o", tmp / "t.glb", "--preset", "tiny", "--tiny-random-prior"],
+    ],
+    ids=["text-to-3d-init-mesh", "texture"],
+)
+def test_a_mesh_that_is_a_pickle_is_an_error(capsys, tmp_path, suffix, argv):
     marker = tmp_path / "MARKER"
     mesh = malicious_checkpoint(tmp_path / f"evil{suffix}", marker)
-    assert_refused(run(capsys, "text-to-3d", "a box", "-o", tmp_path / "run", *T2I, "--stages", "geometry", "--init-mesh", mesh),
-                   marker, needle="evil")
+    assert_refused(run(capsys, *argv(mesh, tmp_path)), marker, needle="evil")
 
 
 def test_avatar_resume_refuses_a_malicious_geometry_checkpoint(capsys, tmp_path):
@@ -313,8 +320,9 @@ YAML_PAYLOAD = '!!python/object/apply:os.system ["touch {marker}"]\n'
         lambda cfg, tmp: ["text-to-3d", "a box", "-o", tmp / "run", "--tiny-random-prior", "--config", cfg],
         lambda cfg, tmp: ["reconstruct", tmp, "-o", tmp / "r.glb", "--preset", cfg],
         lambda cfg, tmp: ["msdf", "decode", tmp / "x.msdf.npz", "-o", tmp / "x.ply", "--config", cfg],
+        lambda cfg, tmp: ["texture", tmp / "m.obj", "--prompt", "a box", "-o", tmp / "t.glb", "--config", cfg],
     ],
-    ids=["train", "text-to-3d", "reconstruct", "msdf-decode"],
+    ids=["train", "text-to-3d", "reconstruct", "msdf-decode", "texture"],
 )
 @pytest.mark.parametrize("where", ["top", "value"])
 def test_yaml_python_tags_are_refused(capsys, tmp_path, argv, where):
