@@ -126,11 +126,25 @@ def _global_state_unchanged():
         pytest.fail("the test left global state changed: " + "; ".join(faults), pytrace=False)
 
 
-@pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_everything() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    _seed_everything()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    """Module-, class- and session-scoped fixtures are set up before the test's own seeding, by
+    whichever test needs them first: seed them too, so what they build does not depend on the
+    random numbers the tests before them drew."""
+    if fixturedef.scope != "function":
+        _seed_everything()
+    return (yield)
 
 
 @pytest.fixture
