@@ -9,6 +9,7 @@ import logging
 import os
 import random
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,23 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 
 
+def _restore_environment(before: dict[str, str], modules_imported: bool) -> list[str]:
+    """Puts ``os.environ`` back as ``before`` and returns the variables the test changed.
+
+    Variables added while the test imported new modules are kept and not blamed on it: libraries
+    set some for themselves when first imported (``lightning_fabric`` sets
+    ``PYTORCH_NVML_BASED_CUDA_CHECK``), whichever test happens to import them first."""
+    after = _environment()
+    added = set(after) - set(before)
+    if modules_imported:
+        added = set()
+    changed = {k for k in before if after.get(k) != before[k]}
+    for key in added:
+        del os.environ[key]
+    os.environ.update(before)
+    return sorted((added | changed) - _SET_BY_DESIGN)
+
+
 def _global_state() -> dict:
     return {
         "torch threads": torch.get_num_threads(),
@@ -90,7 +108,6 @@ def _global_state() -> dict:
         "torch grad mode": torch.is_grad_enabled(),
         "torch deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
         "cwd": os.getcwd(),
-        "environment": _environment(),
         "root logging level": logging.getLogger().level,
         "numpy floating-point error handling": np.geterr(),
     }
@@ -100,28 +117,20 @@ def _global_state() -> dict:
 def _global_state_unchanged():
     """Restores, after each test, the process-wide state tests are likely to change, and fails the
     test that changed it, so that no test passes or fails because of what an earlier one left."""
-    before = _global_state()
+    before, environment, modules = _global_state(), _environment(), len(sys.modules)
     yield
     after = _global_state()
+    leaked = _restore_environment(environment, modules_imported=len(sys.modules) > modules)
     torch.set_num_threads(before["torch threads"])
     torch.set_default_dtype(before["torch default dtype"])
     torch.set_grad_enabled(before["torch grad mode"])
     torch.use_deterministic_algorithms(before["torch deterministic algorithms"])
     os.chdir(before["cwd"])
-    for key in set(after["environment"]) - set(before["environment"]):
-        del os.environ[key]
-    os.environ.update(before["environment"])
     logging.getLogger().setLevel(before["root logging level"])
     np.seterr(**before["numpy floating-point error handling"])
-    faults = []
-    for key in before:
-        if key == "environment":
-            old, new = before[key], after[key]
-            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-            if set(changed) - _SET_BY_DESIGN:
-                faults.append(f"environment variables {changed}")
-        elif after[key] != before[key]:
-            faults.append(f"{key} {before[key]!r} -> {after[key]!r}")
+    faults = [f"{key} {before[key]!r} -> {after[key]!r}" for key in before if after[key] != before[key]]
+    if leaked:
+        faults.append(f"environment variables {leaked}")
     if faults:
         pytest.fail("the test left global state changed: " + "; ".join(faults), pytrace=False)
 
