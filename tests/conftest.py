@@ -41,8 +41,8 @@ def pytest_addoption(parser):
 
 
 def _git_status() -> set[str] | None:
-    """Untracked, ignored and modified paths of the repository (bytecode caches left out), or None
-    outside a git checkout."""
+    """Untracked and ignored paths of the repository (bytecode caches left out), or None outside a
+    git checkout. Edits to tracked files are left out: a developer may save one during the run."""
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
@@ -54,7 +54,11 @@ def _git_status() -> set[str] | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     skip = ("__pycache__/", ".pytest_cache/", ".venv/", ".egg-info/")
-    return {line for line in out.splitlines() if not any(part in line for part in skip)}
+    return {
+        line
+        for line in out.splitlines()
+        if line[:2] in ("??", "!!") and not any(part in line for part in skip)
+    }
 
 
 @pytest.fixture(autouse=True, scope="session")
