@@ -29,7 +29,9 @@ def shared_data_root() -> Path | None:
 def pytest_addoption(parser):
     group = parser.getgroup("order", "test order (tests must not depend on it)")
     group.addoption(
-        "--reverse", action="store_true", help="run the test modules, and the tests in each, in reverse order"
+        "--reverse",
+        action="store_true",
+        help="run the test modules, and the tests in each, in reverse order",
     )
     group.addoption(
         "--shuffle",
@@ -132,7 +134,9 @@ def _global_state_unchanged():
     os.chdir(before["cwd"])
     logging.getLogger().setLevel(before["root logging level"])
     np.seterr(**before["numpy floating-point error handling"])
-    faults = [f"{key} {before[key]!r} -> {after[key]!r}" for key in before if after[key] != before[key]]
+    faults = [
+        f"{key} {before[key]!r} -> {after[key]!r}" for key in before if after[key] != before[key]
+    ]
     if leaked:
         faults.append(f"environment variables {leaked}")
     if faults:
