@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -68,8 +69,10 @@ def test_three_stages_end_to_end(three_stages):
     assert sorted(p.name for p in (out / "renders").glob("texture_*")) == ["texture_step000001.png", "texture_step000002.png"]
 
 
-def test_resume_one_stage_from_its_checkpoint(three_stages, capsys):
-    out = three_stages
+def test_resume_one_stage_from_its_checkpoint(three_stages, capsys, tmp_path):
+    # Resume a copy: the shared run stays as the other tests of this module expect it.
+    out = tmp_path / "run"
+    shutil.copytree(three_stages, out)
     before = (out / "geometry.glb").read_bytes()
     code, _, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=3",
                        "--stages", "texture", "--resume")

@@ -37,6 +37,9 @@ def test_surface_samples_uniform_within_a_triangle():
     the sub-triangle with half the edges is 1/4 of the area."""
     tri = Mesh(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2]]))
     p = sample_surface(tri, 40000, generator=torch.Generator().manual_seed(1)).points
+    # Sample-size bounds, 4 sigma or more for N = 40k: a coordinate of a uniform point in this
+    # triangle has variance 1/18 (sigma of the mean 0.0012); the corner share has sigma
+    # sqrt(0.25 * 0.75 / N) = 0.0022.
     assert torch.allclose(p.mean(0), torch.tensor([1 / 3, 1 / 3, 0.0]), atol=0.005)
     corner = (p[:, 0] + p[:, 1] < 0.5).float().mean().item()
     assert corner == pytest.approx(0.25, abs=0.01)
@@ -59,6 +62,7 @@ def test_near_surface_noise_levels():
     z = p[:, 2]
     for k, sigma in enumerate((0.01, 0.1, 0.5)):
         part = z[k * 10000 + min(k, 1) : (k + 1) * 10000 + 1]
+        # The sample std of n = 10k normal values has relative sigma 1 / sqrt(2 n) = 0.007: 4 sigma.
         assert part.std().item() == pytest.approx(sigma, rel=0.03)
     with pytest.raises(ShapegenError):
         sample_near_surface(big, 10, sigmas=(-1.0,))
@@ -67,6 +71,7 @@ def test_near_surface_noise_levels():
 def test_uniform_box():
     p = sample_uniform(20000, [[-1, 0, 2], [1, 0.5, 4]], generator=torch.Generator().manual_seed(0))
     assert (p.amin(0) >= torch.tensor([-1, 0, 2])).all() and (p.amax(0) <= torch.tensor([1, 0.5, 4])).all()
+    # Widest side 2: sigma of the mean = 2 / sqrt(12 N) = 0.0041 for N = 20k, so 0.02 is ~5 sigma.
     assert torch.allclose(p.mean(0), torch.tensor([0.0, 0.25, 3.0]), atol=0.02)
     with pytest.raises(ShapegenError):
         sample_uniform(10, [[1, 1, 1], [0, 0, 0]])
@@ -80,7 +85,8 @@ def test_sample_sdf_values_and_inside_fraction():
     assert s.points.shape == (1000, 3) and s.sdf.shape == (1000,)
     assert (s.sdf - (s.points.norm(dim=-1) - r)).abs().max().item() < 0.01
     inside = (s.sdf[200:] < 0).float().mean().item()
-    assert inside == pytest.approx(ico.volume / 8, abs=0.06)  # ~ 4/3 pi r^3 / 8 = 0.113
+    # ~ 4/3 pi r^3 / 8 = 0.113 of the uniform points; binomial sigma sqrt(0.113 * 0.887 / 800) = 0.011.
+    assert inside == pytest.approx(ico.volume / 8, abs=0.06)
     assert sample_sdf(mesh, 10, 10, with_sdf=False).sdf is None
 
 

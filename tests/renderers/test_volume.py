@@ -42,7 +42,10 @@ def test_constant_density_slab_transmittance():
     # Transmittance at each sample start = exp(-sigma * length of slab before it).
     expected = torch.exp(-sigma * (samples.t_starts.clamp(1, 2) - 1))
     torch.testing.assert_close(out.transmittance, expected, atol=1e-5, rtol=0)
-    # Expected depth of a slab: integral of t sigma exp(-sigma (t-1)) over [1, 2] (midpoint rule).
+    # Expected depth of a slab: integral of t sigma exp(-sigma (t-1)) over [1, 2]. The weights of
+    # piecewise-constant density are exact; only placing each at its interval's midpoint errs, by
+    # the mean of t - t_mid under exp(-sigma t) on the interval, -sigma h^2 / 12 to first order, so
+    # the depth is off by at most sigma h^2 / 12 = 6.25e-4 on the coarsest ray (h = 3 / 60).
     exact = (1 + 1 / sigma) * (1 - math.exp(-sigma)) - math.exp(-sigma)
     torch.testing.assert_close(out.depth[:, 0], torch.full((rays,), exact), atol=1e-3, rtol=0)
 
