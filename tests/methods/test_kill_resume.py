@@ -1,0 +1,92 @@
+"""Killed training runs resume and end where an uninterrupted run ends: ``train --method msdf``,
+``train --method las`` and ``reconstruct`` (Occ-SDF), each SIGKILLed part-way and, once per
+checkpoint writer, in the middle of writing a checkpoint; Ctrl-C stops ``train`` cleanly.
+
+All three are deterministic on one thread once a resume restores the global random generators
+(:class:`shapegen.checkpoints.RNGCheckpoint`), so the results are compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+
+import pytest
+from _kill_resume import assert_same_checkpoint, interrupt_when, kill_when, run_ok, step_of, torn_kill
+from _msdf_fixtures import write_class_folder
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _msdf_argv(root, out, steps: int = 24) -> list[str]:
+    # 2 + 2 shapes and batch_size 4 (drop_last): one batch per epoch, so every checkpoint falls
+    # at an epoch end and the resumed loader reshuffles exactly as the uninterrupted one.
+    return ["train", "--method", "msdf", "--config", "tiny", "-o", str(out), "--set", f"data.root={root}",
+            "--set", f"train.max_steps={steps}", "--set", "train.checkpoint_every=2", "--set", "train.log_every=1",
+            "--set", "train.preview_every=-1", "--set", "train.warmup_steps=3"]
+
+
+@pytest.fixture(scope="module")
+def msdf_reference(tmp_path_factory):
+    root = write_class_folder(tmp_path_factory.mktemp("msdf_data"), per_class=2)
+    out = tmp_path_factory.mktemp("msdf_ref")
+    run_ok(_msdf_argv(root, out))
+    return root, out
+
+
+def _loss_steps(out) -> list[int]:
+    with open(out / "loss.csv", newline="") as fh:
+        return [int(r["step"]) for r in csv.DictReader(fh)]
+
+
+def test_train_msdf_killed_resumes_bit_identical(msdf_reference, tmp_path):
+    root, ref = msdf_reference
+    out = tmp_path / "run"
+    last = out / "checkpoints" / "last.ckpt"
+    kill_when(_msdf_argv(root, out), lambda: step_of(last) >= 2 if last.is_file() else False)
+    killed_at = step_of(last)
+    assert 2 <= killed_at < 24
+    again = run_ok(_msdf_argv(root, out))
+    assert f"resuming from {last} (step {killed_at};" in again.stdout
+    assert_same_checkpoint(last, ref / "checkpoints" / "last.ckpt")
+    # The loss log keeps the steps before the kill (one row per step, none twice).
+    assert _loss_steps(out) == _loss_steps(ref) == list(range(1, 25))
+
+
+def test_train_msdf_killed_while_saving_keeps_previous_checkpoint(msdf_reference, tmp_path):
+    root, ref = msdf_reference
+    out = tmp_path / "run"
+    last = out / "checkpoints" / "last.ckpt"
+    # The 1st torch.save (step 2) completes; the 2nd (step 4) writes half its bytes, then SIGKILL.
+    torn_kill(_msdf_argv(root, out), "torch.save:2")
+    assert step_of(last) == 2  # still a whole, loadable checkpoint
+    again = run_ok(_msdf_argv(root, out))
+    assert f"resuming from {last} (step 2;" in again.stdout
+    assert_same_checkpoint(last, ref / "checkpoints" / "last.ckpt")
+
+
+def test_train_other_config_is_one_line_error_naming_fresh(msdf_reference, tmp_path):
+    root, _ = msdf_reference
+    out = tmp_path / "run"
+    run_ok(_msdf_argv(root, out, steps=2))
+    from _kill_resume import run
+
+    other = run([*_msdf_argv(root, out, steps=4), "--set", "model.width=16"])
+    assert other.returncode == 2
+    assert other.stderr.startswith("error: ") and other.stderr.count("\n") == 1 and "--fresh" in other.stderr
+    assert "model.width=32 (now 16)" in other.stderr
+    fresh = run_ok([*_msdf_argv(root, out, steps=2), "--set", "model.width=16", "--fresh"])
+    assert "resuming" not in fresh.stdout and step_of(out / "checkpoints" / "last.ckpt") == 2
+
+
+def test_train_ctrl_c_exits_130_with_one_resume_line(msdf_reference, tmp_path):
+    root, _ = msdf_reference
+    out = tmp_path / "run"
+    last = out / "checkpoints" / "last.ckpt"
+    done = interrupt_when(_msdf_argv(root, out, steps=100_000), last.is_file)
+    assert done.returncode == 128 + signal.SIGINT, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    assert lines[-1].startswith("interrupted; run the same command again to resume")
+    assert sum("resume" in line for line in lines) == 1
+    assert step_of(last) >= 2
