@@ -90,3 +90,42 @@ def test_train_ctrl_c_exits_130_with_one_resume_line(msdf_reference, tmp_path):
     assert lines[-1].startswith("interrupted; run the same command again to resume")
     assert sum("resume" in line for line in lines) == 1
     assert step_of(last) >= 2
+
+
+# ------------------------------------------------------------------------------ reconstruct
+@pytest.fixture(scope="module")
+def room_reference(tmp_path_factory):
+    room = tmp_path_factory.mktemp("room") / "room"
+    run_ok(["room", "synth", "-o", str(room), "--set", "num_views=2", "--set", "width=12", "--set", "height=10",
+            "--set", "max_steps=64"])
+    ref = tmp_path_factory.mktemp("rec_ref") / "rec.glb"
+    run_ok(_recon_argv(room, ref))
+    return room, ref
+
+
+def _recon_argv(room, out) -> list[str]:
+    return ["reconstruct", str(room), "-o", str(out), "--preset", "tiny", "--no-progress", "--set", "train.max_steps=24"]
+
+
+def test_reconstruct_killed_resumes_bit_identical(room_reference, tmp_path):
+    room, ref = room_reference
+    out = tmp_path / "rec.glb"
+    last = tmp_path / "rec.run" / "checkpoints" / "last.ckpt"
+    kill_when(_recon_argv(room, out), lambda: step_of(last) >= 1 if last.is_file() else False)
+    killed_at = step_of(last)
+    assert 1 <= killed_at < 24 and not out.exists()
+    again = run_ok(_recon_argv(room, out))
+    assert f"resuming from {last} (step {killed_at};" in again.stdout
+    assert_same_checkpoint(last, ref.with_suffix(".run") / "checkpoints" / "last.ckpt")
+    assert out.read_bytes() == ref.read_bytes()
+
+
+def test_reconstruct_killed_while_saving_keeps_previous_checkpoint(room_reference, tmp_path):
+    room, ref = room_reference
+    out = tmp_path / "rec.glb"
+    last = tmp_path / "rec.run" / "checkpoints" / "last.ckpt"
+    torn_kill(_recon_argv(room, out), "torch.save:3")  # steps 1 and 2 saved, step 3's save torn
+    assert step_of(last) == 2
+    again = run_ok([*_recon_argv(room, out), "--resume"])  # the old flag is still accepted
+    assert f"resuming from {last} (step 2;" in again.stdout
+    assert out.read_bytes() == ref.read_bytes()
