@@ -230,21 +230,48 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def seed_step(seed: int, step: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and Python's generators from ``(seed, step)``."""
+    import random
+
+    import numpy as np
+
+    value = (int(seed) * 1_000_003 + int(step)) % 2**32
+    torch.manual_seed(value)
+    np.random.seed(value)
+    random.seed(value)
+
+
 @functools.cache
 def _rng_callback():
     import pytorch_lightning as pl
 
     class RNGCheckpoint(pl.Callback):
-        """Saves the global random generators' states in every checkpoint and restores them on
-        resume, so a resumed run draws the same noise, dropout and shuffles as an uninterrupted one.
+        """Makes a resumed run draw the same random numbers as an uninterrupted one.
 
-        Lightning restores weights, optimiser, schedulers and step counters but not the global
-        generators; without this a resumed run restarts them from the seed. Exact for checkpoints
-        at epoch ends (every checkpoint of the one-step-per-epoch loaders of the optimisation
-        methods); a checkpoint in the middle of a shuffled epoch restarts that epoch's loader
-        (Lightning cannot rewind a plain ``DataLoader``), so the rest of that epoch sees other
-        batches.
+        Lightning restores weights, optimiser, schedulers and step counters, but not the global
+        generators (torch seeds itself randomly at start-up), and on resume it builds a new
+        loader iterator, which draws from them. Two measures close the gap:
+
+        * with ``seed``, every training step starts from generators seeded with
+          ``(seed, step)``: the noise, timesteps and dropout of step ``s`` are the same however
+          the run got there (the way Occ-SDF already seeds its ray batches);
+        * every checkpoint holds the generators' states, restored on resume: a shuffled loader
+          whose epoch starts after the checkpoint draws the same order as in the uninterrupted
+          run. Exact for checkpoints at epoch ends; one in the middle of a shuffled epoch
+          restarts that epoch's loader (Lightning cannot rewind a plain ``DataLoader``), so the
+          rest of that epoch would see other batches.
+
+        Args:
+            seed: the run's seed (None: no per-step seeding, states only).
         """
+
+        def __init__(self, seed: int | None = None) -> None:
+            self.seed = seed
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if self.seed is not None:
+                seed_step(self.seed, trainer.global_step)
 
         def state_dict(self) -> dict[str, Any]:
             return rng_state()

@@ -161,7 +161,7 @@ def _train(args: argparse.Namespace, _config) -> None:
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit, resume_from
-    from shapegen.config import load_config, resolve_preset, save_config, to_dict
+    from shapegen.config import load_config, resolve_preset, save_config
 
     system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
     path = resolve_preset(args.config, args.method) if args.config else None
@@ -180,8 +180,8 @@ def _train(args: argparse.Namespace, _config) -> None:
         cfg.train.init_from = str(last)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model, datamodule = system.for_training(cfg)
-    # Compared after for_training, which fills in what the data decides (classes, grid sizes).
-    resume = None if other_stage else resume_from(last, to_dict(model.config), fresh=args.fresh, may_differ=TRAIN_MAY_DIFFER)
+    # Compared with what this run would save (after for_training filled in what the data decides).
+    resume = None if other_stage else resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=TRAIN_MAY_DIFFER)
     out.mkdir(parents=True, exist_ok=True)
     save_config(model.config, out / "config.yaml")
     tc = cfg.train
@@ -190,7 +190,7 @@ def _train(args: argparse.Namespace, _config) -> None:
     trainer = pl.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true",
         gradient_clip_val=tc.grad_clip or None, log_every_n_steps=max(1, tc.log_every), logger=False,
-        callbacks=[checkpoint, RNGCheckpoint(), *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
+        callbacks=[checkpoint, RNGCheckpoint(tc.seed), *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
         default_root_dir=out, enable_model_summary=False, plugins=[SafeCheckpointIO()],
     )
     fit(trainer, model, datamodule=datamodule, ckpt_path=resume)

@@ -54,7 +54,7 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
     import torch
 
     from shapegen.checkpoints import resume_from
-    from shapegen.config import save_config, to_dict
+    from shapegen.config import save_config
     from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
     from shapegen.io import check_output_path
     from shapegen.methods.occsdf import build_for_scene, fit, preset_config, read_scene
@@ -70,7 +70,7 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
     if args.fresh and args.resume:
         raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
     model = build_for_scene(cfg, scene)
-    resume = resume_from(last, to_dict(model.config), fresh=args.fresh, may_differ=RECON_MAY_DIFFER) is not None
+    resume = resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=RECON_MAY_DIFFER) is not None
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(model.config, run_dir / "config.yaml")
     torch.manual_seed(cfg.train.seed)

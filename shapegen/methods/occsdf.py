@@ -565,7 +565,7 @@ def fit(
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=max(1, tc.checkpoint_every))
     trainer = pl.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true", logger=False,
-        callbacks=[ckpt, RNGCheckpoint(), Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
+        callbacks=[ckpt, RNGCheckpoint(tc.seed), Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
         enable_progress_bar=progress, num_sanity_val_steps=0, log_every_n_steps=1, plugins=[SafeCheckpointIO()],
     )
     ckpt_path = str(last) if resume and last.is_file() else None
