@@ -15,7 +15,9 @@ import shutil
 
 import pytest
 import trimesh
-from _kill_resume import count_at_least, kill_when, run, run_ok, torn_kill, visible_files
+import signal
+
+from _kill_resume import count_at_least, interrupt_when, kill_when, run, run_ok, torn_kill, visible_files
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -43,6 +45,20 @@ def test_data_procedural_killed_resumes_with_the_same_files(tmp_path):
     kept = int(again.stdout.split("(")[1].split(" already there")[0])
     assert 1 <= kept < 8, again.stdout  # resumed: the meshes written before the kill were kept
     _same_outputs(out, ref)
+
+
+def test_data_procedural_ctrl_c_exits_130_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    argv = ["data", "procedural", "-o", str(out), "--classes", "mug,lamp", "--per-class", "200", "--resolution", "24",
+            "--workers", "1"]
+    done = interrupt_when(argv, count_at_least(out, "*/*/*.ply", 1))
+    assert done.returncode == 128 + signal.SIGINT, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in done.stderr and lines[-1].startswith("interrupted; run the same command again to resume")
+    assert sum("resume" in line for line in lines) == 1
+    written = sum(1 for p in out.glob("*/*/*.ply"))
+    again = run_ok([*argv[:6], "--per-class", "1", *argv[8:]])  # a smaller set: resumes, keeps what exists
+    assert written >= 1 and "wrote 1 meshes (1 already there)" in again.stdout  # mug 0 kept, lamp 0 added
 
 
 def test_data_procedural_other_settings_name_fresh(tmp_path):
