@@ -176,12 +176,12 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
 
     from renderers.preview import save_image
     from shapegen.commands.text_to_3d import _render_callback, fit_stage, stage_checkpoint
-    from shapegen.io import atomic_path
     from shapegen.config import save_config
     from shapegen.geometry.export import export_mesh
     from shapegen.geometry.export_rigged import export_rigged_glb
     from shapegen.geometry.mesh import Mesh
     from shapegen.geometry.rigging import linear_blend_skinning
+    from shapegen.io import atomic_path
     from shapegen.methods.avatar import POSES, pose_rotations
     from shapegen.methods.text_avatar import AvatarGeometrySystem, AvatarTextureSystem, rig_avatar
     from shapegen.methods.vsd_mesh import _orbit_camera, dmtet_mesh_from_checkpoint

@@ -157,7 +157,6 @@ def _callbacks(out: Path, every: int, preview_every: int):
 
 def _train(args: argparse.Namespace, _config) -> None:
     import pytorch_lightning as pl
-
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit, resume_from

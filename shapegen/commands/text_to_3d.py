@@ -213,11 +213,9 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     if not getattr(args, "verbose", False):  # Lightning logs at INFO through its own handler
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from shapegen.config import save_config
-    from shapegen.methods.vsd import VSDSystem
-
     from shapegen.checkpoints import resume_from
-    from shapegen.config import to_dict
+    from shapegen.config import save_config, to_dict
+    from shapegen.methods.vsd import VSDSystem
 
     # Every listed stage's checkpoint is checked (and a mismatch refused) before any work.
     resume = {s: resume_from(stage_checkpoint(out, s), to_dict(cfg), fresh=args.fresh, may_differ=VSD_MAY_DIFFER,
@@ -312,9 +310,9 @@ def _device():
 
 def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
     """Stage 2: DMTet from the NeRF (or ``init_mesh``), SDS on normal renders; writes geometry.glb."""
-    from shapegen.io import atomic_path
     from renderers.preview import save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd_mesh import GeometrySystem, nerf_level_function
 
     g = cfg.geometry
@@ -343,9 +341,9 @@ def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
 
 def _run_texture(cfg, out: Path, model, resume: bool):
     """Stage 3: VSD texture field on the frozen geometry-stage mesh; writes textured.glb."""
-    from shapegen.io import atomic_path
     from renderers.preview import save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd_mesh import TextureSystem, dmtet_mesh_from_checkpoint
 
     t = cfg.texture
@@ -373,9 +371,9 @@ def _run_texture(cfg, out: Path, model, resume: bool):
 
 def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
     """Stage 1: VSD on NeRF particles (the original ``text-to-3d``)."""
-    from shapegen.io import atomic_path
     from renderers.preview import save_animation, save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd import resolution_at
 
     ckpt_dir = out / "checkpoints"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import numpy as np
+import pytest
 from _kill_resume import kill_when, run, run_ok, step_of
 
 RTOL = 1e-2  # see the module docstring

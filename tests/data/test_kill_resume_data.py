@@ -11,13 +11,19 @@ temporary files (``.NAME.XXXX``) that nothing reads.
 from __future__ import annotations
 
 import json
-import shutil
+import signal
 
 import pytest
 import trimesh
-import signal
-
-from _kill_resume import count_at_least, interrupt_when, kill_when, run, run_ok, torn_kill, visible_files
+from _kill_resume import (
+    count_at_least,
+    interrupt_when,
+    kill_when,
+    run,
+    run_ok,
+    torn_kill,
+    visible_files,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -99,7 +105,7 @@ def test_las_prepare_killed_resumes_with_the_same_files(las_meshes, tmp_path):
     # The index lists the same shapes and sketches (key order follows the order they finished).
     a, b = json.loads((out / "index.json").read_text()), json.loads((ref / "index.json").read_text())
     assert a["settings"] == b["settings"] and a["shapes"] == b["shapes"]
-    key = lambda r: (r["shape"], r["file"])  # noqa: E731
+    key = lambda r: (r["shape"], r["file"])
     assert sorted(a["sketches"], key=key) == sorted(b["sketches"], key=key)
 
 

@@ -12,7 +12,14 @@ import csv
 import signal
 
 import pytest
-from _kill_resume import assert_same_checkpoint, interrupt_when, kill_when, run_ok, step_of, torn_kill
+from _kill_resume import (
+    assert_same_checkpoint,
+    interrupt_when,
+    kill_when,
+    run_ok,
+    step_of,
+    torn_kill,
+)
 from _las_fixtures import TINY_OVERRIDES, las_data  # noqa: F401 (fixture)
 from _msdf_fixtures import write_class_folder
 
@@ -102,7 +109,7 @@ def _las_argv(data, out) -> list[str]:
     return ["train", "--method", "las", "--config", "tiny", "-o", str(out), *(x for o in sets for x in ("--set", o))]
 
 
-def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):  # noqa: F811
+def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "run"
     run_ok(_las_argv(las_data, ref))
     last = out / "checkpoints" / "last.ckpt"
