@@ -85,6 +85,22 @@ def run_ok(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess
     return done
 
 
+def reference(argv: list[str]) -> str:
+    """The uninterrupted run, in this process (saves a Python start-up per test; the command
+    seeds everything it draws, and the test runs on one thread like the subprocesses).
+    Returns its stdout."""
+    import contextlib
+    import io
+
+    from shapegen.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    assert code == 0, buf.getvalue()[-3000:]
+    return buf.getvalue()
+
+
 def kill_when(argv: list[str], ready: Callable[[], bool], timeout: float = 300) -> None:
     """Start ``shapegen ARGV``, SIGKILL it as soon as ``ready()`` holds, and check that it was
     indeed killed part-way (not finished before the kill)."""

@@ -19,6 +19,7 @@ from _kill_resume import (
     count_at_least,
     interrupt_when,
     kill_when,
+    reference,
     run,
     run_ok,
     torn_kill,
@@ -44,7 +45,7 @@ def _procedural_argv(out) -> list[str]:
 
 def test_data_procedural_killed_resumes_with_the_same_files(tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_procedural_argv(ref))
+    reference(_procedural_argv(ref))
     kill_when(_procedural_argv(out), count_at_least(out, "*/*/*.ply", 1))
     assert not (out / "index.csv").exists()
     again = run_ok(_procedural_argv(out))
@@ -88,14 +89,20 @@ def las_meshes(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def las_reference(las_meshes, tmp_path_factory):
+    ref = tmp_path_factory.mktemp("las_ref") / "data"
+    reference(_las_argv(las_meshes, ref))
+    return ref
+
+
 def _las_argv(meshes, out) -> list[str]:
     return ["las", "prepare", str(meshes), "-o", str(out), "--set", "resolution=16", "--set", "sketch_size=32",
             "--set", "views=[1,2]", "--set", "styles=[contour]"]
 
 
-def test_las_prepare_killed_resumes_with_the_same_files(las_meshes, tmp_path):
-    ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_las_argv(las_meshes, ref))
+def test_las_prepare_killed_resumes_with_the_same_files(las_meshes, las_reference, tmp_path):
+    ref, out = las_reference, tmp_path / "run"
     # index.json is rewritten after each finished mesh (volumes and every sketch): the unit of resume.
     kill_when(_las_argv(las_meshes, out), (out / "index.json").is_file)
     again = run_ok(_las_argv(las_meshes, out))
@@ -109,9 +116,8 @@ def test_las_prepare_killed_resumes_with_the_same_files(las_meshes, tmp_path):
     assert sorted(a["sketches"], key=key) == sorted(b["sketches"], key=key)
 
 
-def test_las_prepare_killed_while_writing_leaves_no_partial_file(las_meshes, tmp_path):
-    ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_las_argv(las_meshes, ref))
+def test_las_prepare_killed_while_writing_leaves_no_partial_file(las_meshes, las_reference, tmp_path):
+    ref, out = las_reference, tmp_path / "run"
     torn_kill(_las_argv(las_meshes, out), "numpy.savez_compressed:2")  # the 2nd shape's volumes torn
     assert sorted(p.name for p in (out / "shapes").iterdir() if not p.name.startswith(".")) == ["chair__c0.npz"]
     again = run_ok(_las_argv(las_meshes, out))
@@ -137,13 +143,19 @@ def balls(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def encode_reference(balls, tmp_path_factory):
+    ref = tmp_path_factory.mktemp("msdf_ref") / "out"
+    reference(_encode_argv(balls, ref))
+    return ref
+
+
 def _encode_argv(src, out) -> list[str]:
     return ["msdf", "encode", str(src), "-o", str(out), "--config", "tiny", "--set", "batch_shapes=1"]
 
 
-def test_msdf_encode_folder_killed_resumes_with_the_same_files(balls, tmp_path):
-    ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_encode_argv(balls, ref))
+def test_msdf_encode_folder_killed_resumes_with_the_same_files(balls, encode_reference, tmp_path):
+    ref, out = encode_reference, tmp_path / "run"
     kill_when(_encode_argv(balls, out), count_at_least(out, "*.msdf.npz", 1))
     again = run_ok(_encode_argv(balls, out))
     skipped = int(again.stdout.split("skipped ")[1].split(" ")[0])
@@ -151,9 +163,8 @@ def test_msdf_encode_folder_killed_resumes_with_the_same_files(balls, tmp_path):
     _same_outputs(out, ref)
 
 
-def test_msdf_encode_killed_while_writing_leaves_no_partial_file(balls, tmp_path):
-    ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_encode_argv(balls, ref))
+def test_msdf_encode_killed_while_writing_leaves_no_partial_file(balls, encode_reference, tmp_path):
+    ref, out = encode_reference, tmp_path / "run"
     torn_kill(_encode_argv(balls, out), "numpy.savez:2")
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ball0.msdf.npz"]
     again = run_ok(_encode_argv(balls, out))

@@ -16,6 +16,7 @@ from _kill_resume import (
     assert_same_checkpoint,
     interrupt_when,
     kill_when,
+    reference,
     run_ok,
     step_of,
     torn_kill,
@@ -38,7 +39,7 @@ def _msdf_argv(root, out, steps: int = 24) -> list[str]:
 def msdf_reference(tmp_path_factory):
     root = write_class_folder(tmp_path_factory.mktemp("msdf_data"), per_class=2)
     out = tmp_path_factory.mktemp("msdf_ref")
-    run_ok(_msdf_argv(root, out))
+    reference(_msdf_argv(root, out))
     return root, out
 
 
@@ -76,7 +77,7 @@ def test_train_msdf_killed_while_saving_keeps_previous_checkpoint(msdf_reference
 def test_train_other_config_is_one_line_error_naming_fresh(msdf_reference, tmp_path):
     root, _ = msdf_reference
     out = tmp_path / "run"
-    run_ok(_msdf_argv(root, out, steps=2))
+    reference(_msdf_argv(root, out, steps=2))
     from _kill_resume import run
 
     other = run([*_msdf_argv(root, out, steps=4), "--set", "model.width=16"])
@@ -111,7 +112,7 @@ def _las_argv(data, out) -> list[str]:
 
 def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "run"
-    run_ok(_las_argv(las_data, ref))
+    reference(_las_argv(las_data, ref))
     last = out / "checkpoints" / "last.ckpt"
     kill_when(_las_argv(las_data, out), lambda: step_of(last) >= 2 if last.is_file() else False)
     killed_at = step_of(last)
@@ -126,10 +127,10 @@ def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):
 @pytest.fixture(scope="module")
 def room_reference(tmp_path_factory):
     room = tmp_path_factory.mktemp("room") / "room"
-    run_ok(["room", "synth", "-o", str(room), "--set", "num_views=2", "--set", "width=12", "--set", "height=10",
+    reference(["room", "synth", "-o", str(room), "--set", "num_views=2", "--set", "width=12", "--set", "height=10",
             "--set", "max_steps=64"])
     ref = tmp_path_factory.mktemp("rec_ref") / "rec.glb"
-    run_ok(_recon_argv(room, ref))
+    reference(_recon_argv(room, ref))
     return room, ref
 
 
