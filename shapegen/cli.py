@@ -3,7 +3,9 @@
 Every subcommand is one entry of :data:`shapegen.commands.COMMANDS`: positional arguments for
 its inputs and outputs, and a typed dataclass config for everything else, set from
 ``--config FILE`` (a YAML preset) and repeatable ``--set key=value`` overrides. Problems the
-user can fix print one line (``error: ...``) and exit with status 2.
+user can fix print one line (``error: ...``) and exit with status 2. Ctrl-C prints one line
+saying how to resume and exits with status 130; long-running commands resume when run again
+with the same output folder (``--fresh`` starts over).
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; re-run the command to start again (work that saves checkpoints resumes)", file=sys.stderr)
+        # One line: Ctrl-C is the user's choice, not a failure worth a traceback.
+        print("interrupted; run the same command again to resume from the last checkpoint or the outputs already "
+              "written (--fresh starts over)", file=sys.stderr)
         return 130
     return 0
 

@@ -7,8 +7,9 @@ metres) with ``renders/geometry_*.png``, ``history_geometry.json`` and
 ``checkpoints/geometry/last.ckpt``; ``renders/texture_*.png``, ``history_texture.json`` and
 ``checkpoints/texture/last.ckpt``; ``avatar.glb`` (armature, skin, morph targets, UV atlas and
 PBR textures, metres, +Y up, facing +Z); ``rest.png`` (front view at rest) and, with
-``--preview``, ``poses.png`` (rest, wave, step). ``--resume`` continues each stage that has a
-checkpoint. Bad input is refused before anything is written.
+``--preview``, ``poses.png`` (rest, wave, step). A stage with a checkpoint in ``OUT_DIR``
+continues from it; ``--fresh`` starts over (``--resume``, the old flag, is the default now).
+Bad input is refused before anything is written.
 
 Heavy imports happen inside ``run`` so that ``shapegen --help`` stays fast.
 """
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 from shapegen.commands.base import Command
+from shapegen.commands.text_to_3d import VSD_MAY_DIFFER
 from shapegen.errors import ShapegenError
 from shapegen.methods.avatar import RigConfig
 
@@ -82,7 +84,8 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--resume", action="store_true", help="continue each stage from its checkpoint in OUT_DIR/checkpoints/")
+    p.add_argument("--fresh", action="store_true", help="start over instead of continuing each stage from its checkpoint in OUT_DIR/checkpoints/")
+    p.add_argument("--resume", action="store_true", help="accepted for old command lines; continuing from the checkpoints is the default now")
     p.add_argument("--preview", action="store_true", help="also render poses.png (rest, wave, step)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -127,18 +130,18 @@ def _check_output(out: Path) -> None:
         raise ShapegenError(f"cannot write into {probe}: permission denied; choose another -o folder")
 
 
-def _check_resumable(cfg, ckpt: Path) -> None:
-    """Refuse to resume a run whose body or world frame differs from the checkpoint's."""
-    from shapegen.checkpoints import load_checkpoint
+AVATAR_MAY_DIFFER = tuple(f"vsd.{p}" for p in VSD_MAY_DIFFER) + ("rest_resolution",)
+"""Settings a resumed avatar run may change: run lengths, cadence, exports, the rest render's size."""
+
+
+def _resume(cfg, ckpt: Path, fresh: bool) -> bool:
+    """The shared resume rule for one avatar stage; a body, frame or prompt that differs from the
+    checkpoint's is a one-line error naming --fresh."""
+    from shapegen.checkpoints import resume_from
     from shapegen.config import to_dict
 
-    saved = load_checkpoint(ckpt).get("hyper_parameters", {}).get("avatar")
-    if saved is None:
-        raise ShapegenError(f"{ckpt} is not an avatar checkpoint (made by text-to-3d?); use another -o folder")
-    for key in ("body", "body_extent"):
-        now = to_dict(cfg)[key]
-        if saved.get(key) != now:
-            raise ShapegenError(f"--resume: the checkpoint was made with {key}={saved.get(key)}, not {now}; pass the same --body-params/--set")
+    return resume_from(ckpt, to_dict(cfg), fresh=fresh, may_differ=AVATAR_MAY_DIFFER,
+                       saved_config=lambda c: c.get("hyper_parameters", {}).get("avatar")) is not None
 
 
 def _progress(stage: str, steps: int, enabled: bool):
@@ -178,6 +181,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     from shapegen.geometry.export_rigged import export_rigged_glb
     from shapegen.geometry.mesh import Mesh
     from shapegen.geometry.rigging import linear_blend_skinning
+    from shapegen.io import atomic_path
     from shapegen.methods.avatar import POSES, pose_rotations
     from shapegen.methods.text_avatar import AvatarGeometrySystem, AvatarTextureSystem, rig_avatar
     from shapegen.methods.vsd_mesh import _orbit_camera, dmtet_mesh_from_checkpoint
@@ -192,11 +196,12 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     out = Path(args.output)
     _check_output(out)
     geo_ckpt, tex_ckpt = stage_checkpoint(out, "geometry"), stage_checkpoint(out, "texture")
-    if args.resume and not geo_ckpt.is_file():
-        raise ShapegenError(f"--resume: no checkpoint at {geo_ckpt}; run without --resume to start")
-    resume_geo, resume_tex = args.resume, args.resume and tex_ckpt.is_file()
-    if args.resume:
-        _check_resumable(cfg, geo_ckpt)
+    if args.fresh and args.resume:
+        raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
+    # The texture stage starts from the geometry stage's final mesh: a fresh geometry stage
+    # means a fresh texture stage.
+    resume_geo = _resume(cfg, geo_ckpt, args.fresh)
+    resume_tex = resume_geo and _resume(cfg, tex_ckpt, args.fresh)
 
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
     if not getattr(args, "verbose", False):
@@ -227,10 +232,11 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_geo(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 10.0, g.resolution).numpy())
 
-    fit_stage(geo, g.steps, geo_ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)], resume_geo)
+    fit_stage(geo, g.steps, geo_ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)], resume_geo, vcfg.seed)
     surface = geo.extract_mesh()
     export_mesh(Mesh(body.frame.to_body(surface.vertices), surface.faces), out / "geometry.glb")
-    (out / "history_geometry.json").write_text(json.dumps(geo.history))
+    with atomic_path(out / "history_geometry.json") as tmp:  # a kill never leaves half a file
+        tmp.write_text(json.dumps(geo.history))
     del geo
     seconds = {"geometry": lap()}
 
@@ -244,8 +250,9 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_tex(m, step):
         save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 10.0, t.resolution).numpy())
 
-    fit_stage(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex)
-    (out / "history_texture.json").write_text(json.dumps(tex.history))
+    fit_stage(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex, vcfg.seed)
+    with atomic_path(out / "history_texture.json") as tmp:  # a kill never leaves half a file
+        tmp.write_text(json.dumps(tex.history))
     seconds["texture"] = lap()
 
     surface = Mesh(tex.mesh_vertices.cpu(), tex.mesh_faces.cpu())

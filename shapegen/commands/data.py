@@ -34,6 +34,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", metavar="SPEC", help="splits and fractions, e.g. train=0.8,val=0.1,test=0.1")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (0: one per CPU core)")
     p.add_argument("--preview", metavar="PNG", help="also write a preview sheet (a few shapes per class) to this PNG")
+    p.add_argument("--fresh", action="store_true", help="write every mesh again instead of keeping those already in the folder")
 
 
 def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
@@ -46,7 +47,7 @@ def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
             setattr(cfg, name, getattr(args, name))
     if args.preview is not None and not args.preview.lower().endswith(".png"):
         raise ShapegenError(f"the preview sheet is a PNG: give --preview a path ending in .png instead of '{args.preview}'")
-    summary = write_procedural_set(cfg, args.output)
+    summary = write_procedural_set(cfg, args.output, fresh=args.fresh)
     splits = ", ".join(f"{k} {v}" for k, v in summary.per_split.items())
     print(
         f"wrote {summary.written} meshes ({summary.skipped} already there) of {len(cfg.classes)} classes "

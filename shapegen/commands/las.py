@@ -25,14 +25,16 @@ def _las_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="data folder to write (resumable)")
     p.add_argument("--category", help="category of every mesh (default: sub-folder name)")
     p.add_argument("--workers", type=int, default=1, help="meshes prepared at once in separate processes (same result as 1)")
+    p.add_argument("--fresh", action="store_true", help="prepare every mesh again instead of reusing the data already in OUTPUT")
 
 
 def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
-    from shapegen.data.las_prepare import prepare_dataset
+    from shapegen.data.las_prepare import check_resumable, prepare_dataset
 
     if args.category:
         cfg.category = args.category
-    report = prepare_dataset(args.mesh_dir, args.output, cfg, workers=args.workers)
+    check_resumable(args.output, cfg, args.fresh)
+    report = prepare_dataset(args.mesh_dir, args.output, cfg, workers=args.workers, fresh=args.fresh)
     print(f"prepared {len(report.prepared)}, reused {len(report.reused)}, skipped {len(report.skipped)} meshes in {args.output}")
     for name, why in report.skipped.items():
         print(f"  skipped {name}: {why}")

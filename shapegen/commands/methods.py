@@ -48,13 +48,17 @@ def _require(system, name: str, *attrs: str):
 
 
 # -------------------------------------------------------------------------------------- train
+TRAIN_MAY_DIFFER = ("train.max_steps", "train.checkpoint_every", "train.log_every", "train.preview_every",
+                    "train.accelerator", "train.init_from", "data.root", "data.num_workers")
+"""Settings a resumed ``train`` run may change: how long it runs, how often it logs, where the data is."""
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
     p.add_argument("-o", "--output", help="run folder for checkpoints, loss plot and previews (default: runs/METHOD)")
     p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/METHOD/, e.g. tiny)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set data.root=data/msdf")
-    p.add_argument("--fresh", action="store_true", help="ignore OUTPUT/checkpoints/last.ckpt instead of resuming from it")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming from OUTPUT/checkpoints/last.ckpt")
     p.add_argument("--stage", help="train one stage of a multi-stage method (las: occupancy, sdf or both; same as "
                    "--set train.stage=...); a checkpoint of another stage in OUTPUT is loaded, not resumed, and keeps its weights")
 
@@ -107,6 +111,14 @@ def _callbacks(out: Path, every: int, preview_every: int):
             if every and trainer.global_step % every == 0:
                 self.flush()
 
+        # The history travels in the checkpoint, so a resumed run's plot starts at step 1, not
+        # at the resumed step (loss.csv is only flushed every ``every`` steps).
+        def state_dict(self) -> dict:
+            return {"steps": list(self.steps), "losses": list(self.losses)}
+
+        def load_state_dict(self, state_dict: dict) -> None:
+            self.steps, self.losses = list(state_dict["steps"]), list(state_dict["losses"])
+
         def flush(self) -> None:
             if not self.steps:
                 return
@@ -145,10 +157,9 @@ def _callbacks(out: Path, every: int, preview_every: int):
 
 def _train(args: argparse.Namespace, _config) -> None:
     import pytorch_lightning as pl
-
-    from shapegen.checkpoints import SafeCheckpointIO
     from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit, resume_from
     from shapegen.config import load_config, resolve_preset, save_config
 
     system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
@@ -161,13 +172,15 @@ def _train(args: argparse.Namespace, _config) -> None:
     cfg = load_config(system.CONFIG, path, overrides)
     out = Path(args.output or f"runs/{args.method}")
     last = out / "checkpoints" / "last.ckpt"
-    resume = str(last) if last.is_file() and not args.fresh else None
-    if resume and hasattr(system, "resumable") and not system.resumable(cfg, last):
+    other_stage = last.is_file() and not args.fresh and hasattr(system, "resumable") and not system.resumable(cfg, last)
+    if other_stage:
         # Another stage wrote this checkpoint: start this stage from its weights, keep the rest.
         print(f"{last} was trained with another stage; training stage '{cfg.train.stage}' from its weights")
-        cfg.train.init_from, resume = str(last), None
+        cfg.train.init_from = str(last)
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model, datamodule = system.for_training(cfg)
+    # Compared with what this run would save (after for_training filled in what the data decides).
+    resume = None if other_stage else resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=TRAIN_MAY_DIFFER)
     out.mkdir(parents=True, exist_ok=True)
     save_config(model.config, out / "config.yaml")
     tc = cfg.train
@@ -176,12 +189,10 @@ def _train(args: argparse.Namespace, _config) -> None:
     trainer = pl.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true",
         gradient_clip_val=tc.grad_clip or None, log_every_n_steps=max(1, tc.log_every), logger=False,
-        callbacks=[checkpoint, *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
+        callbacks=[checkpoint, RNGCheckpoint(tc.seed), *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
         default_root_dir=out, enable_model_summary=False, plugins=[SafeCheckpointIO()],
     )
-    if resume:
-        print(f"resuming from {resume} (pass --fresh to start over)")
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    fit(trainer, model, datamodule=datamodule, ckpt_path=resume)
     trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
     print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
 

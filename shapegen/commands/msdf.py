@@ -52,6 +52,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     enc.add_argument("--n", type=int, help="number of grids (same as --set n=N)")
     enc.add_argument("--k", type=int, help="grid side (same as --set k=K)")
     enc.add_argument("--steps", type=int, help="fine-tuning steps (same as --set steps=S)")
+    enc.add_argument("--fresh", action="store_true", help="convert every mesh again instead of skipping existing outputs")
     _add_config_flags(enc, "msdf_convert")
     enc.set_defaults(_msdf_run=_encode)
     dec = sub.add_parser("decode", help="extract a mesh from a .msdf.npz file",
@@ -69,6 +70,23 @@ def _run(args: argparse.Namespace, _config: None) -> None:
 
 
 # ------------------------------------------------------------------------------------ encode
+def _check_existing(out_dir: Path, n: int, k: int, only: Path | None = None) -> None:
+    """Resuming keeps existing outputs: refuse when they were made with another ``n`` or ``k``
+    (the one setting a file records), so a folder never mixes two kinds of M-SDF."""
+    from shapegen.data.msdf_dataset import read_msdf_file
+    from shapegen.fields.mosaic_sdf_fit import MSDF_SUFFIX
+
+    if only is not None:
+        candidates = [only] if only.is_file() else []
+    else:
+        candidates = sorted(p for p in out_dir.rglob(f"*{MSDF_SUFFIX}") if not p.name.startswith(".")) if out_dir.is_dir() else []
+    for path in candidates[:1]:
+        tensor, old_k = read_msdf_file(path)
+        if (tensor.shape[0], old_k) != (n, k):
+            raise ShapegenError(f"{path} was made with n={tensor.shape[0]}, k={old_k}, not n={n}, k={k}; "
+                                "pass --fresh to convert every mesh again, or use the settings it was made with")
+
+
 def _encode(args: argparse.Namespace) -> None:
     from shapegen.config import load_config, resolve_preset
     from shapegen.fields.mosaic_sdf_fit import (
@@ -97,7 +115,9 @@ def _encode(args: argparse.Namespace) -> None:
             raise ShapegenError(f"output '{out.name}' must end in {MSDF_SUFFIX}")
         inputs, root, out_dir = [src], None, out.parent
     outputs = None if src.is_dir() else [out]
-    report = convert_folder(inputs, out_dir, cfg, root=root, progress=True, outputs=outputs)
+    if not args.fresh:
+        _check_existing(out if src.is_dir() else out.parent, cfg.n, cfg.k, None if src.is_dir() else out)
+    report = convert_folder(inputs, out_dir, cfg, root=root, progress=True, outputs=outputs, overwrite=args.fresh)
     for result, written in zip(report.results, report.written):
         st = result.stats
         print(f"wrote {written} (n={cfg.n}, k={cfg.k}; {st.total_seconds:.1f} s: signed distance {st.sdf_seconds:.1f} s, "

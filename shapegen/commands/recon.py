@@ -34,13 +34,18 @@ def _room(args: argparse.Namespace, cfg: RoomSynthConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------- reconstruct
+RECON_MAY_DIFFER = ("train.max_steps", "train.checkpoint_every", "train.preview_every", "train.preview_resolution",
+                    "train.mesh_resolution", "train.render_chunk", "train.accelerator", "scene.path")
+"""Settings a resumed ``reconstruct`` may change: run length, previews, the final mesh's resolution, the device, where the scene folder is."""
+
 def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", help="scene folder: MonoSDF layout (cameras.npz, *_rgb.png, priors) or an RGB-D sequence (camera-intrinsics.txt, frames/)")
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb recommended, .gltf, .obj, .ply), world frame")
     p.add_argument("--preset", default="fast", help="preset under configs/occsdf/ (tiny, fast, paper, default) or a YAML file (default: fast)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set train.max_steps=2000 or --set loss.occupancy=false")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt if it exists")
+    p.add_argument("--fresh", action="store_true", help="start over instead of resuming from RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument("--resume", action="store_true", help="accepted for old command lines; resuming is the default now")
     p.add_argument("--run-dir", help="checkpoints, previews and config (default: OUTPUT without suffix + '.run')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -48,6 +53,7 @@ def _reconstruct_args(p: argparse.ArgumentParser) -> None:
 def _reconstruct(args: argparse.Namespace, _config) -> None:
     import torch
 
+    from shapegen.checkpoints import resume_from
     from shapegen.config import save_config
     from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
     from shapegen.io import check_output_path
@@ -61,15 +67,14 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
     scene = read_scene(args.scene, cfg.scene)  # all input errors surface before anything is written
     run_dir = Path(args.run_dir) if args.run_dir else out.with_suffix(".run")
     last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file() and not args.resume:
-        raise ShapegenError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
-    if args.resume and not last.is_file():
-        print(f"note: no checkpoint in {run_dir}; starting a new run")
+    if args.fresh and args.resume:
+        raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
     model = build_for_scene(cfg, scene)
+    resume = resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=RECON_MAY_DIFFER) is not None
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(model.config, run_dir / "config.yaml")
     torch.manual_seed(cfg.train.seed)
-    fit(model, run_dir, resume=args.resume, progress=not args.no_progress)
+    fit(model, run_dir, resume=resume, progress=not args.no_progress)
     mesh = model.extract_world_mesh(progress=not args.no_progress)
     if mesh.num_faces == 0:
         raise ShapegenError("the SDF has no zero level set inside the scene box; train longer or check the priors")

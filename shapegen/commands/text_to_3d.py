@@ -5,7 +5,8 @@ NeRF; the default, as before), ``geometry`` (DMTet from the NeRF, SDS on normal 
 ``texture`` (VSD on a texture field over the frozen mesh). A stage that is not listed but
 needed by a listed one must have finished in ``OUT_DIR`` before (its checkpoint is read);
 ``--init-mesh MESH`` starts the geometry stage from any mesh's SDF instead of a NeRF.
-``--resume`` continues every listed stage that has a checkpoint and starts the others.
+Every listed stage that has a checkpoint in ``OUT_DIR`` continues from it (the others start);
+``--fresh`` starts every listed stage over (``--resume``, the old flag, is the default now).
 
 Writes into ``-o OUT_DIR``: ``config.yaml`` (the resolved config); NeRF stage: ``model.glb``
 (one ``particle_K.glb`` per particle when K > 1; mesh of the density field with albedo vertex
@@ -31,6 +32,9 @@ from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
 
 PRESETS = ("tiny", "fast", "paper", "default")
+VSD_MAY_DIFFER = ("steps", "*.steps", "checkpoint_every", "*.checkpoint_every", "render_every", "*.render_every",
+                  "export.*", "*.turntable_frames", "requires_gpu", "allow_download")
+"""Settings a resumed stage may change: run lengths, checkpoint and render cadence, exports."""
 STAGES = ("nerf", "geometry", "texture")
 """ProlificDreamer's stages, in order."""
 
@@ -85,7 +89,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="override one config value (repeatable), e.g. --set steps=100")
     p.add_argument("--particles", type=int, help="number of particles K sharing the LoRA model")
     p.add_argument("--seed", type=int, help="random seed")
-    p.add_argument("--resume", action="store_true", help="continue each listed stage from its checkpoint in OUT_DIR/checkpoints/ (stages without one start)")
+    p.add_argument("--fresh", action="store_true", help="start every listed stage over instead of continuing from its checkpoint in OUT_DIR/checkpoints/")
+    p.add_argument("--resume", action="store_true", help="accepted for old command lines; continuing each listed stage from its checkpoint is the default now")
     p.add_argument("--init-mesh", metavar="MESH", help="start the geometry stage from this mesh's SDF instead of the NeRF (e.g. a Mosaic-SDF or LAS result); needs --stages geometry[,texture]")
     p.add_argument("--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)")
     p.set_defaults(config="default")
@@ -165,10 +170,8 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     apply_prior_args(cfg, args)
     out = Path(args.output)
     stages = parse_stages(args.stages)
-    resumable = [s for s in stages if stage_checkpoint(out, s).is_file()]
-    if args.resume and not resumable:
-        where = stage_checkpoint(out, stages[0])
-        raise ShapegenError(f"--resume: no checkpoint at {where}; run without --resume to start")
+    if args.fresh and args.resume:
+        raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
     init_mesh = None
     if args.init_mesh:
         if stages[0] != "geometry":
@@ -192,7 +195,7 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         done, total = _finished_step(path)
         if done < total:
             raise ShapegenError(
-                f"the {before} stage in {out} stopped at step {done} of {total}; finish it with --stages {before} --resume"
+                f"the {before} stage in {out} stopped at step {done} of {total}; finish it with --stages {before}"
             )
     for a, b in itertools.pairwise(stages):
         if STAGES.index(b) != STAGES.index(a) + 1:
@@ -210,9 +213,14 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     if not getattr(args, "verbose", False):  # Lightning logs at INFO through its own handler
         for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    from shapegen.config import save_config
+    from shapegen.checkpoints import resume_from
+    from shapegen.config import save_config, to_dict
     from shapegen.methods.vsd import VSDSystem
 
+    # Every listed stage's checkpoint is checked (and a mismatch refused) before any work.
+    resume = {s: resume_from(stage_checkpoint(out, s), to_dict(cfg), fresh=args.fresh, may_differ=VSD_MAY_DIFFER,
+                             saved_config=lambda ckpt: ckpt.get("hyper_parameters", {}).get("config")) is not None
+              for s in stages}
     # Build the first system (this loads the prior and fails on an unknown model) before
     # anything is written, so a bad --model leaves no output folder behind.
     if stages[0] == "nerf":
@@ -226,7 +234,6 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     except OSError as exc:
         raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
     save_config(cfg, out / "config.yaml")
-    resume = {s: args.resume and s in resumable for s in stages}
     for stage in stages:
         if stage == "geometry":
             model = _run_geometry(cfg, out, model, resume[stage], init_mesh)
@@ -237,15 +244,19 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         model = None
 
 
-def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume: bool) -> None:
+def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume: bool, seed: int | None = None) -> None:
     """Train one stage with Lightning: ``last.ckpt`` beside ``ckpt`` every ``every`` steps, resume
     from ``ckpt`` if asked, save the final step to ``ckpt`` (also when ``steps`` is not a multiple of
-    ``every``) and leave the model in eval mode."""
+    ``every``) and leave the model in eval mode. ``seed`` seeds the global generators first (the
+    noise and timesteps of score distillation come from them; torch seeds itself randomly at
+    start-up), so a run is reproducible; a resumed run gets them back from the checkpoint."""
     import pytorch_lightning as pl
-
-    from shapegen.checkpoints import SafeCheckpointIO
     from pytorch_lightning.callbacks import ModelCheckpoint
 
+    from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit
+
+    if seed is not None:
+        pl.seed_everything(seed, workers=True, verbose=False)
     trainer = pl.Trainer(
         max_steps=steps,
         accelerator="auto",
@@ -255,9 +266,10 @@ def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         plugins=[SafeCheckpointIO()],
-        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), *callbacks],
+        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True),
+                   RNGCheckpoint(seed), *callbacks],
     )
-    trainer.fit(model, ckpt_path=str(ckpt) if resume else None)
+    fit(trainer, model, ckpt_path=ckpt if resume else None)
     trainer.save_checkpoint(ckpt, weights_only=False)  # the full state, so a later run can resume it
     model.eval()
 
@@ -300,6 +312,7 @@ def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
     """Stage 2: DMTet from the NeRF (or ``init_mesh``), SDS on normal renders; writes geometry.glb."""
     from renderers.preview import save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd_mesh import GeometrySystem, nerf_level_function
 
     g = cfg.geometry
@@ -318,10 +331,11 @@ def _run_geometry(cfg, out: Path, model, resume: bool, init_mesh=None):
     def render(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 15.0, g.resolution).numpy())
 
-    fit_stage(model, g.steps, ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render)], resume)
+    fit_stage(model, g.steps, ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render)], resume, cfg.seed)
     mesh = model.extract_mesh()
     path = export_mesh(mesh, out / "geometry.glb")
-    (out / "history_geometry.json").write_text(json.dumps(model.history))
+    with atomic_path(out / "history_geometry.json") as tmp:  # a kill never leaves half a file
+        tmp.write_text(json.dumps(model.history))
     print(f"wrote {path} ({mesh.num_faces} faces) and normal renders in {out / 'renders'}")
 
 
@@ -329,6 +343,7 @@ def _run_texture(cfg, out: Path, model, resume: bool):
     """Stage 3: VSD texture field on the frozen geometry-stage mesh; writes textured.glb."""
     from renderers.preview import save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd_mesh import TextureSystem, dmtet_mesh_from_checkpoint
 
     t = cfg.texture
@@ -345,11 +360,12 @@ def _run_texture(cfg, out: Path, model, resume: bool):
     def render(m, step):
         save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 15.0, t.resolution).numpy())
 
-    fit_stage(model, t.steps, ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render)], resume)
+    fit_stage(model, t.steps, ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render)], resume, cfg.seed)
     path = export_mesh(model.textured_mesh(), out / "textured.glb")
     frames = [model.render_view(360.0 * i / t.turntable_frames, 15.0, t.resolution).numpy() for i in range(t.turntable_frames)]
     video = _save_video(frames, out / "turntable_textured")
-    (out / "history_texture.json").write_text(json.dumps(model.history))
+    with atomic_path(out / "history_texture.json") as tmp:  # a kill never leaves half a file
+        tmp.write_text(json.dumps(model.history))
     print(f"wrote {path}, {video} and renders in {out / 'renders'}")
 
 
@@ -357,6 +373,7 @@ def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
     """Stage 1: VSD on NeRF particles (the original ``text-to-3d``)."""
     from renderers.preview import save_animation, save_image
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import atomic_path
     from shapegen.methods.vsd import resolution_at
 
     ckpt_dir = out / "checkpoints"
@@ -367,7 +384,7 @@ def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
         for k in range(cfg.particles):
             save_image(out / "renders" / f"step{step:06d}_p{k}.png", m.render_view(k, 30.0, 15.0, side).numpy())
 
-    fit_stage(model, cfg.steps, last, cfg.export.checkpoint_every, [_render_callback(cfg.export.render_every, cfg.steps, render)], resume)
+    fit_stage(model, cfg.steps, last, cfg.export.checkpoint_every, [_render_callback(cfg.export.render_every, cfg.steps, render)], resume, cfg.seed)
     written = []
     for k in range(cfg.particles):
         stem = "model" if cfg.particles == 1 else f"particle_{k}"
@@ -388,7 +405,8 @@ def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
         except ValueError as exc:  # renderers cannot raise ShapegenError (one-way imports)
             raise ShapegenError(str(exc)) from exc
         written.append(video)
-    (out / "history.json").write_text(json.dumps(model.history))
+    with atomic_path(out / "history.json") as tmp:  # a kill never leaves half a file
+        tmp.write_text(json.dumps(model.history))
     plot_losses(model.history, out / "losses.png")
     print(f"wrote {', '.join(str(p) for p in written)}, {out / 'losses.png'} and renders in {out / 'renders'}")
 

@@ -159,8 +159,23 @@ def _prepare_one(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
         return None, str(exc)
 
 
+def check_resumable(out_dir: str | os.PathLike, cfg: LASPrepareConfig, fresh: bool = False) -> None:
+    """The command line's resume rule for a data folder: one made with other settings is refused
+    (``--fresh`` prepares everything again), so a run never silently discards finished meshes."""
+    index_path = Path(out_dir) / "index.json"
+    if fresh or not index_path.is_file():
+        return
+    old = json.loads(index_path.read_text()).get("settings", {})
+    now = _settings(cfg)
+    diff = sorted(k for k in old.keys() | now.keys() if old.get(k) != now.get(k))
+    if diff:
+        shown = ", ".join(f"{k}={old.get(k)!r} (now {now.get(k)!r})" for k in diff[:3])
+        raise ShapegenError(f"{out_dir} was prepared with other settings: {shown}; "
+                            "pass --fresh to prepare every mesh again, or use the settings it was made with")
+
+
 def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: LASPrepareConfig, progress: bool = True,
-                    workers: int = 1) -> PrepareReport:
+                    workers: int = 1, fresh: bool = False) -> PrepareReport:
     """Prepare every mesh under ``mesh_dir`` (recursively) into ``out_dir`` (see the module doc).
 
     Args:
@@ -170,6 +185,8 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         progress: show a progress bar.
         workers: processes preparing meshes at once (one torch thread each); the result is the same
             as with one, ``index.json`` included.
+        fresh: prepare every mesh again instead of reusing what ``out_dir`` holds (it is also
+            prepared again when ``index.json`` records other settings).
 
     Raises:
         ShapegenError: if ``mesh_dir`` is missing or holds no mesh files, or ``workers`` < 1.
@@ -195,7 +212,7 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     (out / "shapes").mkdir(parents=True, exist_ok=True)
     index_path = out / "index.json"
     old = json.loads(index_path.read_text()) if index_path.is_file() else {}
-    same = old.get("settings") == _settings(cfg)
+    same = not fresh and old.get("settings") == _settings(cfg)
     shapes: dict[str, dict] = old.get("shapes", {}) if same else {}
     sketches: list[dict] = [r for r in old.get("sketches", []) if r["shape"] in shapes] if same else []
     report = PrepareReport()

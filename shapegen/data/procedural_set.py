@@ -181,17 +181,19 @@ def _check_resume(out: Path, cfg: ProceduralConfig) -> None:
         if key in old and old[key] != getattr(cfg, key):
             raise ShapegenError(
                 f"{out} holds a set made with {key}={old[key]!r}, not {getattr(cfg, key)!r}; "
-                "use the same settings to resume it, or another output folder"
+                "use the same settings to resume it, pass --fresh to start over, or choose another output folder"
             )
 
 
-def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progress: bool = True) -> SetSummary:
+def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progress: bool = True,
+                         fresh: bool = False) -> SetSummary:
     """Generate the set described by ``cfg`` into folder ``out`` (resuming what exists).
 
     Args:
         cfg: the settings.
         out: output folder (created if needed).
         progress: show a tqdm progress bar.
+        fresh: write every mesh again (overwriting) instead of keeping those already there.
 
     Returns:
         A :class:`SetSummary`.
@@ -210,7 +212,8 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     splits = _check_config(cfg)
     out = Path(out)
     check_output_path(out / "index.csv")
-    _check_resume(out, cfg)
+    if not fresh:
+        _check_resume(out, cfg)
     save_config(cfg, out / "procedural.yaml")
 
     rows, todo = [], []
@@ -220,7 +223,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
             rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
             shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
             rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
-            if not (out / rel).is_file():
+            if fresh or not (out / rel).is_file():
                 todo.append((cls, i, rel))
     skipped = len(rows) - len(todo)
     workers = cfg.workers or os.cpu_count() or 1

@@ -388,19 +388,20 @@ def find_meshes(root: Path) -> list[Path]:
 
 def convert_folder(
     inputs: Sequence[Path], out_dir: Path, cfg: MosaicSDFConvertConfig, *, root: Path | None = None, progress: bool = True,
-    outputs: Sequence[Path] | None = None,
+    outputs: Sequence[Path] | None = None, overwrite: bool = False,
 ) -> FolderReport:
     """Convert many meshes in batches of ``cfg.batch_shapes``; resumable and failure-tolerant.
 
     An existing output is skipped (so an interrupted run resumes where it stopped); a shape whose
     preparation fails is logged with its reason and skipped; every file is written atomically.
-    Outputs go to :func:`output_path` (mirroring ``root``), or to ``outputs`` when given.
+    Outputs go to :func:`output_path` (mirroring ``root``), or to ``outputs`` when given;
+    ``overwrite`` converts every mesh again instead of skipping existing outputs.
     """
     report = FolderReport()
     todo = []
     for i, path in enumerate(inputs):
         out = Path(outputs[i]) if outputs is not None else output_path(path, root, out_dir)
-        if out.exists():
+        if out.exists() and not overwrite:
             report.skipped.append(out)
         else:
             todo.append((path, out))

@@ -271,8 +271,12 @@ class LASDiffusion(pl.LightningModule):
                 for name, b in backup.items():
                     params[name].copy_(b)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # After the optimiser step (automatic optimisation): count it, then update the EMA.
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # Right after the optimiser step: update the EMA, then count the step. Not in
+        # on_train_batch_end: Lightning runs callbacks' on_train_batch_end (where ModelCheckpoint
+        # saves) before the module's, so the checkpoint of a step would miss its EMA update and
+        # step count, and a resumed run would drift from an uninterrupted one.
+        super().optimizer_step(*args, **kwargs)
         self.update_ema()
         for s in self.trained_stages():
             self.stage_steps[s] += 1

@@ -309,11 +309,15 @@ class MSDFGenerator(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=b)
         return loss
 
-    @torch.no_grad()
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self.ema is None:
-            return
-        self.update_ema(self.global_step)
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # The EMA moves right after the optimiser step, before any callback sees the step:
+        # Lightning calls callbacks' on_train_batch_end (where ModelCheckpoint saves) before the
+        # module's, so an update there would be missing from the checkpoint of that step and a
+        # resumed run's EMA would differ. global_step counts this step only once this returns.
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:
+            with torch.no_grad():
+                self.update_ema(self.global_step + 1)
 
     def update_ema(self, step: int) -> None:
         """Move the EMA weights towards the current ones (ramped decay, :func:`~shapegen.nn.ema.ramped_decay`)."""

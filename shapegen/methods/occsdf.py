@@ -546,7 +546,8 @@ def fit(
     callbacks. Returns the final checkpoint."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    from shapegen.checkpoints import SafeCheckpointIO
+    from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO
+    from shapegen.checkpoints import fit as fit_trainer
 
     tc = model.config.train
     run_dir = Path(run_dir)
@@ -564,17 +565,17 @@ def fit(
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=max(1, tc.checkpoint_every))
     trainer = pl.Trainer(
         max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true", logger=False,
-        callbacks=[ckpt, Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
+        callbacks=[ckpt, RNGCheckpoint(tc.seed), Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
         enable_progress_bar=progress, num_sanity_val_steps=0, log_every_n_steps=1, plugins=[SafeCheckpointIO()],
     )
     ckpt_path = str(last) if resume and last.is_file() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
     try:
-        trainer.fit(model, ckpt_path=ckpt_path)
+        fit_trainer(trainer, model, ckpt_path=ckpt_path)
     except RuntimeError as exc:
         if ckpt_path and ("state_dict" in str(exc) or "size mismatch" in str(exc)):
-            raise ShapegenError(f"{last} was written with another configuration; use the same preset or drop --resume") from exc
+            raise ShapegenError(f"{last} was written with another configuration; use the same preset or pass --fresh") from exc
         raise
     trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
     return last

@@ -83,7 +83,7 @@ def test_avatar_glb_round_trip_keeps_skin_morphs_and_textures(avatar):
 
 
 def test_avatar_resumes_from_stage_checkpoints(avatar, capsys):
-    code, out, err = run(capsys, "avatar", "a knight in silver armour", "-o", str(avatar), *FAST, "--set", "vsd.texture.steps=3", "--resume")
+    code, out, err = run(capsys, "avatar", "a knight in silver armour", "-o", str(avatar), *FAST, "--set", "vsd.texture.steps=3")
     assert code == 0, err
     assert len(json.loads((avatar / "history_geometry.json").read_text())) == 2  # finished: not rerun
     history = json.loads((avatar / "history_texture.json").read_text())
@@ -94,7 +94,7 @@ def test_avatar_resumes_from_stage_checkpoints(avatar, capsys):
 def test_avatar_resume_refuses_another_body(avatar, capsys):
     before = (avatar / "avatar.glb").stat().st_mtime_ns
     code, _, err = run(capsys, "avatar", "a knight", "-o", str(avatar), *FAST, "--body-params", "height=1.9", "--resume")
-    assert code == 2 and err.count("\n") == 1 and "body=" in err, err
+    assert code == 2 and err.count("\n") == 1 and "body.height=1.7 (now 1.9)" in err and "--fresh" in err, err
     assert (avatar / "avatar.glb").stat().st_mtime_ns == before
 
 
@@ -105,7 +105,7 @@ def test_avatar_resume_refuses_another_body(avatar, capsys):
         (["--body-params", "size=2"], "unknown key 'size'"),
         (["--body-params", "height=tall"], "must be a number"),
         (["--body-params", "height=9"], "height"),
-        (["--resume"], "no checkpoint"),
+        (["--resume", "--fresh"], "contradict"),
         (["--preset", "paper"], "sized for a GPU"),
     ],
 )

@@ -75,7 +75,7 @@ def test_resume_one_stage_from_its_checkpoint(three_stages, capsys, tmp_path):
     shutil.copytree(three_stages, out)
     before = (out / "geometry.glb").read_bytes()
     code, _, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=3",
-                       "--stages", "texture", "--resume")
+                       "--stages", "texture")  # resuming is the default
     assert code == 0, err
     steps = [int(r["step"]) for r in json.loads((out / "history_texture.json").read_text())]
     assert steps == [0, 1, 2]  # continued from step 2, not restarted

@@ -38,12 +38,15 @@ def test_reconstruct_tiny_then_resume_then_eval(capsys, room, tmp_path):
     assert out.is_file() and (tmp_path / "rec.run" / "checkpoints" / "last.ckpt").is_file()
     assert any((tmp_path / "rec.run" / "previews").glob("*_mesh.png"))
     assert any((tmp_path / "rec.run" / "previews").glob("*_views.png"))
-    # A second run into the same folder needs --resume; with it, training continues.
-    code, _, err = run(capsys, "reconstruct", str(room), "-o", str(out), "--preset", "tiny", "--no-progress")
-    assert code == 2 and "--resume" in err
-    code, _, err = run(capsys, "reconstruct", str(room), "-o", str(out), "--preset", "tiny", "--no-progress", "--resume",
-                       "--set", "train.max_steps=3")
+    # A second run into the same folder resumes (longer: max_steps may change); other settings
+    # are a one-line error naming --fresh.
+    code, _, err = run(capsys, "reconstruct", str(room), "-o", str(out), "--preset", "tiny", "--no-progress",
+                       "--set", "train.lr=0.01")
+    assert code == 2 and err.count("\n") == 1 and "--fresh" in err and "train.lr" in err
+    code, stdout, err = run(capsys, "reconstruct", str(room), "-o", str(out), "--preset", "tiny", "--no-progress",
+                            "--set", "train.max_steps=3")
     assert code == 0, err
+    assert "resuming from" in stdout and "(step 2;" in stdout
     ckpt = torch.load(tmp_path / "rec.run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 3
     code, stdout, err = run(capsys, "eval-recon", str(out), str(room / "gt_mesh.ply"), "--json", "--set", "num_points=2000",
