@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -743,7 +744,7 @@ def bench(P: Params) -> Assembly:
 def _profile_radius(points: Sequence[tuple[float, float]], t: float) -> float:
     """Radius at height fraction ``t`` of a piecewise-smooth profile through ``(t, r)`` points
     (a smoothstep between neighbours, so the wall has no kinks)."""
-    for (t0, r0), (t1, r1) in zip(points[:-1], points[1:]):
+    for (t0, r0), (t1, r1) in pairwise(points):
         if t <= t1 or (t1, r1) == points[-1]:
             u = min(max((t - t0) / max(t1 - t0, 1e-9), 0.0), 1.0)
             return r0 + (r1 - r0) * u * u * (3 - 2 * u)

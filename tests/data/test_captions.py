@@ -7,7 +7,16 @@ import re
 import numpy as np
 import pytest
 
-from shapegen.data.captions import ATTRIBUTES, CLASS_SYNONYMS, NUMBERS, PHRASES, attributes, captions, describe, vocabulary
+from shapegen.data.captions import (
+    ATTRIBUTES,
+    CLASS_SYNONYMS,
+    NUMBERS,
+    PHRASES,
+    attributes,
+    captions,
+    describe,
+    vocabulary,
+)
 from shapegen.data.procedural import CLASSES, generate
 from shapegen.errors import ShapegenError
 
