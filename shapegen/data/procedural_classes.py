@@ -4,7 +4,12 @@ Each generator reads its parameters through a :class:`Params` object, which eith
 from a random generator (recording every value) or replays a recorded dict, so a shape is fully
 described by its JSON-serialisable parameters. Generators return :class:`Assembly` objects in
 metres, shapegen frame (+Y up, floor at y = 0, front +Z: a chair faces +Z, a shelf opens to +Z,
-a mug's handle is on +X, a desk lamp's head leans to +Z).
+a mug's handle is on +X, a desk lamp's head leans to +Z; a sofa's and a bench's back and a bed's
+headboard are at -Z, a sofa's chaise on -X, a vase's handles on +-X).
+
+:data:`GENERATORS` lists the classes in data-set order. The first five (chair, table, shelf,
+lamp, mug) must keep drawing the same parameters in the same order for the same seed: the
+shipped demo models were trained and evaluated on them, and a test pins their parameters.
 
 Thin parts are kept at least ``min_feature`` thick relative to the object's largest dimension
 (:meth:`Params.set_size`), so after normalisation into ``[-1, 1]^3`` no part is thinner than
