@@ -122,6 +122,24 @@ def test_new_classes_follow_the_frame_conventions():
             assert float(d[0]) > 0 and float(d[1]) < 0 and float(d[2]) > 0, (cls, i)
 
 
+def test_revolve_is_the_exact_sdf_of_the_swept_polygon():
+    from shapegen.data.procedural_parts import cone, cylinder, revolve
+
+    pts = torch.rand(5000, 3, generator=torch.Generator().manual_seed(2)) * 4 - 2
+    # A rectangle and a trapezoid touching the axis sweep a cylinder and a frustum; the edge on
+    # the axis is inside the solid, not its surface. Vertex order (orientation) does not matter.
+    assert torch.allclose(revolve([(0, -1), (1, -1), (1, 1), (0, 1)]).sdf(pts), cylinder((0, 0, 0), 1, 1).sdf(pts), atol=1e-5)
+    frustum = cone((0, 0.2, 0), 0.8, 0.3, 0.5).sdf(pts)
+    assert torch.allclose(revolve([(0, -0.3), (0.8, -0.3), (0.3, 0.7), (0, 0.7)]).sdf(pts), frustum, atol=1e-5)
+    assert torch.allclose(revolve([(0, 0.7), (0.3, 0.7), (0.8, -0.3), (0, -0.3)]).sdf(pts), frustum, atol=1e-5)
+    # A ring (polygon away from the axis): a square-section torus, hollow in the middle.
+    ring = revolve([(0.5, -0.1), (0.7, -0.1), (0.7, 0.1), (0.5, 0.1)])
+    d = ring.sdf(torch.tensor([[0.0, 0.0, 0.0], [0.6, 0.0, 0.0], [0.0, 0.0, -0.6], [0.3, 0.0, 0.0]]))
+    assert torch.allclose(d, torch.tensor([0.5, -0.1, -0.1, 0.2]), atol=1e-6)
+    with pytest.raises(ValueError, match="r >= 0"):
+        revolve([(0, 0), (-1, 0), (0, 1)])
+
+
 def test_same_seed_same_shapes_different_seed_different():
     a = to_mesh(generate("chair", 3, seed=7), 32)
     b = to_mesh(generate("chair", 3, seed=7), 32)
