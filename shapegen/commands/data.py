@@ -27,7 +27,7 @@ class DataConfig:
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, attributes.csv)")
     p.add_argument("-o", "--output", required=True, help="output folder (re-running resumes: existing meshes are kept)")
-    p.add_argument("--classes", help="comma-separated classes (default: all ten: chair,table,shelf,lamp,mug,sofa,bed,bench,vase,bowl)")
+    p.add_argument("--classes", help="comma-separated classes (default: all eleven: chair,table,shelf,lamp,mug,sofa,bed,bench,vase,bowl,desk)")
     p.add_argument("--per-class", type=int, metavar="N", help="shapes per class (same as --set procedural.per_class=N)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the set (same as --set procedural.seed=S)")
     p.add_argument("--resolution", type=int, metavar="R", help="marching-cubes resolution (same as --set procedural.resolution=R)")

@@ -186,9 +186,21 @@ def _bowl(p: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _desk(p: Mapping[str, Any]) -> dict[str, str]:
+    drawers = p["drawers"]
+    count = p.get("drawer_count", 0) * (2 if drawers == "both" else 1)
+    return {
+        "drawers": drawers,
+        "count": NUMBERS[count] if count else "",
+        "support": p["support"] if drawers != "both" else "",
+        "panel": "yes" if p["modesty_panel"] else "no",
+        "width": _third(p["width"], 1.2, 1.4, ("compact", "medium", "wide")),
+    }
+
+
 _ATTRIBUTE_FNS: dict[str, Callable[[Mapping[str, Any]], dict[str, str]]] = {
     "chair": _chair, "table": _table, "shelf": _shelf, "lamp": _lamp, "mug": _mug,
-    "sofa": _sofa, "bed": _bed, "bench": _bench, "vase": _vase, "bowl": _bowl,
+    "sofa": _sofa, "bed": _bed, "bench": _bench, "vase": _vase, "bowl": _bowl, "desk": _desk,
 }
 
 _YES, _NO = "yes", "no"
@@ -357,6 +369,19 @@ PHRASES: dict[str, dict[str, dict[str, Phrase]]] = {
         },
         "rim": {_YES: _p((), ("with a rolled rim", "with a thick rim"), "rolled rim"), _NO: SILENT},
     },
+    "desk": {
+        # Sides as seen from the front (+Z): the right is +X.
+        "drawers": {
+            "none": _p((), "without drawers", "no drawers"),
+            "left": _p((), ("with drawers on the left", "with a drawer pedestal on the left"), ("drawers on the left", "left pedestal")),
+            "right": _p((), ("with drawers on the right", "with a drawer pedestal on the right"), ("drawers on the right", "right pedestal")),
+            "both": _p("double-pedestal", "with drawers on both sides", ("drawers on both sides", "two pedestals")),
+        },
+        "count": {w: _p((), f"with {w} drawers", f"{w} drawers") for w in NUMBERS[2:9]},
+        "support": {"legs": _p((), ("on slim legs", "on legs"), "legs"), "panels": _p((), ("with panel sides", "on solid side panels"), ("panel sides", "side panels"))},
+        "panel": {_YES: _p((), ("with a modesty panel", "with a back panel"), "modesty panel"), _NO: SILENT},
+        "width": {"compact": _p(("compact", "small"), (), "compact"), "medium": SILENT, "wide": _p(("wide", "large"), (), "wide")},
+    },
 }
 
 ATTRIBUTES: dict[str, dict[str, tuple[str, ...]]] = {cls: {a: tuple(v) for a, v in table.items()} for cls, table in PHRASES.items()}
@@ -373,6 +398,7 @@ CLASS_NOUNS: dict[str, tuple[str, ...]] = {
     "bench": ("bench",),
     "vase": ("vase",),
     "bowl": ("bowl",),
+    "desk": ("desk",),
 }
 """Per class, nouns any shape of it may be called (the class name first)."""
 
@@ -385,6 +411,7 @@ _SPECIAL_NOUNS: dict[str, list[tuple[dict[str, str], str, tuple[str, ...]]]] = {
     "lamp": [({"kind": "table"}, "table lamp", ("kind",)), ({"kind": "floor"}, "floor lamp", ("kind",)), ({"kind": "desk"}, "desk lamp", ("kind",))],
     "sofa": [({"seats": "two"}, "loveseat", ("seats",)), ({"chaise": "yes"}, "sectional sofa", ("chaise",))],
     "bowl": [({"depth": "shallow"}, "dish", ("depth",))],
+    "desk": [({"drawers": "both"}, "pedestal desk", ("drawers",)), ({"drawers": "none", "support": "legs"}, "writing desk", ())],
 }
 
 CLASS_SYNONYMS: dict[str, tuple[str, ...]] = {

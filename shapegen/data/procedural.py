@@ -1,7 +1,7 @@
 """A procedural shape set: parametric furniture and tableware as analytic SDFs.
 
-Ten classes: chairs (and stools), tables, shelves, lamps, mugs, sofas, beds, benches, vases and
-bowls. The first five (:data:`DEMO_CLASSES`) are what the shipped demo models were trained on;
+Eleven classes: chairs (and stools), tables, shelves, lamps, mugs, sofas, beds, benches, vases,
+bowls and desks. The first five (:data:`DEMO_CLASSES`) are what the shipped demo models were trained on;
 their parameters are drawn exactly as when those models were made.
 
 Every shape is a union of exact primitive SDFs (:mod:`shapegen.data.procedural_parts`) whose
@@ -283,6 +283,7 @@ CLASS_COLORS: dict[str, tuple[float, float, float]] = {
     "bench": (0.7, 0.58, 0.42),
     "vase": (0.85, 0.55, 0.5),
     "bowl": (0.5, 0.72, 0.8),
+    "desk": (0.6, 0.5, 0.4),
 }
 
 

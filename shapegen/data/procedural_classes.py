@@ -5,7 +5,8 @@ from a random generator (recording every value) or replays a recorded dict, so a
 described by its JSON-serialisable parameters. Generators return :class:`Assembly` objects in
 metres, shapegen frame (+Y up, floor at y = 0, front +Z: a chair faces +Z, a shelf opens to +Z,
 a mug's handle is on +X, a desk lamp's head leans to +Z; a sofa's and a bench's back and a bed's
-headboard are at -Z, a sofa's chaise on -X, a vase's handles on +-X).
+headboard are at -Z, a sofa's chaise on -X, a vase's handles on +-X, a desk's drawer handles
+at +Z and its left pedestal (as seen from the front) on -X).
 
 :data:`GENERATORS` lists the classes in data-set order. The first five (chair, table, shelf,
 lamp, mug) must keep drawing the same parameters in the same order for the same seed: the
@@ -862,8 +863,55 @@ def bowl(P: Params) -> Assembly:
     return A
 
 
+# -------------------------------------------------------------------------------------- desk
+def desk(P: Params) -> Assembly:
+    """Desks: a rectangular top on four legs or two side panels; a drawer pedestal on the left
+    (-X), right (+X) or both sides in place of the legs there (drawers shown by their handles at
+    +Z); optional modesty panel at the back (-Z)."""
+    W = P.uniform("width", 1.0, 1.6)
+    D = P.uniform("depth", 0.5, 0.75)
+    H = P.uniform("height", 0.72, 0.78)
+    P.set_size(max(W, D, H))
+    T = P.thick("top_thickness", 0.025, 0.05)
+    support = P.choice("support", ["legs", "panels"], [0.6, 0.4])
+    drawers = P.choice("drawers", ["none", "left", "right", "both"], [0.3, 0.25, 0.25, 0.2])
+    A = Assembly()
+    A.solids.append(box((0, H - T / 2, 0), (W / 2, T / 2, D / 2), rounding=min(0.01, T / 4)))
+    under = H - T
+    t = P.thick("support_thickness", 0.035, 0.06)
+    inset = P.uniform("support_inset", 0.0, 0.05)
+    sides = {-1: drawers in ("left", "both"), 1: drawers in ("right", "both")}
+    if drawers != "none":
+        pw = P.uniform("pedestal_width", 0.35, 0.45)
+        n = P.integer("drawer_count", 2, 4)
+        hr = max(P.tmin / 2, 0.008)  # handle bar radius
+    style = P.choice("leg_style", ["square", "round"]) if support == "legs" else ""
+    for sx, cabinet in sides.items():
+        x_out = sx * (W / 2 - inset)
+        if cabinet:  # a closed box of drawers from the floor to the top, a handle bar per drawer
+            xc = x_out - sx * pw / 2
+            A.solids.append(box((xc, under / 2, 0), (pw / 2, under / 2 + 0.005, D / 2 - inset - 0.01)))
+            for i in range(n):
+                y = under - (i + 0.5) * under / n
+                A.solids.append(capsule((xc - pw * 0.25, y, D / 2 - inset - 0.01 + hr * 0.6), (xc + pw * 0.25, y, D / 2 - inset - 0.01 + hr * 0.6), hr))
+        elif support == "panels":
+            A.solids.append(box((x_out - sx * t / 2, under / 2, 0), (t / 2, under / 2 + 0.005, D / 2 - inset)))
+        else:
+            for sz in (-1, 1):
+                c = (x_out - sx * t / 2, under / 2, sz * (D / 2 - inset - t / 2))
+                if style == "round":
+                    A.solids.append(cylinder(c, t / 2, under / 2 + 0.005))
+                else:
+                    A.solids.append(box(c, (t / 2, under / 2 + 0.005, t / 2)))
+    if P.flag("modesty_panel", 0.45):
+        ph = under * P.uniform("panel_height", 0.3, 0.6)
+        pt = max(t * 0.6, P.tmin)
+        A.solids.append(box((0, under - ph / 2 + 0.005, -D / 2 + inset + pt / 2 + 0.01), (W / 2 - inset - 0.01, ph / 2, pt / 2)))
+    return A
+
+
 GENERATORS: dict[str, Callable[[Params], Assembly]] = {
     "chair": chair, "table": table, "shelf": shelf, "lamp": lamp, "mug": mug,
-    "sofa": sofa, "bed": bed, "bench": bench, "vase": vase, "bowl": bowl,
+    "sofa": sofa, "bed": bed, "bench": bench, "vase": vase, "bowl": bowl, "desk": desk,
 }
 """Class name -> generator, in the order the data set lists classes."""

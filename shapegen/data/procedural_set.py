@@ -37,7 +37,7 @@ from shapegen.errors import ShapegenError
 
 # Literal copies of shapegen.data.procedural's constants (a test keeps them equal): importing
 # that module pulls in torch, and this config is imported by ``shapegen --help``.
-CLASSES = ("chair", "table", "shelf", "lamp", "mug", "sofa", "bed", "bench", "vase", "bowl")
+CLASSES = ("chair", "table", "shelf", "lamp", "mug", "sofa", "bed", "bench", "vase", "bowl", "desk")
 DEFAULT_RESOLUTION = 64
 DEFAULT_EXTENT = 0.9
 
@@ -47,7 +47,7 @@ class ProceduralConfig:
     """Settings of ``shapegen data procedural`` (preset: ``configs/data/procedural.yaml``)."""
 
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
-    """Object classes to generate (chair, table, shelf, lamp, mug, sofa, bed, bench, vase, bowl)."""
+    """Object classes to generate (chair, table, shelf, lamp, mug, sofa, bed, bench, vase, bowl, desk)."""
     per_class: int = 200
     """Shapes per class (indices 0 .. per_class - 1)."""
     seed: int = 0

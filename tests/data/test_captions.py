@@ -71,6 +71,10 @@ def test_attributes_are_the_drawn_parameters():
     for shape in SHAPES["bowl"]:
         p, a = shape.params, attributes("bowl", shape.params)
         assert a["foot"] == p["foot"] and a["profile"] == p["profile"] and a["rim"] == ("yes" if p["rim"] else "no")
+    for shape in SHAPES["desk"]:
+        p, a = shape.params, attributes("desk", shape.params)
+        n = p.get("drawer_count", 0) * (2 if p["drawers"] == "both" else 1)
+        assert a["drawers"] == p["drawers"] and a["count"] == (NUMBERS[n] if n else "") and a["panel"] == ("yes" if p["modesty_panel"] else "no")
     with pytest.raises(ShapegenError, match="do not describe a sofa"):
         attributes("sofa", SHAPES["chair"][0].params)
     with pytest.raises(ShapegenError, match="no captions for class 'spaceship'"):

@@ -91,7 +91,7 @@ def test_demo_classes_draw_the_same_parameters_as_before():
     }
 
 
-NEW_CLASSES = ("sofa", "bed", "bench", "vase", "bowl")
+NEW_CLASSES = ("sofa", "bed", "bench", "vase", "bowl", "desk")
 
 
 @pytest.mark.parametrize("cls", NEW_CLASSES)
@@ -110,6 +110,13 @@ def test_new_classes_follow_the_frame_conventions():
         top = torch.tensor([[0.0, hi[1] - 0.03, lo[2] + 0.1], [0.0, hi[1] - 0.03, hi[2] - 0.1]])
         d = shape.sdf(top)
         assert float(d[0]) < float(d[1]), cls
+    # A desk's drawers on the left are on -X (seen from the front, +Z): the pedestal fills the
+    # space under the top there, and not on the other side.
+    for drawers, sx in (("left", -1), ("right", 1)):
+        shape = next(s for s in (generate("desk", i, 0) for i in range(40)) if s.params["drawers"] == drawers)
+        lo, hi = shape.bbox
+        d = shape.sdf(torch.tensor([[sx * (hi[0] - 0.15), 0.0, 0.0], [-sx * (hi[0] - 0.15), 0.0, 0.0]]))
+        assert float(d[0]) < 0 < float(d[1]), drawers
     # Vases and bowls stand on the floor and are open at the top: hollow on the axis below the rim,
     # solid at the bottom's centre.
     for cls in ("vase", "bowl"):
@@ -182,6 +189,8 @@ def test_parameters_vary_structurally():
     assert values("vase", "profile") == {"cylinder", "round", "tapered", "flared"} and values("vase", "neck") == {True, False}
     assert values("vase", "handles") == {True, False}
     assert values("bowl", "foot") == {"none", "ring", "pedestal"} and values("bowl", "profile") == {"round", "conical", "straight"}
+    assert values("desk", "drawers") == {"none", "left", "right", "both"} and values("desk", "support") == {"legs", "panels"}
+    assert values("desk", "drawer_count") == {2, 3, 4} and values("desk", "modesty_panel") == {True, False}
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -237,7 +246,7 @@ def test_grid_and_sparse_meshing_agree():
 
 
 def test_bad_inputs_raise_one_line_errors():
-    with pytest.raises(ShapegenError, match="unknown procedural class 'spaceship'.*chair.*bowl"):
+    with pytest.raises(ShapegenError, match="unknown procedural class 'spaceship'.*chair.*desk"):
         generate("spaceship", 0)
     with pytest.raises(ShapegenError, match="index"):
         generate("chair", -1)
