@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _benchlib as bl
 
 from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
-from shapegen.data.procedural import CLASSES, generate, to_mesh
+from shapegen.data.procedural import DEMO_CLASSES, generate, to_mesh
 from shapegen.geometry.export import export_mesh
 
 
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = LASPrepareConfig(resolution=args.resolution, sketch_size=args.sketch)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for cls in CLASSES:
+        for cls in DEMO_CLASSES:
             (root / "meshes" / cls).mkdir(parents=True)
             for i in range(args.per_class):
                 export_mesh(to_mesh(generate(cls, i, seed=0), 64), root / "meshes" / cls / f"{cls}_{i:05d}.ply")
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"workers={workers}: {len(rep.prepared)} prepared, {len(rep.skipped)} skipped in {seconds[workers]:.1f} s")
         if not same_output(root / "w1", root / f"w{args.workers}"):
             raise SystemExit("error: the parallel run wrote other data than the serial one; not reporting a time")
-    n = args.per_class * len(CLASSES)
+    n = args.per_class * len(DEMO_CLASSES)
     rows = [[w, n, f"{s:.1f}", f"{n / s:.2f}", f"{seconds[1] / s:.2f}x"] for w, s in seconds.items()]
     body = (f"1-min load average {load:.1f} at the start. `las prepare` of {n} procedural meshes (SDF {args.resolution}^3, "
             f"sketches {args.sketch} px, 2 styles x 5 views), from scratch, worker start-up included; both runs wrote the "

@@ -111,7 +111,7 @@ def main() -> None:
             ["class", "shapes", "shapes/s", "params ms", "mesh ms", "write ms", "generic ms", "speed-up", "watertight", "one piece", "faces", "PLY KiB"],
             rows,
         )
-        + f"\n\nThe whole writer (`write_procedural_set`, all five classes, {args.set_size} per class, "
+        + f"\n\nThe whole writer (`write_procedural_set`, all {len(cfg.classes)} classes, {args.set_size} per class, "
         f"{args.workers} worker processes, start-up and index included):\n\n"
         + bl.table(["shapes", "workers", "wall s", "shapes/s", "min per 1000", "min per 5000", "GiB per 1000"], end_to_end)
     )

@@ -51,7 +51,7 @@ import _benchlib as bl
 from shapegen.checkpoints import load_checkpoint, load_module
 from shapegen.config import load_config, resolve_preset, to_dict
 from shapegen.data.msdf_dataset import MSDFDataConfig
-from shapegen.data.procedural import CLASSES, generate, to_mesh
+from shapegen.data.procedural import DEMO_CLASSES, generate, to_mesh
 from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss
 from shapegen.fields.mosaic_sdf import MosaicSDF, grid_offsets
 from shapegen.fields.mosaic_sdf_fit import covering_scales, farthest_point_sampling
@@ -106,7 +106,7 @@ def build_data(args, work: Path) -> dict:
     clouds = load_checkpoint(clouds_path) if clouds_path.exists() else {"train": {}, "held_out": {}}
     t0 = time.perf_counter()
     done = 0
-    for cls in CLASSES:
+    for cls in DEMO_CLASSES:
         for i in range(args.per_class + args.held_out):
             split = "train" if i < args.per_class else "held_out"
             out = work / "msdf" / cls / f"{cls}_{i:05d}.msdf.npz"

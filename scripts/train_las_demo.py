@@ -71,7 +71,7 @@ from shapegen.checkpoints import load_module
 from shapegen.config import load_config, resolve_preset, to_dict
 from shapegen.data.las_dataset import read_index
 from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
-from shapegen.data.procedural import CLASSES, generate, grid_values, to_mesh
+from shapegen.data.procedural import DEMO_CLASSES, generate, grid_values, to_mesh
 from shapegen.data.sketches import LAS_AZIMUTHS, load_sketch
 from shapegen.geometry.metrics import iou
 from shapegen.geometry.voxels import touched_voxels, voxel_centers
@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--held-out", type=int, default=10, help="held-out shapes per class (the next indices)")
     ap.add_argument("--extra", type=int, default=140,
                     help="more training shapes per class, the indices after the validation ones (the held-out and validation shapes stay the same)")
-    ap.add_argument("--classes", default=",".join(CLASSES), help="procedural classes (comma-separated)")
+    ap.add_argument("--classes", default=",".join(DEMO_CLASSES), help="procedural classes (comma-separated; default: the five demo classes)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural set")
     ap.add_argument("--res", type=int, default=32, help="SDF grid side of 'las prepare' (occupancy: half)")
     ap.add_argument("--sketch", type=int, default=64, help="sketch side in pixels")

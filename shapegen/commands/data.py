@@ -21,13 +21,13 @@ ACTIONS = ("procedural",)
 @dataclass
 class DataConfig:
     procedural: ProceduralConfig = field(default_factory=ProceduralConfig)
-    """Settings of ``data procedural`` (the procedural chair/table/shelf/lamp/mug set)."""
+    """Settings of ``data procedural`` (the procedural furniture and tableware set)."""
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv)")
+    p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, attributes.csv)")
     p.add_argument("-o", "--output", required=True, help="output folder (re-running resumes: existing meshes are kept)")
-    p.add_argument("--classes", help="comma-separated classes (default: all of chair,table,shelf,lamp,mug)")
+    p.add_argument("--classes", help="comma-separated classes (default: all eleven: chair,table,shelf,lamp,mug,sofa,bed,bench,vase,bowl,desk)")
     p.add_argument("--per-class", type=int, metavar="N", help="shapes per class (same as --set procedural.per_class=N)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the set (same as --set procedural.seed=S)")
     p.add_argument("--resolution", type=int, metavar="R", help="marching-cubes resolution (same as --set procedural.resolution=R)")
@@ -63,5 +63,5 @@ def _data(args: argparse.Namespace, cfg: DataConfig) -> None:
 
 
 COMMANDS = [
-    Command("data", "make data sets: 'data procedural -o DIR' writes procedural chairs, tables, shelves, lamps and mugs", _data_args, _data, DataConfig, "data"),
+    Command("data", "make data sets: 'data procedural -o DIR' writes captioned procedural furniture and tableware", _data_args, _data, DataConfig, "data"),
 ]

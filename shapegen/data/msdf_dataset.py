@@ -6,8 +6,14 @@ becomes a dataset of ``{"tensor", "label", "caption"}`` items:
 
 - ``labels: folders``: the class of a file is its first sub-folder under the root
   (``root/chair/a.msdf.npz`` -> ``chair``); files directly in the root get no class.
-- ``labels: captions``: a CSV (``path,caption`` header; ``path`` relative to the root, with or
-  without the ``.msdf.npz`` suffix) gives one caption per file; files without one are skipped.
+- ``labels: captions``: a CSV (``path,caption`` header) gives captions per file; files without
+  one are skipped. ``path`` is relative to the root, with or without the ``.msdf.npz`` suffix,
+  or the path of the mesh the file was encoded from (``.ply``, ``.obj``, ... suffix), so the
+  ``captions.csv`` of ``shapegen data procedural`` applies to its encoded copy. When the root
+  is a sub-folder of the captioned set (only its ``train/`` split, say), a path that ends with
+  a file's relative path matches it, if only one does. Several rows for one path give that
+  file several captions; each item draws one of them at random every time it is read (so
+  every epoch), following torch's random state.
 - ``labels: none``: unconditional.
 
 Everything is loaded into memory once (an M-SDF is 1.4 MB at n = 1024, k = 7).
@@ -42,7 +48,8 @@ class MSDFDataConfig:
     labels: Literal["folders", "captions", "none"] = "folders"
     """Class labels from sub-folder names, text from a captions CSV, or none."""
     captions: str = ""
-    """CSV with columns ``path,caption`` (only for ``labels: captions``); relative paths are under ``root``."""
+    """CSV with columns ``path,caption`` (only for ``labels: captions``; several rows per path: one is drawn per item);
+    relative paths are under ``root``."""
     batch_size: int = 8
     """Shapes per training batch."""
     num_workers: int = 0
@@ -69,17 +76,78 @@ def read_msdf_file(path: str | Path) -> tuple[np.ndarray, int]:
     return tensor, k
 
 
-class MSDFDataset(Dataset):
-    """M-SDF tensors in memory with a class index and a caption per item."""
+MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
+"""Mesh suffixes a captions CSV path may end with (the mesh an M-SDF was encoded from)."""
 
-    def __init__(self, tensors: Float[Tensor, "M n d"], labels: list[int], captions: list[str], paths: list[Path]) -> None:
-        self.tensors, self.labels, self.captions, self.paths = tensors, labels, captions, paths
+
+class MSDFDataset(Dataset):
+    """M-SDF tensors in memory with a class index and captions per item.
+
+    Attributes:
+        captions: the first caption of each item (``""`` without captions).
+        caption_sets: every caption of each item; :meth:`__getitem__` draws one.
+    """
+
+    def __init__(self, tensors: Float[Tensor, "M n d"], labels: list[int], captions: list[str] | list[tuple[str, ...]], paths: list[Path]) -> None:
+        self.tensors, self.labels, self.paths = tensors, labels, paths
+        self.caption_sets = [(c,) if isinstance(c, str) else (tuple(c) or ("",)) for c in captions]
+        self.captions = [c[0] for c in self.caption_sets]
 
     def __len__(self) -> int:
         return self.tensors.shape[0]
 
     def __getitem__(self, i: int) -> dict:
-        return {"tensor": self.tensors[i], "label": self.labels[i], "caption": self.captions[i]}
+        options = self.caption_sets[i]
+        caption = options[int(torch.randint(len(options), ()))] if len(options) > 1 else options[0]
+        return {"tensor": self.tensors[i], "label": self.labels[i], "caption": caption}
+
+
+def _caption_key(path: str) -> str:
+    """A captions CSV path without its ``.msdf.npz`` or mesh suffix, with ``/`` separators."""
+    key = path.strip().replace("\\", "/").removeprefix("./")
+    if key.endswith(SUFFIX):
+        return key.removesuffix(SUFFIX)
+    low = key.lower()
+    for suffix in MESH_SUFFIXES:
+        if low.endswith(suffix):
+            return key[: -len(suffix)]
+    return key
+
+
+def read_captions(csv_path: Path) -> dict[str, list[str]]:
+    """The captions CSV as ``{path key: [captions in file order]}`` (see the module doc).
+
+    Raises:
+        ShapegenError: for a CSV without the ``path`` and ``caption`` columns.
+    """
+    captions: dict[str, list[str]] = {}
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "caption"} <= set(reader.fieldnames):
+            raise ShapegenError(f"captions CSV '{csv_path}' needs a header with columns path,caption, got {reader.fieldnames}")
+        for row in reader:
+            if row["path"] and row["caption"] is not None:
+                captions.setdefault(_caption_key(row["path"]), []).append(row["caption"])
+    return captions
+
+
+def _match_captions(rel: list[str], captions: dict[str, list[str]], csv_path: Path) -> list[list[str] | None]:
+    """Captions of each relative file key: an exact path, else the one CSV path ending with it."""
+    out: list[list[str] | None] = [captions.get(r) for r in rel]
+    if all(c is not None for c in out):
+        return out
+    by_tail: dict[str, list[str]] = {}
+    for key in captions:
+        parts = key.split("/")
+        for k in range(1, len(parts)):
+            by_tail.setdefault("/".join(parts[k:]), []).append(key)
+    for i, r in enumerate(rel):
+        if out[i] is None and r in by_tail:
+            keys = by_tail[r]
+            if len(keys) > 1:
+                raise ShapegenError(f"'{r}' matches several paths in '{csv_path}' ({keys[0]}, {keys[1]}); use paths relative to data.root")
+            out[i] = captions[keys[0]]
+    return out
 
 
 def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], int]:
@@ -97,20 +165,16 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
     files = sorted(root.rglob(f"*{SUFFIX}"))
     if not files:
         raise ShapegenError(f"no *{SUFFIX} files under '{root}'; convert meshes to M-SDF first")
-    captions: dict[str, str] = {}
+    per_file: list[list[str] | None] = [None] * len(files)
     if config.labels == "captions":
         csv_path = Path(config.captions)
         if not csv_path.is_absolute() and not csv_path.is_file():
             csv_path = root / csv_path
         if not config.captions or not csv_path.is_file():
             raise ShapegenError(f"captions CSV '{config.captions}' not found; pass --set data.captions=FILE with columns path,caption")
-        with open(csv_path, newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or not {"path", "caption"} <= set(reader.fieldnames):
-                raise ShapegenError(f"captions CSV '{csv_path}' needs a header with columns path,caption, got {reader.fieldnames}")
-            for row in reader:
-                captions[row["path"].removesuffix(SUFFIX)] = row["caption"]
-        files = [f for f in files if str(f.relative_to(root)).removesuffix(SUFFIX) in captions]
+        keys = [f.relative_to(root).as_posix().removesuffix(SUFFIX) for f in files]
+        per_file = _match_captions(keys, read_captions(csv_path), csv_path)
+        files, per_file = [f for f, c in zip(files, per_file) if c], [c for c in per_file if c]
         if not files:
             raise ShapegenError(f"none of the paths in '{csv_path}' match a *{SUFFIX} file under '{root}'")
     rel = [f.relative_to(root) for f in files]
@@ -126,7 +190,7 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
     index = {name: i for i, name in enumerate(names)}
     # Files directly under the root carry the null class (index len(names)) when classes exist.
     labels = [index.get(r.parts[0], len(names)) if len(r.parts) > 1 else len(names) for r in rel]
-    caps = [captions.get(str(r).removesuffix(SUFFIX), "") for r in rel]
+    caps = [tuple(c) if c else ("",) for c in per_file]
     data = MSDFDataset(torch.from_numpy(np.stack(tensors)), labels, caps, files)
     return data, names, ks.pop()
 
@@ -201,4 +265,5 @@ class MSDFDataModule(pl.LightningDataModule):
                           persistent_workers=self.config.num_workers > 0)
 
 
-__all__ = ["MSDFDataConfig", "MSDFDataModule", "MSDFDataset", "SUFFIX", "latent_statistics", "load_msdf_folder", "msdf_statistics", "read_msdf_file", "value_pca"]
+__all__ = ["MESH_SUFFIXES", "MSDFDataConfig", "MSDFDataModule", "MSDFDataset", "SUFFIX", "latent_statistics", "load_msdf_folder", "msdf_statistics",
+           "read_captions", "read_msdf_file", "value_pca"]

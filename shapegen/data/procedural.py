@@ -1,4 +1,8 @@
-"""A procedural shape set: parametric chairs, tables, shelves, lamps and mugs as analytic SDFs.
+"""A procedural shape set: parametric furniture and tableware as analytic SDFs.
+
+Eleven classes: chairs (and stools), tables, shelves, lamps, mugs, sofas, beds, benches, vases,
+bowls and desks. The first five (:data:`DEMO_CLASSES`) are what the shipped demo models were trained on;
+their parameters are drawn exactly as when those models were made.
 
 Every shape is a union of exact primitive SDFs (:mod:`shapegen.data.procedural_parts`) whose
 parameters are drawn per class (:mod:`shapegen.data.procedural_classes`): proportions, part
@@ -6,6 +10,7 @@ counts (legs, spokes, shelves, slats, rails), optional parts (backs, arms, apron
 shelves, back panels, rim lips) and part styles (round or square tops and legs, pedestal,
 trestle or sled supports, handle shapes, shade shapes). The data set is made by the project
 itself, so it can be shipped, regenerated bit for bit, and used to train the demo models.
+:mod:`shapegen.data.captions` describes each shape in words from its parameters.
 
 Conventions:
     * Frame: shapegen's (glTF's): +Y up, +Z front, right-handed. A shape is normalised by
@@ -47,6 +52,9 @@ from shapegen.geometry.primitives import SDF
 
 CLASSES: tuple[str, ...] = tuple(GENERATORS)
 """The object classes, in the order the data set lists them."""
+
+DEMO_CLASSES: tuple[str, ...] = ("chair", "table", "shelf", "lamp", "mug")
+"""The first five classes: what the shipped demo models were trained and evaluated on."""
 
 DEFAULT_EXTENT = 0.9
 """Half side of the cube the longest side of every shape is scaled to."""
@@ -270,11 +278,22 @@ CLASS_COLORS: dict[str, tuple[float, float, float]] = {
     "shelf": (0.55, 0.62, 0.72),
     "lamp": (0.9, 0.78, 0.42),
     "mug": (0.55, 0.75, 0.6),
+    "sofa": (0.5, 0.58, 0.78),
+    "bed": (0.72, 0.6, 0.78),
+    "bench": (0.7, 0.58, 0.42),
+    "vase": (0.85, 0.55, 0.5),
+    "bowl": (0.5, 0.72, 0.8),
+    "desk": (0.6, 0.5, 0.4),
 }
 
 
 def preview_sheet(
-    rows: Sequence[Sequence[tuple[str, Mesh | np.ndarray]]], tile: int = 160, *, azimuth_deg: float = 35.0, elevation_deg: float = 20.0
+    rows: Sequence[Sequence[tuple[str, Mesh | np.ndarray]]],
+    tile: int = 160,
+    *,
+    azimuth_deg: float = 35.0,
+    elevation_deg: float = 20.0,
+    captions: Sequence[Sequence[str]] | None = None,
 ) -> np.ndarray:
     """Render a sheet of previews: one row per list in ``rows``, each a list of ``(label, mesh)``.
 
@@ -282,15 +301,28 @@ def preview_sheet(
     +X), so sizes and orientations compare across tiles; labels are drawn in each tile's corner.
     An ``H W 3`` uint8 image in place of a mesh (e.g. an input sketch) is resized into its tile.
 
+    Args:
+        rows: the tiles, row by row.
+        tile: side of one rendered tile in pixels.
+        azimuth_deg: camera azimuth.
+        elevation_deg: camera elevation.
+        captions: optional text under each tile (same layout as ``rows``), wrapped to the tile's
+            width; every row gets the height of its longest caption.
+
     Returns:
-        ``H W 3`` uint8 image, ``tile`` pixels per cell.
+        ``H W 3`` uint8 image, ``tile`` pixels per column.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     from renderers.preview import orbit_camera, render_mesh
 
     n_cols = max((len(r) for r in rows), default=0)
-    sheet = np.full((tile * len(rows), tile * max(n_cols, 1), 3), 255, np.uint8)
+    font = ImageFont.load_default(size=max(8, tile // 12))
+    line_h = int(font.getbbox("Ag")[3]) + 2
+    wrapped = [[_wrap(text, font, tile - 6) for text in row] for row in captions] if captions is not None else None
+    bands = [max((len(lines) for lines in row), default=0) * line_h + (4 if row else 0) for row in wrapped] if wrapped else [0] * len(rows)
+    tops = np.concatenate([[0], np.cumsum([tile + b for b in bands])]).astype(int)
+    sheet = np.full((int(tops[-1]), tile * max(n_cols, 1), 3), 255, np.uint8)
     # A fixed distance that fits the [-1, 1]^3 cube's bounding sphere, so tiles share a scale.
     distance = 1.05 * 3**0.5 / np.sin(np.radians(40.0) / 2)
     c2w = orbit_camera(torch.zeros(3), distance, azimuth_deg, elevation_deg)
@@ -304,5 +336,23 @@ def preview_sheet(
                 img = render_mesh(mesh.vertices, mesh.faces, vertex_colors=colors, width=tile, height=tile, c2w=c2w, fov_deg=40.0)
                 pil = Image.fromarray(img)
             ImageDraw.Draw(pil).text((4, 2), label, fill=(60, 60, 60))
-            sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = np.asarray(pil)
+            y = int(tops[r])
+            sheet[y : y + tile, c * tile : (c + 1) * tile] = np.asarray(pil)
+            if wrapped is not None and c < len(wrapped[r]) and bands[r]:
+                band = Image.new("RGB", (tile, bands[r]), (255, 255, 255))
+                draw = ImageDraw.Draw(band)
+                for k, line in enumerate(wrapped[r][c]):
+                    draw.text((3, k * line_h), line, fill=(30, 30, 30), font=font)
+                sheet[y + tile : y + tile + bands[r], c * tile : (c + 1) * tile] = np.asarray(band)
     return sheet
+
+
+def _wrap(text: str, font: Any, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to lines at most ``width`` pixels wide in ``font``."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines

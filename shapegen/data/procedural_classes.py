@@ -4,7 +4,13 @@ Each generator reads its parameters through a :class:`Params` object, which eith
 from a random generator (recording every value) or replays a recorded dict, so a shape is fully
 described by its JSON-serialisable parameters. Generators return :class:`Assembly` objects in
 metres, shapegen frame (+Y up, floor at y = 0, front +Z: a chair faces +Z, a shelf opens to +Z,
-a mug's handle is on +X, a desk lamp's head leans to +Z).
+a mug's handle is on +X, a desk lamp's head leans to +Z; a sofa's and a bench's back and a bed's
+headboard are at -Z, a sofa's chaise on -X, a vase's handles on +-X, a desk's drawer handles
+at +Z and its left pedestal (as seen from the front) on -X).
+
+:data:`GENERATORS` lists the classes in data-set order. The first five (chair, table, shelf,
+lamp, mug) must keep drawing the same parameters in the same order for the same seed: the
+shipped demo models were trained and evaluated on them, and a test pins their parameters.
 
 Thin parts are kept at least ``min_feature`` thick relative to the object's largest dimension
 (:meth:`Params.set_size`), so after normalisation into ``[-1, 1]^3`` no part is thinner than
@@ -17,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -29,6 +36,7 @@ from shapegen.data.procedural_parts import (
     clip_y,
     cone,
     cylinder,
+    revolve,
     rotation_x,
     shell,
     sphere,
@@ -536,5 +544,374 @@ def mug(P: Params) -> Assembly:
     return A
 
 
-GENERATORS: dict[str, Callable[[Params], Assembly]] = {"chair": chair, "table": table, "shelf": shelf, "lamp": lamp, "mug": mug}
+# -------------------------------------------------------------------------------------- sofa
+def sofa(P: Params) -> Assembly:
+    """Sofas: two or three seats; square, rolled or no arms; low or high back, with or without
+    back cushions; short legs or a plinth to the floor; optional chaise section on the left."""
+    n = P.integer("seats", 2, 3)
+    sw = P.uniform("seat_width", 0.5, 0.65)
+    D = P.uniform("depth", 0.75, 0.95)
+    Hs = P.uniform("seat_height", 0.38, 0.46)
+    back = P.choice("back", ["low", "high"])
+    bh = P.uniform("back_height", 0.22, 0.32) if back == "low" else P.uniform("back_height", 0.42, 0.58)
+    chaise = P.flag("chaise", 0.25)
+    extra = P.uniform("chaise_length", 0.5, 0.75) if chaise else 0.0
+    P.set_size(max(n * sw + 0.44, D + extra, Hs + bh))  # 0.44: the widest arms
+    arms = P.choice("arms", ["none", "square", "rolled"], [0.15, 0.5, 0.35])
+    aw = P.thick("arm_width", 0.1, 0.22) if arms != "none" else 0.0
+    W = n * sw + 2 * aw
+    support = P.choice("support", ["legs", "plinth"], [0.6, 0.4])
+    lh = P.uniform("leg_height", 0.06, 0.16) if support == "legs" else 0.0
+    ct = P.thick("cushion_thickness", 0.08, 0.16)
+    bt = P.thick("back_thickness", 0.14, 0.24)
+    A = Assembly(smooth=0.01)
+    y0, yb = lh, Hs - ct  # the frame spans y0..yb, seat cushions yb..Hs
+    zf = D / 2 + extra  # front of the chaise (= D / 2 without one)
+    A.solids.append(box((0, (y0 + yb) / 2, 0), (W / 2, (yb - y0) / 2, D / 2), rounding=0.02))
+    # The back reaches into the arms, so no rounded edge of it meets an arm (no hidden pockets).
+    A.solids.append(box((0, (y0 + Hs + bh) / 2, -D / 2 + bt / 2), (W / 2 - aw / 2, (Hs + bh - y0) / 2, bt / 2), rounding=0.04))
+    if chaise:  # the leftmost seat runs forward
+        xc = -W / 2 + aw + sw / 2
+        A.solids.append(box((xc, (y0 + yb) / 2, D / 2 + extra / 2 - 0.02), (sw / 2, (yb - y0) / 2, extra / 2 + 0.02), rounding=0.02))
+    cushions = P.flag("back_cushions", 0.55)
+    cd = P.thick("back_cushion_depth", 0.1, 0.16) if cushions else 0.0
+    z_back = -D / 2 + bt + cd  # front of the back cushions
+    ext = min(aw, 0.05)  # the outer cushions sink into the arms
+    for i in range(n):
+        xl = -W / 2 + aw + sw * i - (ext if i == 0 else 0.0)
+        xr = -W / 2 + aw + sw * (i + 1) + (ext if i == n - 1 else 0.0)
+        z0, z1 = -D / 2 + bt - 0.03, (zf if chaise and i == 0 else D / 2)
+        # Neighbouring cushions touch: their rounded edges leave open grooves on top and in
+        # front; their other edges sink into the frame, back and arms, so no closed pocket forms.
+        yc0 = yb - (Hs - yb) / 2
+        A.solids.append(box(((xl + xr) / 2, (yc0 + Hs) / 2, (z0 + z1) / 2), ((xr - xl) / 2, (Hs - yc0) / 2, (z1 - z0) / 2), rounding=ct * 0.45))
+        if cushions:
+            ch = bh * 0.85
+            A.solids.append(box(((xl + xr) / 2, Hs - 0.04 + ch / 2, (z0 + z_back) / 2), ((xr - xl) / 2, ch / 2 + 0.04, (z_back - z0) / 2), rounding=cd * 0.45))
+            if i:  # fill the junction of four rounded edges under the back cushions' seam
+                rr = max(ct, cd) * 0.45
+                A.solids.append(box((xl, (yb + Hs + 0.04) / 2, (z0 + z_back - rr) / 2), (rr, (Hs + 0.04 - yb) / 2, (z_back - rr - z0) / 2)))
+    if arms != "none":
+        ah = P.uniform("arm_height", 0.14, 0.24)
+        top = Hs + ah
+        for sx in (-1, 1):
+            x = sx * (W / 2 - aw / 2)
+            if arms == "square":
+                A.solids.append(box((x, (y0 + top) / 2, 0), (aw / 2, (top - y0) / 2, D / 2), rounding=0.03))
+            else:  # a roll along the arm's top, a little wider than the arm
+                rr = aw * 0.6
+                A.solids.append(box((x, (y0 + top - rr) / 2, 0), (aw / 2, (top - rr - y0) / 2, D / 2), rounding=0.02))
+                A.solids.append(capsule((x + sx * (rr - aw / 2), top - rr, -D / 2 + rr), (x + sx * (rr - aw / 2), top - rr, D / 2 - rr), rr))
+    if support == "legs":
+        style = P.choice("leg_style", ["round", "square", "tapered"])
+        r = P.thick("leg_thickness", 0.035, 0.06) / 2
+        xs = [-W / 2 + 0.06, W / 2 - 0.06] + ([0.0] if n == 3 else [])
+        zs = [-D / 2 + 0.06, D / 2 - 0.06]
+        feet = [(x, z) for x in xs for z in zs] + ([(-W / 2 + aw + sw / 2, zf - 0.06)] if chaise else [])
+        for x, z in feet:
+            c = (x, lh / 2 + 0.005, z)
+            if style == "round":
+                A.solids.append(cylinder(c, r, lh / 2 + 0.005))
+            elif style == "square":
+                A.solids.append(box(c, (r, lh / 2 + 0.005, r)))
+            else:
+                A.solids.append(cone(c, max(r * 0.6, P.tmin / 2), r, lh / 2 + 0.005))
+    return A
+
+
+# --------------------------------------------------------------------------------------- bed
+#: Mattress width ranges (metres) of the bed sizes.
+BED_WIDTHS = {"single": (0.9, 1.0), "double": (1.35, 1.5), "king": (1.6, 1.9)}
+
+
+def bed(P: Params) -> Assembly:
+    """Beds: single, double or king size; a mattress on a frame with legs or a platform to the
+    floor; no headboard, or a panel, slatted or upholstered one at the head (-Z); optional
+    footboard; zero to two pillows."""
+    size = P.choice("size", list(BED_WIDTHS), [0.35, 0.4, 0.25])
+    W = P.uniform("width", *BED_WIDTHS[size])
+    L = P.uniform("length", 1.95, 2.15)
+    base = P.choice("base", ["legs", "platform"])
+    bh = P.uniform("frame_height", 0.22, 0.38)
+    mt = P.uniform("mattress_thickness", 0.15, 0.28)
+    Hm = bh + mt  # top of the mattress
+    headboard = P.choice("headboard", ["none", "panel", "slats", "upholstered"], [0.15, 0.35, 0.25, 0.25])
+    hh = P.uniform("headboard_height", 0.3, 0.7) if headboard != "none" else 0.0
+    P.set_size(max(W + 0.1, L + 0.2, Hm + hh))
+    A = Assembly()
+    ft = P.thick("frame_thickness", 0.04, 0.08)  # side rails, legs, boards
+    lh = P.uniform("leg_height", 0.1, 0.2) if base == "legs" else 0.0
+    A.solids.append(box((0, (lh + bh) / 2, 0), (W / 2 + 0.02, (bh - lh) / 2, L / 2), rounding=0.01))
+    if base == "legs":
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                A.solids.append(box((sx * (W / 2 + 0.02 - ft / 2), lh / 2 + 0.005, sz * (L / 2 - ft / 2)), (ft / 2, lh / 2 + 0.005, ft / 2)))
+    A.solids.append(box((0, bh + mt / 2 - 0.005, 0.0), (W / 2, mt / 2, L / 2 - 0.01), rounding=min(0.06, mt / 3)))
+    zh = -L / 2 - ft / 2 + 0.01  # the head board's centre plane, overlapping the frame
+    if headboard == "panel":
+        A.solids.append(box((0, (Hm + hh) / 2, zh), (W / 2 + 0.03, (Hm + hh) / 2, ft / 2)))
+    elif headboard == "upholstered":
+        ut = P.thick("headboard_thickness", 0.08, 0.14)
+        A.solids.append(box((0, (lh + Hm + hh) / 2, -L / 2 - ut / 2 + 0.01), (W / 2 + 0.06, (Hm + hh - lh) / 2, ut / 2), rounding=ut * 0.45))
+    elif headboard == "slats":
+        pw = ft * 1.2
+        for sx in (-1, 1):  # posts from the floor
+            A.solids.append(box((sx * (W / 2 + 0.03 - pw / 2), (Hm + hh) / 2, zh), (pw / 2, (Hm + hh) / 2, ft / 2)))
+        rail = P.thick("rail_height", 0.06, 0.12)
+        A.solids.append(box((0, Hm + hh - rail / 2, zh), (W / 2 + 0.03, rail / 2, ft / 2)))
+        inner = W + 0.06 - 2 * pw
+        gap = max(0.08, P.tmin * 1.5)  # gaps of a few grid cells, so the slats stay apart when meshed
+        sw = max(ft * 0.8, P.tmin)
+        k = P.integer("slats", 2, max(2, min(8, int((inner - gap) / (sw + gap)))))
+        for i in range(k):
+            x = -inner / 2 + inner * (i + 1) / (k + 1)
+            A.solids.append(box((x, (bh + Hm + hh - rail) / 2, zh), (sw / 2, (Hm + hh - rail - bh) / 2 + 0.01, max(ft * 0.8, P.tmin) / 2)))
+    if P.flag("footboard", 0.35):
+        fh = P.uniform("footboard_height", 0.0, 0.25)
+        A.solids.append(box((0, (lh + Hm + fh) / 2 if base == "legs" else (Hm + fh) / 2, L / 2 + ft / 2 - 0.01), (W / 2 + 0.02, (Hm + fh - (lh if base == "legs" else 0)) / 2, ft / 2)))
+    pillows = P.integer("pillows", 0, 1 if size == "single" else 2)
+    if pillows:
+        pt = P.thick("pillow_thickness", 0.09, 0.14)
+        pd = P.uniform("pillow_depth", 0.32, 0.42)
+        pw = (W - 0.12) / pillows
+        for i in range(pillows):
+            x = -W / 2 + 0.06 + pw * (i + 0.5)
+            A.solids.append(box((x, Hm + pt / 2 - 0.02, -L / 2 + 0.05 + pd / 2), (pw / 2 - 0.02, pt / 2, pd / 2), rounding=pt * 0.45))
+    return A
+
+
+# ------------------------------------------------------------------------------------- bench
+def bench(P: Params) -> Assembly:
+    """Benches: long and narrow; solid, slatted or padded seat; four legs, slab ends or bent metal
+    frames; optional backrest (posts and a board at -Z) and lower shelf."""
+    L = P.uniform("length", 1.0, 1.9)
+    D = P.uniform("depth", 0.28, 0.42)
+    Hs = P.uniform("seat_height", 0.4, 0.48)
+    backrest = P.flag("backrest", 0.3)
+    bh = P.uniform("back_height", 0.3, 0.45) if backrest else 0.0
+    P.set_size(max(L, Hs + bh))
+    seat = P.choice("seat", ["solid", "slatted", "padded"], [0.45, 0.3, 0.25])
+    T = P.thick("seat_thickness", 0.03, 0.06)
+    support = P.choice("support", ["legs", "panels", "frame"], [0.5, 0.3, 0.2])
+    inset = P.uniform("support_inset", 0.03, 0.15)
+    xe = L / 2 - inset  # where the supports stand
+    A = Assembly()
+    ys = Hs - T  # underside of the seat board(s)
+    if seat == "slatted":
+        # Slats along the length on two battens; gaps of a few grid cells so they stay apart.
+        gap = max(0.03, P.tmin * 0.9)
+        k = 3 if D > 3 * P.tmin + 2 * gap + 0.06 else 2
+        sw = (D - (k - 1) * gap) / k
+        for i in range(k):
+            z = -D / 2 + sw / 2 + i * (sw + gap)
+            A.solids.append(box((0, Hs - T / 2, z), (L / 2, T / 2, sw / 2), rounding=min(0.01, T / 4)))
+        for sx in (-1, 1):
+            A.solids.append(box((sx * xe, ys - T / 2 + 0.005, 0), (max(T, P.tmin) / 2 + 0.01, T / 2, D / 2 - 0.01)))
+        ys -= T
+    else:
+        A.solids.append(box((0, Hs - T / 2, 0), (L / 2, T / 2, D / 2), rounding=min(0.01, T / 4)))
+        if seat == "padded":
+            pt = P.thick("pad_thickness", 0.05, 0.09)
+            A.solids.append(box((0, Hs + pt / 2 - 0.01, 0), (L / 2 - 0.015, pt / 2, D / 2 - 0.015), rounding=pt * 0.45))
+    t = P.thick("support_thickness", 0.035, 0.07)
+    if support == "legs":
+        style = P.choice("leg_style", ["round", "square"])
+        for sx in (-1, 1):
+            for sz in (-1, 1):
+                x, z = sx * xe, sz * (D / 2 - t / 2 - 0.02)
+                if style == "round":
+                    A.solids.append(cylinder((x, ys / 2, z), t / 2, ys / 2 + 0.005))
+                else:
+                    A.solids.append(box((x, ys / 2, z), (t / 2, ys / 2 + 0.005, t / 2)))
+            A.solids.append(box((sx * xe, ys * 0.3, 0), (max(t * 0.8, P.tmin) / 2, max(t * 0.8, P.tmin) / 2, D / 2 - 0.03)))  # side stretcher
+    elif support == "panels":
+        for sx in (-1, 1):
+            A.solids.append(box((sx * xe, ys / 2, 0), (t / 2, ys / 2 + 0.005, D / 2 - 0.01)))
+    else:  # a bent tube at each end: two uprights, a foot bar and a top bar
+        r = t / 2
+        for sx in (-1, 1):
+            x, z = sx * xe, D / 2 - r - 0.02
+            A.solids += [capsule((x, r, -z), (x, r, z), r), capsule((x, r, z), (x, ys - r + 0.005, z), r),
+                         capsule((x, r, -z), (x, ys - r + 0.005, -z), r), capsule((x, ys - r + 0.005, -z), (x, ys - r + 0.005, z), r)]
+    if support != "frame" and P.flag("lower_shelf", 0.3):
+        sh = P.uniform("shelf_height", 0.08, 0.18)
+        A.solids.append(box((0, sh, 0), (xe, max(T * 0.7, P.tmin) / 2, D / 2 - 0.03)))
+    if backrest:
+        pw = max(t, P.tmin)
+        z = -D / 2 + pw / 2
+        board = P.thick("back_board", 0.08, 0.16)
+        for sx in (-1, 1):
+            A.solids.append(box((sx * xe, (ys + Hs + bh) / 2, z), (pw / 2, (Hs + bh - ys) / 2, pw / 2)))
+        A.solids.append(box((0, Hs + bh - board / 2, z - pw / 4), (L / 2 - 0.02, board / 2, max(pw * 0.4, P.tmin / 2)), rounding=0.005))
+    return A
+
+
+# ------------------------------------------------------------------------------ vase and bowl
+def _profile_radius(points: Sequence[tuple[float, float]], t: float) -> float:
+    """Radius at height fraction ``t`` of a piecewise-smooth profile through ``(t, r)`` points
+    (a smoothstep between neighbours, so the wall has no kinks)."""
+    for (t0, r0), (t1, r1) in pairwise(points):
+        if t <= t1 or (t1, r1) == points[-1]:
+            u = min(max((t - t0) / max(t1 - t0, 1e-9), 0.0), 1.0)
+            return r0 + (r1 - r0) * u * u * (3 - 2 * u)
+    return points[-1][1]
+
+
+def _vessel(A: Assembly, radius: Callable[[float], float], y0: float, H: float, wall: float, bottom: float, samples: int = 40) -> None:
+    """An open-topped vessel of revolution on ``A``: outer radius ``radius(t)`` for ``t`` in
+    ``[0, 1]`` over heights ``y0 .. y0 + H``, walls ``wall`` thick (along the normal), a solid
+    bottom ``bottom`` thick.
+
+    The outer solid is extended straight up above the rim and clipped there; the cavity is its
+    inward offset by ``wall`` (exact for an exact SDF) above the bottom, so it opens at the rim.
+    """
+    ts = np.linspace(0.0, 1.0, samples)
+    top = y0 + H + 2 * wall + 0.002
+    prof = [(0.0, y0)] + [(radius(float(t)), y0 + H * float(t)) for t in ts] + [(radius(1.0), top), (0.0, top)]
+    outer = revolve(prof)
+    A.solids.append(clip_y(outer, y_max=y0 + H))
+    yb = y0 + bottom
+    A.holes.append(Part(lambda p: torch.maximum(outer.sdf(p) + wall, yb - p[:, 1]), outer.lo, outer.hi))
+
+
+#: Vase body profiles as (height fraction, radius fraction) points.
+VASE_PROFILES = {
+    "cylinder": [(0.0, 0.9), (1.0, 0.9)],
+    "round": [(0.0, 0.55), (0.45, 1.0), (0.85, 0.7), (1.0, 0.62)],
+    "tapered": [(0.0, 1.0), (1.0, 0.62)],
+    "flared": [(0.0, 0.55), (0.55, 0.62), (1.0, 1.0)],
+}
+
+
+def vase(P: Params) -> Assembly:
+    """Vases: cylindrical, round, tapered or flared body; a narrow neck with a small lip or a wide
+    mouth; optional pair of loop handles (on +-X) and foot disk; open at the top."""
+    H = P.uniform("height", 0.2, 0.5)
+    R = H * P.uniform("radius", 0.2, 0.38)  # the widest body radius, as a fraction of the height
+    P.set_size(max(H, 2 * R))
+    profile = P.choice("profile", list(VASE_PROFILES))
+    neck = P.flag("neck", 0.5) if profile != "flared" else False
+    wall = P.thick("wall", 0.005, 0.01)
+    bottom = P.thick("bottom", 0.008, 0.02)
+    fh = P.thick("foot_height", 0.01, 0.03) if P.flag("foot", 0.3) else 0.0
+    body = VASE_PROFILES[profile]
+    if neck:
+        s = P.uniform("shoulder", 0.6, 0.75)  # the body ends at this height fraction
+        rn = max(P.uniform("neck_radius", 0.28, 0.45) * R, wall + 2.5 * P.tmin)  # a mouth of a few cells
+        pts = [(t * s, r * R) for t, r in body] + [(s + 0.14, rn), (0.95, rn), (1.0, rn * 1.15)]
+
+        def radius(t: float) -> float:
+            return _profile_radius(pts, t)
+    else:
+
+        def radius(t: float) -> float:
+            return _profile_radius(body, t) * R
+
+    A = Assembly(smooth=0.002)
+    _vessel(A, radius, fh, H - fh, wall, bottom)
+    if fh:
+        rf = radius(0.0) * 1.1
+        A.solids.append(cylinder((0, fh / 2 + 0.002, 0), rf, fh / 2 + 0.002, rounding=fh * 0.3))
+    if P.flag("handles", 0.3):
+        ht = P.thick("handle_thickness", 0.008, 0.016) / 2
+        tm = (s + 0.07) if neck else 0.8  # around the shoulder, or below the rim
+        yh = fh + (H - fh) * tm
+        rh = (H - fh) * 0.12
+        for sx in (-1, 1):
+            A.solids.append(torus_z((sx * (radius(tm) + rh * 0.15), yh, 0), rh, ht))
+    return A
+
+
+def bowl(P: Params) -> Assembly:
+    """Bowls: round, conical or straight-sided; shallow or deep; flat bottom, ring foot or a
+    pedestal stem; optional rolled rim."""
+    R = P.uniform("radius", 0.06, 0.16)
+    depth = P.uniform("depth", 0.28, 0.8)  # height of the bowl over its radius
+    foot = P.choice("foot", ["none", "ring", "pedestal"], [0.45, 0.35, 0.2])
+    stem = R * P.uniform("stem_height", 0.5, 1.0) if foot == "pedestal" else 0.0
+    P.set_size(max(2 * R, depth * R + stem))
+    profile = P.choice("profile", ["round", "conical", "straight"], [0.5, 0.3, 0.2])
+    b = P.uniform("base", 0.35, 0.55)  # flat bottom radius over the rim radius
+    wall = P.thick("wall", 0.004, 0.01)
+    bottom = P.thick("bottom", 0.006, 0.014)
+    H = depth * R
+    fh = P.thick("foot_height", 0.006, 0.015) if foot == "ring" else 0.0
+    y0 = fh + stem
+
+    def radius(t: float) -> float:
+        if profile == "round":
+            return R * (b + (1 - b) * math.sqrt(max(1 - (1 - t) ** 2, 0.0)))
+        if profile == "conical":
+            return R * (b + (1 - b) * t)
+        u = min(t / 0.25, 1.0)  # straight walls above a rounded heel
+        return R * (0.82 + 0.18 * math.sqrt(max(1 - (1 - u) ** 2, 0.0)))
+
+    A = Assembly(smooth=0.002)
+    _vessel(A, radius, y0, H, wall, bottom)
+    rb = radius(0.0)
+    if foot == "ring":
+        fw = max(wall, P.tmin)
+        # The side wall of a tall cylinder cut to the foot's height (its caps stay outside the cut).
+        A.solids.append(clip_y(shell(cylinder((0, fh / 2, 0), rb * 0.8, fh / 2 + 2 * fw), fw), 0.0, fh + 0.004))
+    elif foot == "pedestal":
+        rs = P.thick("stem_thickness", 0.015, 0.03) / 2
+        ft = P.thick("foot_thickness", 0.006, 0.012)
+        A.solids.append(cylinder((0, ft / 2, 0), rb * P.uniform("foot_radius", 0.8, 1.2), ft / 2, rounding=ft * 0.3))
+        A.solids.append(cylinder((0, (ft + y0) / 2 + 0.003, 0), rs, (y0 - ft) / 2 + 0.006))
+    if P.flag("rim", 0.3):
+        A.solids.append(torus_y((0, y0 + H - wall * 0.6, 0), radius(1.0) - wall / 2, max(wall * 0.8, P.tmin / 2)))
+    return A
+
+
+# -------------------------------------------------------------------------------------- desk
+def desk(P: Params) -> Assembly:
+    """Desks: a rectangular top on four legs or two side panels; a drawer pedestal on the left
+    (-X), right (+X) or both sides in place of the legs there (drawers shown by their handles at
+    +Z); optional modesty panel at the back (-Z)."""
+    W = P.uniform("width", 1.0, 1.6)
+    D = P.uniform("depth", 0.5, 0.75)
+    H = P.uniform("height", 0.72, 0.78)
+    P.set_size(max(W, D, H))
+    T = P.thick("top_thickness", 0.025, 0.05)
+    support = P.choice("support", ["legs", "panels"], [0.6, 0.4])
+    drawers = P.choice("drawers", ["none", "left", "right", "both"], [0.3, 0.25, 0.25, 0.2])
+    A = Assembly()
+    A.solids.append(box((0, H - T / 2, 0), (W / 2, T / 2, D / 2), rounding=min(0.01, T / 4)))
+    under = H - T
+    t = P.thick("support_thickness", 0.035, 0.06)
+    inset = P.uniform("support_inset", 0.0, 0.05)
+    sides = {-1: drawers in ("left", "both"), 1: drawers in ("right", "both")}
+    if drawers != "none":
+        pw = P.uniform("pedestal_width", 0.35, 0.45)
+        n = P.integer("drawer_count", 2, 4)
+        hr = max(P.tmin / 2, 0.008)  # handle bar radius
+    style = P.choice("leg_style", ["square", "round"]) if support == "legs" else ""
+    for sx, cabinet in sides.items():
+        x_out = sx * (W / 2 - inset)
+        if cabinet:  # a closed box of drawers from the floor to the top, a handle bar per drawer
+            xc = x_out - sx * pw / 2
+            A.solids.append(box((xc, under / 2, 0), (pw / 2, under / 2 + 0.005, D / 2 - inset - 0.01)))
+            for i in range(n):
+                y = under - (i + 0.5) * under / n
+                A.solids.append(capsule((xc - pw * 0.25, y, D / 2 - inset - 0.01 + hr * 0.6), (xc + pw * 0.25, y, D / 2 - inset - 0.01 + hr * 0.6), hr))
+        elif support == "panels":
+            A.solids.append(box((x_out - sx * t / 2, under / 2, 0), (t / 2, under / 2 + 0.005, D / 2 - inset)))
+        else:
+            for sz in (-1, 1):
+                c = (x_out - sx * t / 2, under / 2, sz * (D / 2 - inset - t / 2))
+                if style == "round":
+                    A.solids.append(cylinder(c, t / 2, under / 2 + 0.005))
+                else:
+                    A.solids.append(box(c, (t / 2, under / 2 + 0.005, t / 2)))
+    if P.flag("modesty_panel", 0.45):
+        ph = under * P.uniform("panel_height", 0.3, 0.6)
+        pt = max(t * 0.6, P.tmin)
+        A.solids.append(box((0, under - ph / 2 + 0.005, -D / 2 + inset + pt / 2 + 0.01), (W / 2 - inset - 0.01, ph / 2, pt / 2)))
+    return A
+
+
+GENERATORS: dict[str, Callable[[Params], Assembly]] = {
+    "chair": chair, "table": table, "shelf": shelf, "lamp": lamp, "mug": mug,
+    "sofa": sofa, "bed": bed, "bench": bench, "vase": vase, "bowl": bowl, "desk": desk,
+}
 """Class name -> generator, in the order the data set lists classes."""

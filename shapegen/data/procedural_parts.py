@@ -162,6 +162,37 @@ def torus_y(center: Sequence[float], major: float, minor: float) -> Part:
     return Part(f, *_bounds(c - e, c + e))
 
 
+def revolve(profile: Sequence[Sequence[float]]) -> Part:
+    """A solid of revolution about the +Y axis: the closed polygon ``profile`` of ``(r, y)`` points
+    (``r >= 0``, vertices in order, not self-intersecting) swept around the axis (vases, bowls).
+
+    Exact: the distance to the revolved solid is the 2D distance of ``(hypot(x, z), y)`` to the
+    polygon, since the nearest point of the solid lies in the half plane through the point.
+    """
+    v = np.asarray(profile, float)
+    if v.ndim != 2 or v.shape[1] != 2 or len(v) < 3 or (v[:, 0] < 0).any():
+        raise ValueError("a revolved profile needs at least 3 (r, y) points with r >= 0")
+    prev = np.roll(v, 1, axis=0)  # edge i runs from vertex i - 1 to vertex i
+    edges = prev - v
+
+    def f(p: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
+        q = torch.stack([torch.hypot(p[:, 0], p[:, 2]), p[:, 1]], -1)
+        d = torch.full((q.shape[0],), math.inf, dtype=p.dtype, device=p.device)
+        inside = torch.zeros(q.shape[0], dtype=torch.bool, device=p.device)
+        for (vx, vy), (ex, ey), (_, py) in zip(v, edges, prev):
+            wx, wy = q[:, 0] - vx, q[:, 1] - vy
+            if vx > 0 or vx + ex > 0:  # an edge on the axis is inside the solid, not on its surface
+                t = ((wx * ex + wy * ey) / max(ex * ex + ey * ey, 1e-18)).clamp(0, 1)
+                d = torch.minimum(d, (wx - ex * t) ** 2 + (wy - ey * t) ** 2)
+            # Crossing number: the edge straddles the point's height on its right side.
+            up, below, left = q[:, 1] >= vy, q[:, 1] < py, ex * wy > ey * wx
+            inside ^= (up & below & left) | (~up & ~below & ~left)
+        return torch.where(inside, -1.0, 1.0).to(p.dtype) * d.sqrt()
+
+    r, y0, y1 = float(v[:, 0].max()), float(v[:, 1].min()), float(v[:, 1].max())
+    return Part(f, (-r, y0, -r), (r, y1, r))
+
+
 def shell(part: Part, thickness: float) -> Part:
     """The surface of ``part`` thickened to a solid wall of ``thickness`` (centred on it)."""
     half = thickness / 2

@@ -4,7 +4,14 @@ Layout of ``DIR`` (what ``shapegen data procedural -o DIR`` writes):
 
     DIR/<split>/<class>/<class>_<index>.ply   watertight meshes, +Y up, in [-1, 1]^3
     DIR/index.csv                             path, class, split, index, seed, params (JSON)
+    DIR/captions.csv                          path, caption: several rows (captions) per shape
+    DIR/attributes.csv                        path, class, split, then one column per attribute
     DIR/procedural.yaml                       the settings the meshes were made with
+
+Captions and attributes come from the parameters (:mod:`shapegen.data.captions`);
+``captions.csv`` is what ``shapegen train --method msdf`` reads with ``data.labels=captions``
+(one caption drawn per shape and epoch). The three CSVs are rewritten on every run from the
+parameters alone, so a resumed or grown set gets the same rows as one made in one go.
 
 PLY files are written +Y up (``ply_up="y"``), the frame :func:`shapegen.geometry.mesh_io.load_mesh`
 returns them in; OBJ is +Y up anyway. A shape's split depends only on ``(seed, class, index)``
@@ -30,7 +37,7 @@ from shapegen.errors import ShapegenError
 
 # Literal copies of shapegen.data.procedural's constants (a test keeps them equal): importing
 # that module pulls in torch, and this config is imported by ``shapegen --help``.
-CLASSES = ("chair", "table", "shelf", "lamp", "mug")
+CLASSES = ("chair", "table", "shelf", "lamp", "mug", "sofa", "bed", "bench", "vase", "bowl", "desk")
 DEFAULT_RESOLUTION = 64
 DEFAULT_EXTENT = 0.9
 
@@ -40,7 +47,7 @@ class ProceduralConfig:
     """Settings of ``shapegen data procedural`` (preset: ``configs/data/procedural.yaml``)."""
 
     classes: list[str] = field(default_factory=lambda: list(CLASSES))
-    """Object classes to generate (chair, table, shelf, lamp, mug)."""
+    """Object classes to generate (chair, table, shelf, lamp, mug, sofa, bed, bench, vase, bowl, desk)."""
     per_class: int = 200
     """Shapes per class (indices 0 .. per_class - 1)."""
     seed: int = 0
@@ -61,6 +68,8 @@ class ProceduralConfig:
     """Shapes per class (row) on the preview sheet written with ``--preview``."""
     preview_tile: int = 128
     """Side of one preview tile in pixels."""
+    captions_per_shape: int = 4
+    """Captions written per shape to captions.csv (the last one is the class name alone)."""
 
 
 #: Keys of procedural.yaml that must match for a folder to be resumed.
@@ -121,6 +130,8 @@ class SetSummary:
         seconds: wall time of the whole run.
         per_split: shapes per split in the index.
         index: path of index.csv.
+        captions: path of captions.csv.
+        attributes: path of attributes.csv.
     """
 
     written: int
@@ -128,6 +139,8 @@ class SetSummary:
     seconds: float
     per_split: dict[str, int]
     index: Path
+    captions: Path
+    attributes: Path
 
 
 def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, path: str, normals: bool) -> int:
@@ -160,6 +173,8 @@ def _check_config(cfg: ProceduralConfig) -> list[tuple[str, float]]:
         raise ShapegenError(f"extent must lie in (0, 1), got {cfg.extent}")
     if cfg.workers < 0:
         raise ShapegenError(f"workers must be >= 0 (0: one per core), got {cfg.workers}")
+    if cfg.captions_per_shape < 1:
+        raise ShapegenError(f"captions_per_shape must be at least 1, got {cfg.captions_per_shape}")
     return parse_splits(cfg.split)
 
 
@@ -205,6 +220,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     from tqdm.auto import tqdm
 
     from shapegen.config import save_config
+    from shapegen.data.captions import ATTRIBUTES, attributes, captions
     from shapegen.data.procedural import generate
     from shapegen.io import atomic_path, check_output_path
 
@@ -216,13 +232,15 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
         _check_resume(out, cfg)
     save_config(cfg, out / "procedural.yaml")
 
-    rows, todo = [], []
+    rows, todo, caption_rows, attr_rows = [], [], [], []
     for cls in cfg.classes:
         for i in range(cfg.per_class):
             split = split_of(splits, cfg.seed, cls, i)
             rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
             shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
             rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
+            caption_rows += [(rel.as_posix(), text) for text in captions(cls, shape.params, cfg.captions_per_shape, shape.seed)]
+            attr_rows.append((rel.as_posix(), cls, split, attributes(cls, shape.params)))
             if fresh or not (out / rel).is_file():
                 todo.append((cls, i, rel))
     skipped = len(rows) - len(todo)
@@ -251,22 +269,27 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     finally:
         bar.close()
 
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["path", "class", "split", "index", "seed", "params"])
-    writer.writerows(rows)
-    index = out / "index.csv"
-    with atomic_path(index) as tmp:
-        tmp.write_text(buf.getvalue())
+    columns = list(dict.fromkeys(a for c in cfg.classes for a in ATTRIBUTES[c]))
+    tables = {
+        "index.csv": [["path", "class", "split", "index", "seed", "params"], *rows],
+        "captions.csv": [["path", "caption"], *caption_rows],
+        "attributes.csv": [["path", "class", "split", *columns], *([p, c, s, *(a.get(k, "") for k in columns)] for p, c, s, a in attr_rows)],
+    }
+    for name, table in tables.items():
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(table)
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(buf.getvalue())
     per_split = {name: sum(r[2] == name for r in rows) for name, _ in splits}
-    return SetSummary(len(todo), skipped, time.perf_counter() - t0, per_split, index)
+    return SetSummary(len(todo), skipped, time.perf_counter() - t0, per_split, out / "index.csv", out / "captions.csv", out / "attributes.csv")
 
 
 def write_preview(cfg: ProceduralConfig, out: str | os.PathLike, path: str | os.PathLike) -> Path:
     """Render the first ``cfg.preview_per_class`` shapes of each class from ``out`` into one PNG.
 
     Rows are classes, columns shape indices; meshes are read back from the files written, so
-    the sheet shows exactly what is on disk.
+    the sheet shows exactly what is on disk. Each tile has its shape's first caption from
+    ``captions.csv`` under it (when the folder has one).
     """
     from renderers.preview import save_image
     from shapegen.data.procedural import preview_sheet
@@ -275,14 +298,21 @@ def write_preview(cfg: ProceduralConfig, out: str | os.PathLike, path: str | os.
     if Path(path).suffix.lower() != ".png":
         raise ShapegenError(f"the preview sheet is a PNG: give a path ending in .png instead of '{Path(path).name}'")
     splits = parse_splits(cfg.split)
-    rows = []
+    first: dict[str, str] = {}
+    if (Path(out) / "captions.csv").is_file():
+        with open(Path(out) / "captions.csv", newline="") as fh:
+            for row in csv.DictReader(fh):
+                first.setdefault(row["path"], row["caption"])
+    rows, texts = [], []
     for cls in cfg.classes:
-        row = []
+        row, text = [], []
         for i in range(min(cfg.preview_per_class, cfg.per_class)):
             rel = Path(split_of(splits, cfg.seed, cls, i)) / cls / f"{cls}_{i:05d}.{cfg.format}"
             row.append((f"{cls}_{i:05d}", load_mesh(Path(out) / rel)))
+            text.append(first.get(rel.as_posix(), ""))
         rows.append(row)
-    return save_image(path, preview_sheet(rows, cfg.preview_tile))
+        texts.append(text)
+    return save_image(path, preview_sheet(rows, cfg.preview_tile, captions=texts if first else None))
 
 
 __all__ = ["ProceduralConfig", "SetSummary", "parse_splits", "split_of", "write_preview", "write_procedural_set"]

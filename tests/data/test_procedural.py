@@ -64,6 +64,89 @@ def test_frame_is_y_up_front_z_and_handles_on_plus_x():
     assert float(d[0]) < float(d[1])
 
 
+# sha256 of the JSON of the parameters of shapes 0..39 (seed 0) of each demo class: the shipped
+# demo models and their held-out evaluations were made from exactly these shapes.
+DEMO_PARAMS_SHA256 = {
+    "chair": "ab4ba646992fe88c2b98a1b9f7dbc91a9f19e08b2209db13a7fed72c47d601bf",
+    "table": "074b938699ff37d352014871a23aa6d1dfd3c6608025d1f1dd31f50a2acf58c5",
+    "shelf": "5d830a855d16b4d11fb9bd4607ca745f72c99d71e5951f4291706506dd9e2f63",
+    "lamp": "7e72359c16daa9d7fc682111bed1c63c3ec046c6f82439788602e7c69093fece",
+    "mug": "d978ae49fe4db0ea69fea99bb0be5ada8cfe1f200acc2ad6036f2a04af7bdafd",
+}
+
+
+def test_demo_classes_draw_the_same_parameters_as_before():
+    import hashlib
+
+    from shapegen.data.procedural import DEMO_CLASSES
+
+    assert DEMO_CLASSES == ("chair", "table", "shelf", "lamp", "mug") and CLASSES[:5] == DEMO_CLASSES
+    for cls, digest in DEMO_PARAMS_SHA256.items():
+        blob = json.dumps([generate(cls, i, seed=0).params for i in range(40)], sort_keys=True)
+        assert hashlib.sha256(blob.encode()).hexdigest() == digest, cls
+    assert generate("mug", 1, seed=0).params == {
+        "body": "tapered", "bottom": 0.0136, "foot": True, "foot_height": 0.0087, "handle": "ring", "handle_offset": 0.0916,
+        "handle_reach": 0.0191, "handle_span": 0.6841, "handle_thickness": 0.0068, "height": 0.1241, "radius": 0.0394,
+        "rim_lip": False, "taper": 0.7663, "wall": 0.0071,
+    }
+
+
+NEW_CLASSES = ("sofa", "bed", "bench", "vase", "bowl", "desk")
+
+
+@pytest.mark.parametrize("cls", NEW_CLASSES)
+def test_new_classes_are_watertight_single_pieces_over_several_seeds(cls):
+    for index in range(2, 7):
+        mesh = to_mesh(generate(cls, index, seed=0), RES)
+        report = inspect_mesh(mesh)
+        assert report.watertight and report.num_components == 1 and report.volume > 0, (cls, index, report.lines())
+
+
+def test_new_classes_follow_the_frame_conventions():
+    # Sofas and beds: the back / headboard is at -Z, so the top of the shape is behind its centre.
+    for cls, flag in (("sofa", None), ("bed", "headboard")):
+        shape = next(s for s in (generate(cls, i, 0) for i in range(20)) if flag is None or s.params[flag] != "none")
+        lo, hi = shape.bbox
+        top = torch.tensor([[0.0, hi[1] - 0.03, lo[2] + 0.1], [0.0, hi[1] - 0.03, hi[2] - 0.1]])
+        d = shape.sdf(top)
+        assert float(d[0]) < float(d[1]), cls
+    # A desk's drawers on the left are on -X (seen from the front, +Z): the pedestal fills the
+    # space under the top there, and not on the other side.
+    for drawers, sx in (("left", -1), ("right", 1)):
+        shape = next(s for s in (generate("desk", i, 0) for i in range(40)) if s.params["drawers"] == drawers)
+        lo, hi = shape.bbox
+        d = shape.sdf(torch.tensor([[sx * (hi[0] - 0.15), 0.0, 0.0], [-sx * (hi[0] - 0.15), 0.0, 0.0]]))
+        assert float(d[0]) < 0 < float(d[1]), drawers
+    # Vases and bowls stand on the floor and are open at the top: hollow on the axis below the rim,
+    # solid at the bottom's centre.
+    for cls in ("vase", "bowl"):
+        for i in range(5):
+            shape = generate(cls, i, 0)
+            if cls == "bowl" and shape.params["foot"] != "none":
+                continue
+            lo, hi = shape.bbox
+            d = shape.sdf(torch.tensor([[0.0, hi[1] - 0.05, 0.0], [0.0, lo[1] + 0.01, 0.0], [0.0, hi[1] + 0.05, 0.0]]))
+            assert float(d[0]) > 0 and float(d[1]) < 0 and float(d[2]) > 0, (cls, i)
+
+
+def test_revolve_is_the_exact_sdf_of_the_swept_polygon():
+    from shapegen.data.procedural_parts import cone, cylinder, revolve
+
+    pts = torch.rand(5000, 3, generator=torch.Generator().manual_seed(2)) * 4 - 2
+    # A rectangle and a trapezoid touching the axis sweep a cylinder and a frustum; the edge on
+    # the axis is inside the solid, not its surface. Vertex order (orientation) does not matter.
+    assert torch.allclose(revolve([(0, -1), (1, -1), (1, 1), (0, 1)]).sdf(pts), cylinder((0, 0, 0), 1, 1).sdf(pts), atol=1e-5)
+    frustum = cone((0, 0.2, 0), 0.8, 0.3, 0.5).sdf(pts)
+    assert torch.allclose(revolve([(0, -0.3), (0.8, -0.3), (0.3, 0.7), (0, 0.7)]).sdf(pts), frustum, atol=1e-5)
+    assert torch.allclose(revolve([(0, 0.7), (0.3, 0.7), (0.8, -0.3), (0, -0.3)]).sdf(pts), frustum, atol=1e-5)
+    # A ring (polygon away from the axis): a square-section torus, hollow in the middle.
+    ring = revolve([(0.5, -0.1), (0.7, -0.1), (0.7, 0.1), (0.5, 0.1)])
+    d = ring.sdf(torch.tensor([[0.0, 0.0, 0.0], [0.6, 0.0, 0.0], [0.0, 0.0, -0.6], [0.3, 0.0, 0.0]]))
+    assert torch.allclose(d, torch.tensor([0.5, -0.1, -0.1, 0.2]), atol=1e-6)
+    with pytest.raises(ValueError, match="r >= 0"):
+        revolve([(0, 0), (-1, 0), (0, 1)])
+
+
 def test_same_seed_same_shapes_different_seed_different():
     a = to_mesh(generate("chair", 3, seed=7), 32)
     b = to_mesh(generate("chair", 3, seed=7), 32)
@@ -97,6 +180,17 @@ def test_parameters_vary_structurally():
     assert values("mug", "handle") == {"ring", "D", "square", "ear"}
     assert values("mug", "body") == {"cylinder", "tapered", "rounded"}
     assert len(values("table", "width")) > 10
+    assert values("sofa", "seats") == {2, 3} and values("sofa", "arms") == {"none", "square", "rolled"}
+    assert values("sofa", "chaise") == {True, False} and values("sofa", "support") == {"legs", "plinth"}
+    assert values("bed", "size") == {"single", "double", "king"} and len(values("bed", "headboard")) == 4
+    assert values("bed", "pillows") == {0, 1, 2} and values("bed", "base") == {"legs", "platform"}
+    assert values("bench", "seat") == {"solid", "slatted", "padded"} and values("bench", "support") == {"legs", "panels", "frame"}
+    assert values("bench", "backrest") == {True, False}
+    assert values("vase", "profile") == {"cylinder", "round", "tapered", "flared"} and values("vase", "neck") == {True, False}
+    assert values("vase", "handles") == {True, False}
+    assert values("bowl", "foot") == {"none", "ring", "pedestal"} and values("bowl", "profile") == {"round", "conical", "straight"}
+    assert values("desk", "drawers") == {"none", "left", "right", "both"} and values("desk", "support") == {"legs", "panels"}
+    assert values("desk", "drawer_count") == {2, 3, 4} and values("desk", "modesty_panel") == {True, False}
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -152,8 +246,8 @@ def test_grid_and_sparse_meshing_agree():
 
 
 def test_bad_inputs_raise_one_line_errors():
-    with pytest.raises(ShapegenError, match="unknown procedural class 'sofa'.*chair"):
-        generate("sofa", 0)
+    with pytest.raises(ShapegenError, match="unknown procedural class 'spaceship'.*chair.*desk"):
+        generate("spaceship", 0)
     with pytest.raises(ShapegenError, match="index"):
         generate("chair", -1)
     with pytest.raises(ShapegenError, match="method"):
@@ -194,8 +288,21 @@ def test_cli_writes_meshes_index_and_preview_then_resumes(capsys, tmp_path):
     # Files keep the normalised +Y-up frame: the same box as the mesh made in memory.
     ref = to_mesh(generate("mug", 0, seed=0), 24)
     assert torch.allclose(mesh.bounds(), ref.bounds(), atol=1e-6)
-    assert (tmp_path / "sheet.png").stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(tmp_path / "sheet.png") as sheet:  # two rows of 32 px tiles, captions under them
+        assert sheet.width == 3 * 32 and sheet.height > 2 * 32
     assert not list(out.rglob(".*"))  # no temporary files left behind
+    # Captions and attributes beside the index: four captions per shape, the class name last.
+    with open(out / "captions.csv", newline="") as fh:
+        caps = list(csv.DictReader(fh))
+    assert [c["path"] for c in caps] == [r["path"] for r in rows for _ in range(4)]
+    assert [c["caption"] for c in caps[3::4]] == [r["class"] for r in rows]
+    with open(out / "attributes.csv", newline="") as fh:
+        attrs = list(csv.DictReader(fh))
+    assert [a["path"] for a in attrs] == [r["path"] for r in rows] and attrs[0]["handle"] and not attrs[0]["shade"]
+    tables = {name: (out / name).read_bytes() for name in ("index.csv", "captions.csv", "attributes.csv")}
+    (out / "captions.csv").unlink()
 
     # Resume: existing meshes are kept, a missing one is rebuilt identically.
     victim = out / rows[1]["path"]
@@ -205,6 +312,7 @@ def test_cli_writes_meshes_index_and_preview_then_resumes(capsys, tmp_path):
     assert code == 0, err
     assert "wrote 1 meshes (5 already there)" in stdout
     assert victim.read_bytes() == before
+    assert tables == {name: (out / name).read_bytes() for name in tables}  # rewritten identically
     # Settings that would mix two sets in one folder are refused.
     code, _, err = _cli(capsys, *argv, "--seed", "1")
     assert code == 2 and "seed" in err and err.count("\n") == 1
@@ -213,7 +321,7 @@ def test_cli_writes_meshes_index_and_preview_then_resumes(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--classes", "chair,sofa"], "unknown procedural class 'sofa'"),
+        (["--classes", "chair,spaceship"], "unknown procedural class 'spaceship'"),
         (["--split", "train=0.8,val=0.3"], "sum to 1.1"),
         (["--split", "train=abc"], "bad split"),
         (["--per-class", "0"], "per_class"),
