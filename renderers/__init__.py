@@ -57,7 +57,7 @@ _EXPORTS = {
     "backends": ["BackendUnavailable", "get_backend"],
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)  # noqa: PLE0605
+__all__ = sorted(_WHERE)
 
 
 def __getattr__(name: str):

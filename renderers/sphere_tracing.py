@@ -64,7 +64,7 @@ def sphere_trace(
     hit = torch.zeros(r, dtype=torch.bool, device=origins.device)
     active = t < far_t
     steps = 0
-    for steps in range(1, max_steps + 1):
+    for steps in range(1, max_steps + 1):  # noqa: B007 (the count is read after the loop)
         idx = active.nonzero()[:, 0]
         if idx.numel() == 0:
             break

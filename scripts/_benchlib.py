@@ -62,7 +62,7 @@ def timeit(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
 
 def table(header: list[str], rows: list[list[object]]) -> str:
     """A Markdown table."""
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -129,7 +129,7 @@ def class_check(model: MSDFGenerator, ref: dict, samples: int, solver: str = "mi
             x0 = sample_noise((samples, model.config.n, model.dim), seed=seed + ci)
             cond = {"labels": torch.full((samples,), ci, dtype=torch.long)}
             with torch.no_grad():
-                sol = solve_ode(lambda x, t: model.velocity(x, t, cond, guidance), x0, "dopri5", rtol=rtol, atol=rtol)
+                sol = solve_ode(lambda x, t, cond=cond: model.velocity(x, t, cond, guidance), x0, "dopri5", rtol=rtol, atol=rtol)
             x, n = model.denormalize(sol.x), sol.nfe
         else:
             x, n = model.sample(samples, cls=cls, steps=steps, solver=solver, guidance=guidance, seed=seed + ci, return_nfe=True)
@@ -150,7 +150,7 @@ def fidelity(clouds: list, labels: torch.Tensor, ref: dict) -> tuple[float, list
             continue
         d = chamfer_distance_matrix(c[None], ref["clouds"])[0]
         pred.append(int(ref["labels"][int(d.argmin())]))
-    hits = sum(int(p == int(l)) for p, l in zip(pred, labels))
+    hits = sum(int(p == int(label)) for p, label in zip(pred, labels))
     return hits / len(pred), pred
 
 
@@ -238,7 +238,7 @@ def solver_study(model: MSDFGenerator, ref: dict, cache: Path) -> dict:
     tol_rows = []
     x0 = sample_noise((STUDY_SAMPLES, model.config.n, model.dim), seed=100)
     cond = {"labels": torch.zeros(STUDY_SAMPLES, dtype=torch.long)}
-    f = lambda x, t: model.velocity(x, t, cond, 2.0)  # noqa: E731
+    f = lambda x, t: model.velocity(x, t, cond, 2.0)
     with torch.no_grad():
         tight = solve_ode(f, x0, "dopri5", rtol=1e-7, atol=1e-7)
         for tol in (1e-3, 1e-4, 1e-5):

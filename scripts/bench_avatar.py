@@ -48,10 +48,18 @@ def _run(steps: int | None, threads: int, anny_cache: str | None = None) -> list
         verts = re.search(r"\((\d+) vertices", res.stdout)
         size = (out / "avatar.glb").stat().st_size / 1e6
         label = f"{steps} per stage" if steps else "preset (3 per stage)"
-        return [label + (", Anny body" if anny_cache else ""), wall, phases.get("geometry", float("nan")),
-                phases.get("texture", float("nan")), phases.get("bake+rig+export", float("nan")), phases.get("renders", float("nan")),
-                verts.group(1) if verts else "?", len(re.findall(r"\w+", res.stdout.split("morph targets:")[1].split(")")[0])) if "morph targets:" in res.stdout else 0,
-                f"{size:.2f}", f"{load:.1f}"]
+        return [
+            label + (", Anny body" if anny_cache else ""),
+            wall,
+            phases.get("geometry", float("nan")),
+            phases.get("texture", float("nan")),
+            phases.get("bake+rig+export", float("nan")),
+            phases.get("renders", float("nan")),
+            verts.group(1) if verts else "?",
+            len(re.findall(r"\w+", res.stdout.split("morph targets:")[1].split(")")[0])) if "morph targets:" in res.stdout else 0,
+            f"{size:.2f}",
+            f"{load:.1f}",
+        ]
 
 
 def main() -> None:
@@ -76,7 +84,8 @@ def main() -> None:
         "on CPU. The avatar is the body prior barely changed by random guidance; the timings are the pipeline's own "
         "cost. Phases as reported by the command: geometry and texture include loading the tiny prior and "
         "checkpoints; bake+rig+export is the UV atlas, PBR bake, rig transfer and GLB; renders are rest.png and "
-        "poses.png. The Anny row (if any) takes Anny's default body as the prior and its 104-bone rig and 52 ARKit face blendshapes for the transfer. `wall s` is the whole process including imports. The load average (1 min) is that of the shared "
+        "poses.png. The Anny row (if any) takes Anny's default body as the prior and its 104-bone rig and 52 ARKit face "
+        "blendshapes for the transfer. `wall s` is the whole process including imports. The load average (1 min) is that of the shared "
         "machine when the run started.\n\n"
         + table(["steps", "wall s", "geometry s", "texture s", "bake+rig+export s", "renders s", "GLB vertices", "morph targets", "GLB MB", "load avg"], rows)
     )

@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _benchlib import shared_data_root, table, timeit, write_section  # noqa: E402
+from _benchlib import shared_data_root, table, timeit, write_section
 
-from shapegen.geometry.mesh_io import load_mesh, normalize_mesh  # noqa: E402
-from shapegen.geometry.sampling import sample_near_surface, sample_uniform  # noqa: E402
-from shapegen.geometry.sdf import MeshSDF, signed_distance  # noqa: E402
+from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
+from shapegen.geometry.sampling import sample_near_surface, sample_uniform
+from shapegen.geometry.sdf import MeshSDF, signed_distance
 
 
 def _methods(mesh, points: np.ndarray):
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         p = pts[:n]
         repeat = 1 if name in sizes else 3
         out = {}
-        seconds = timeit(lambda: out.__setitem__("d", fn(p)), repeat=repeat, warmup=0 if name in sizes else 1)
+        seconds = timeit(lambda fn=fn, p=p, out=out: out.__setitem__("d", fn(p)), repeat=repeat, warmup=0 if name in sizes else 1)
         results[name] = (n, seconds, np.asarray(out["d"], dtype=np.float64), build, note)
         print(f"{name}: {n} points in {seconds:.3f} s ({n / seconds:,.0f} points/s)", flush=True)
 
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     others = {k: v for k, v in pps.items() if not k.startswith("shapegen") and methods[k][2] != "unsigned" and robust(k)}
     best_other = max(others, key=others.get)
     rows = []
-    for name, (n, seconds, d, build, note) in results.items():
+    for name, (n, _seconds, d, build, note) in results.items():
         k = min(len(ref), n)
         agree_ref = f"{((d[:k] < 0) == (ref[:k] < 0)).mean():.3f}" if note != "unsigned" else "-"
         agree_warp = f"{((d < 0) == (warp_d[:n] < 0)).mean():.4f}" if note != "unsigned" else "-"
@@ -149,11 +149,25 @@ def main(argv: list[str] | None = None) -> None:
     body = (
         f"Signed distance to `meshes_chairs_tables/Table7.obj` ({mesh.num_faces} faces, not watertight, normalised "
         f"to [-1, 1]^3); points: half near-surface (sigma 0.01/0.05), half uniform in [-1.1, 1.1]^3. "
-        f"Fastest alternative with a robust sign (>= 99% sign agreement with the reference): {best_other}. Sign agreement vs the exact torch reference on its first "
+        f"Fastest alternative with a robust sign (>= 99% sign agreement with the reference): {best_other}. "
+        "Sign agreement vs the exact torch reference on its first "
         f"{len(ref)} points and vs shapegen warp on each method's points; |distance| error vs the reference. "
         f"torch threads: {torch.get_num_threads()}.\n\n"
-        + table(["method", "points", "points/s", "vs trimesh", "vs fastest robust alternative", "sign agree (ref)",
-                 "sign agree (warp)", "max abs dist err", "build s", "note"], rows)
+        + table(
+            [
+                "method",
+                "points",
+                "points/s",
+                "vs trimesh",
+                "vs fastest robust alternative",
+                "sign agree (ref)",
+                "sign agree (warp)",
+                "max abs dist err",
+                "build s",
+                "note",
+            ],
+            rows,
+        )
     )
     write_section("geometry-sdf", "Signed distance to a 100k-face mesh", body)
 

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import REPO, shared_data_root, table, write_section  # noqa: E402
+from _benchlib import REPO, shared_data_root, table, write_section
 
 sys.path.insert(0, str(REPO))
-from shapegen.fields.mosaic_sdf_fit import MosaicSDFConvertConfig, finetune, prepare_shape  # noqa: E402
-from shapegen.geometry.extract import extract_mesh, grid_field  # noqa: E402
-from shapegen.geometry.sampling import sample_near_surface, sample_surface, sample_uniform  # noqa: E402
-from shapegen.geometry.sdf import MeshSDF  # noqa: E402
+from shapegen.fields.mosaic_sdf_fit import MosaicSDFConvertConfig, finetune, prepare_shape
+from shapegen.geometry.extract import extract_mesh, grid_field
+from shapegen.geometry.sampling import sample_near_surface, sample_surface, sample_uniform
+from shapegen.geometry.sdf import MeshSDF
 
 #: The subset, in run order: watertight classics first, then furniture and ShapeNet soups.
 SUBSET = [
@@ -216,7 +216,7 @@ def main() -> None:
     sdf_s = statistics.median(r["sdf_s"] for r in rows_data)
     ft_s = statistics.median(r["finetune_s"] for r in rows_data)
     dec = statistics.median(r["decode_ft_s"] for r in rows_data)
-    yes = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    yes = lambda ok: "met" if ok else "NOT met"
     summary = [
         f"- beats dense on Chamfer and normal consistency: {beats}/{len(rows_data)} meshes "
         f"(target >= 80%: {yes(beats >= 0.8 * len(rows_data))})",

@@ -35,11 +35,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import _benchlib as bl  # noqa: E402
+import _benchlib as bl
 
-from shapegen.config import load_config, resolve_preset  # noqa: E402
-from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode  # noqa: E402
-from shapegen.methods.msdf import MSDFConfig, MSDFGenerator  # noqa: E402
+from shapegen.config import load_config, resolve_preset
+from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode
+from shapegen.methods.msdf import MSDFConfig, MSDFGenerator
 
 
 def build(preset: str, n: int, k: int, device: str) -> MSDFGenerator:
@@ -187,7 +187,7 @@ def _verdict(q: dict, floor: float | None) -> str:
     ref, m50, m100, m10 = rows[("dopri5", 0)], rows.get(("midpoint", 25)), rows.get(("midpoint", 50)), rows.get(("midpoint", 5))
     if not (m50 and m100 and m10):
         return ""
-    pct = lambda v: "-" if v is None else f"{v * 100:.0f}%"  # noqa: E731
+    pct = lambda v: "-" if v is None else f"{v * 100:.0f}%"
     lines = [
         f"- midpoint at 50 NFE against dopri5 ({ref['nfe_per_shape']:.0f} NFE): 1-NNA {pct(m50['nna'])} vs {pct(ref['nna'])}, "
         f"MMD-CD {m50['mmd']:.3e} vs {ref['mmd']:.3e}, fidelity {pct(m50['fidelity'])} vs {pct(ref['fidelity'])}; "
@@ -216,26 +216,45 @@ def _fidelity_text(r: dict) -> str:
         f"3 ShapeNet classes ({', '.join(r['classes'])}) x 3 meshes from `../shared/data/meshes_shapenet`, converted with "
         "`shapegen msdf encode --n 256 --k 5 --steps 100` "
         f"({r['encode_seconds']:.0f} s for the 9 meshes, cached); `demo` preset (4 x 128, {r['params']:.2f} M parameters), "
-        f"batch 8, 1 thread; times are wall clock on the 2-core CPU shared with other jobs{_eval_load(evals)}. Every {r['eval_every']} steps 3 samples per class (EMA, midpoint 25 steps = 50 NFE, guidance 2) "
+        f"batch 8, 1 thread; times are wall clock on the 2-core CPU shared with other jobs{_eval_load(evals)}. "
+        f"Every {r['eval_every']} steps 3 samples per class (EMA, midpoint 25 steps = 50 NFE, guidance 2) "
         "are decoded at 64^3 and each is assigned the class of its Chamfer-L2 nearest training shape (512 FPS points, "
         "training shapes decoded the same way); an empty decode counts as a miss.\n\n"
     )
     if p:
-        head += (f"- **met at step {p['step']}**: every sample nearest to its own class after {p['train_seconds'] / 60:.1f} min of "
-                 f"training ({p['step'] * 8 / p['train_seconds']:.1f} shapes/s) plus {p['eval_seconds'] / 60:.1f} min of evaluation\n")
+        head += (
+            f"- **met at step {p['step']}**: every sample nearest to its own class after {p['train_seconds'] / 60:.1f} min of "
+            f"training ({p['step'] * 8 / p['train_seconds']:.1f} shapes/s) plus {p['eval_seconds'] / 60:.1f} min of evaluation\n"
+        )
     else:
         head += f"- NOT met after {r['step']} steps ({r['train_seconds'] / 60:.1f} min of training)\n"
-    head += "\n" + bl.table(["step", "training min", "loss (last batch)", "fidelity", "empty decodes", "predicted classes"],
-                             [[e["step"], f"{e['train_seconds'] / 60:.1f}", f"{e['loss']:.3f}", f"{e['fidelity'] * 100:.0f}%", e["empty"],
-                               " ".join(str(x) for x in e["pred"])] for e in evals])
+    head += "\n" + bl.table(
+        ["step", "training min", "loss (last batch)", "fidelity", "empty decodes", "predicted classes"],
+        [
+            [e["step"], f"{e['train_seconds'] / 60:.1f}", f"{e['loss']:.3f}", f"{e['fidelity'] * 100:.0f}%", e["empty"], " ".join(str(x) for x in e["pred"])]
+            for e in evals
+        ],
+    )
     q = r.get("quality")
     if not q:
         return head
     at = f"step {p['step']}" if p else f"step {r['step']} (the check not met)"
-    fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-    rows = [[x["solver"], x["steps"] or "adaptive", f"{x['nfe_per_shape']:.0f}", f"{x['fidelity'] * 100:.0f}%", x["empty"],
-             fmt(x["nna"] and x["nna"] * 100, ".0f") + "%", fmt(x["cov"] and x["cov"] * 100, ".0f") + "%", fmt(x["mmd"], ".3e"),
-             f"{x['paired_chamfer']:.2e}", f"{x['rms']:.3g}"] for x in q["rows"]]
+    fmt = lambda v, f: "-" if v is None else format(v, f)
+    rows = [
+        [
+            x["solver"],
+            x["steps"] or "adaptive",
+            f"{x['nfe_per_shape']:.0f}",
+            f"{x['fidelity'] * 100:.0f}%",
+            x["empty"],
+            fmt(x["nna"] and x["nna"] * 100, ".0f") + "%",
+            fmt(x["cov"] and x["cov"] * 100, ".0f") + "%",
+            fmt(x["mmd"], ".3e"),
+            f"{x['paired_chamfer']:.2e}",
+            f"{x['rms']:.3g}",
+        ]
+        for x in q["rows"]
+    ]
     head += (
         f"\n\nSample quality against solver steps on the model at {at}: 4 samples per class (12) against the 9 "
         "training shapes; NFE per shape counts both guidance branches as one evaluation; 1-NNA near 50% is best "
@@ -291,8 +310,13 @@ def main() -> None:
         st = fid.train_until_fidelity(cache, ref, args.minutes, args.max_minutes, args.eval_every)
         model = st.pop("model")
         info = {k: v for k, v in st.items() if k != "losses"}
-        info.update(classes=ref["classes"], encode_seconds=ref["encode_seconds"], eval_every=args.eval_every, cache=str(cache),
-                    params=sum(p.numel() for p in model.net.parameters()) / 1e6)
+        info.update(
+            classes=ref["classes"],
+            encode_seconds=ref["encode_seconds"],
+            eval_every=args.eval_every,
+            cache=str(cache),
+            params=sum(p.numel() for p in model.net.parameters()) / 1e6,
+        )
         if st["passed"] is not None or st["train_seconds"] >= args.max_minutes * 60:  # met, or out of budget
             info["quality"] = fid.solver_study(model, ref, cache)
             info["cd_floor"] = fid.chamfer_floor(cache)

@@ -204,10 +204,12 @@ def main() -> None:
     rows = [[args.preset, cfg.train.rays_per_batch, args.timing_steps, f"{per_step:.3f}", f"{per_step * 1000 / 60:.1f}",
              f"{peak_rss_mib():.0f}", torch.get_num_threads()]]
     made = f"rendered in {synth_s:.0f} s" if not args.room else "an existing folder made by `shapegen room synth`"
-    body = (f"Synthetic room: {scene.num_images} views at {scene.width}x{scene.height} (`RoomSynthConfig`), {made}.\n\n### Training cost ({args.preset} preset, CPU)\n\n"
-            + table(["preset", "rays/step", "steps timed", "s/step (median)", "min per 1000 it (extrapolated)",
-                     "peak RSS MiB (process)", "threads"], rows)
-            + "\n\nPer-1000-iteration time is the median step time x 1000 (not measured over 1000 steps).")
+    body = (
+        f"Synthetic room: {scene.num_images} views at {scene.width}x{scene.height} (`RoomSynthConfig`), {made}.\n\n"
+        f"### Training cost ({args.preset} preset, CPU)\n\n"
+        + table(["preset", "rays/step", "steps timed", "s/step (median)", "min per 1000 it (extrapolated)", "peak RSS MiB (process)", "threads"], rows)
+        + "\n\nPer-1000-iteration time is the median step time x 1000 (not measured over 1000 steps)."
+    )
     print(body, flush=True)
 
     # ---------------------------------------------------------------- comparison
@@ -223,8 +225,9 @@ def main() -> None:
                 t1 = time.perf_counter()
                 train(model, args.steps)
                 mesh = model.extract_world_mesh(args.mesh_resolution)
-                m = evaluate_meshes(mesh, gt, num_points=args.points, gt_face_labels=labels,
-                                    label_names={LABEL_THIN: "thin", LABEL_DARK: "dark"}, cameras=cams, seed=seed).to_dict()
+                m = evaluate_meshes(
+                    mesh, gt, num_points=args.points, gt_face_labels=labels, label_names={LABEL_THIN: "thin", LABEL_DARK: "dark"}, cameras=cams, seed=seed
+                ).to_dict()
                 m["minutes"] = (time.perf_counter() - t1) / 60
                 results[name].append(m)
                 print(name, seed, {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}, flush=True)
@@ -233,12 +236,16 @@ def main() -> None:
         def ms(vals: list[float]) -> str:
             return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else f"{vals[0]:.4f}"
 
-        rows = [[name] + [ms([r.get(k, float('nan')) for r in rs]) for k in keys] + [len(rs), f"{statistics.mean(r['minutes'] for r in rs):.1f}"]
-                for name, rs in results.items()]
-        body += (f"\n\n### Hybrid vs SDF-only ({args.preset} preset, {args.steps} steps, seeds {args.seeds}, culled to the "
-                 f"training frusta, {args.points} points per mesh, mesh {args.mesh_resolution}^3)\n\n"
-                 + table(["variant", *keys, "runs", "min/run"], rows)
-                 + "\n\nmean ± std over seeds (a single value when one seed ran). Distances in metres.")
+        rows = [
+            [name] + [ms([r.get(k, float("nan")) for r in rs]) for k in keys] + [len(rs), f"{statistics.mean(r['minutes'] for r in rs):.1f}"]
+            for name, rs in results.items()
+        ]
+        body += (
+            f"\n\n### Hybrid vs SDF-only ({args.preset} preset, {args.steps} steps, seeds {args.seeds}, culled to the "
+            f"training frusta, {args.points} points per mesh, mesh {args.mesh_resolution}^3)\n\n"
+            + table(["variant", *keys, "runs", "min/run"], rows)
+            + "\n\nmean ± std over seeds (a single value when one seed ran). Distances in metres."
+        )
     write_section("occsdf", "Occ-SDF hybrid: cost per 1000 iterations and hybrid vs SDF-only", body)
 
 

@@ -123,7 +123,13 @@ def main() -> None:
     tgt_10, tgt_20 = _disagree(rigged.skin, direct, j)
     load = os.getloadavg()[0]
     rows = [
-        ["template build (SDF grid + MC + procedural weights)", f"{args.template_resolution}^3 grid, {template.mesh.num_vertices} vertices", t_template, "", ""],
+        [
+            "template build (SDF grid + MC + procedural weights)",
+            f"{args.template_resolution}^3 grid, {template.mesh.num_vertices} vertices",
+            t_template,
+            "",
+            "",
+        ],
         ["rig_humanoid (align + transfer, top-4)", f"{target.num_vertices} vertices, {target.num_faces} faces", t_rig, tgt_10, tgt_20],
         ["procedural weights evaluated directly (reference)", f"{target.num_vertices} vertices", t_direct, "", ""],
         ["transfer template -> template", f"{template.mesh.num_vertices} vertices", "", self_10, self_20],
@@ -134,7 +140,8 @@ def main() -> None:
     body += (
         f"\n\nThreads: {args.threads} (torch), load average {load:.1f} on a shared machine. "
         "Fractions: vertices whose transferred weights differ from the analytic template's own procedural "
-        "weights at the same points (L1 over the dense weight row; Anny rows: Anny's own weights, edge midpoints: the mean of their endpoints'). The 100k target is a marching-cubes body "
+        "weights at the same points (L1 over the dense weight row; Anny rows: Anny's own weights, edge midpoints: the mean of their "
+        "endpoints'). The 100k target is a marching-cubes body "
         f"at {args.target_resolution}^3 subdivided without smoothing, so its vertices never coincide with the template's."
     )
     write_section("rigging", "Rigging by transfer (analytic and Anny templates)", body, dry_run=args.no_write)

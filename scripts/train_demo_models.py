@@ -270,8 +270,8 @@ def write_card(args, info: dict, ev: dict, data_seconds: float, total_seconds: f
     text = f"""# Mosaic-SDF demo model (class-conditional)
 
 Flow-matching generator of Mosaic-SDF tensors (Yariv et al., arXiv 2312.09222;
-`shapegen/methods/msdf.py`), conditioned on five classes: {', '.join(ev['classes'])}.
-Reproduce it with `python scripts/train_demo_models.py {' '.join(sys.argv[1:])}`.
+`shapegen/methods/msdf.py`), conditioned on five classes: {", ".join(ev["classes"])}.
+Reproduce it with `python scripts/train_demo_models.py {" ".join(sys.argv[1:])}`.
 {under}
 ## Files
 - `{CKPT_NAME}` ({size_mb:.1f} MB): EMA weights only (stored as `net`), the data normalisation and
@@ -281,22 +281,23 @@ Reproduce it with `python scripts/train_demo_models.py {' '.join(sys.argv[1:])}`
 
 ## Data
 - Generator: `shapegen.data.procedural.generate(cls, index, seed={args.seed})` (made by the project; no third-party data).
-- Training: shapes 0..{args.per_class - 1} of each class ({info['num_train']} shapes). Held out: shapes
+- Training: shapes 0..{args.per_class - 1} of each class ({info["num_train"]} shapes). Held out: shapes
   {args.per_class}..{args.per_class + args.held_out - 1} of each class ({args.held_out} per class), never seen in training.
-- M-SDF: n = {info['n']} grids, k = {info['k']} (reduced from the paper's 1024 x 7^3); FPS centres over the
+- M-SDF: n = {info["n"]} grids, k = {info["k"]} (reduced from the paper's 1024 x 7^3); FPS centres over the
   marching-cubes surface (resolution {args.mesh_resolution}), one shared covering scale (margin 1.25), grid
   values from the analytic procedural SDF of the shape grown by {args.dilate} (`sdf - {args.dilate}`, so legs and boards
   0.07 thick do not fall between grid nodes 0.1 apart); no refinement. Generated shapes are therefore that much
   fatter than the procedural ones, which the Chamfer numbers below include. Data preparation took {data_seconds:.0f} s.
 
 ## Model and training
-- `configs/msdf/demo.yaml`: Set Transformer 4 blocks x 128, 4 heads, MLP 2x ({info['parameters'] / 1e6:.2f} M parameters),
+- `configs/msdf/demo.yaml`: Set Transformer 4 blocks x 128, 4 heads, MLP 2x ({info["parameters"] / 1e6:.2f} M parameters),
   adaLN class conditioning, condition dropout 0.1.{value_basis_text(info)}
-- {info['steps']} steps of batch {info['batch_size']} (AdamW, lr {info['lr']:g}, {info['warmup_steps']} warm-up steps, EMA {info['ema_decay']:g}), final smoothed loss
-  {info['final_loss']:.4f}; {info['train_seconds'] / 60:.1f} min of training, {total_seconds / 60:.1f} min end to end.
-- Machine: {bl.machine()}; one torch thread; 1-minute load average {info['load_start']:.1f} when training
-  started and {info['load_end']:.1f} when it ended (2 cores: above 1, other jobs shared the CPU and the step count is lower).
-- Sampling defaults: {info['sample']['solver']} solver, {info['sample']['steps']} steps, classifier-free guidance {info['sample']['guidance']:g}.
+- {info["steps"]} steps of batch {info["batch_size"]} (AdamW, lr {info["lr"]:g}, {info["warmup_steps"]} warm-up steps,
+  EMA {info["ema_decay"]:g}), final smoothed loss {info["final_loss"]:.4f}; {info["train_seconds"] / 60:.1f} min of training,
+  {total_seconds / 60:.1f} min end to end.
+- Machine: {bl.machine()}; one torch thread; 1-minute load average {info["load_start"]:.1f} when training
+  started and {info["load_end"]:.1f} when it ended (2 cores: above 1, other jobs shared the CPU and the step count is lower).
+- Sampling defaults: {info["sample"]["solver"]} solver, {info["sample"]["steps"]} steps, classifier-free guidance {info["sample"]["guidance"]:g}.
 
 ## Metrics (against the held-out procedural shapes)
 {args.samples} samples per class (seeds 1000 + class index), decoded at resolution {args.decode_resolution};
@@ -306,15 +307,15 @@ class against that class's {args.held_out} held-out shapes; the "train" columns 
 training shapes of the class with the same held-out shapes (the best a generator that reproduces the
 training distribution can do at this sample size). 1-NNA: 50% is ideal.
 
-Overall class fidelity: **{ev['fidelity'] * 100:.0f}%** (target >= 90%: this model {verdict} it).
+Overall class fidelity: **{ev["fidelity"] * 100:.0f}%** (target >= 90%: this model {verdict} it).
 
 {bl.table(HEADER, metric_rows(ev))}
 
-Evaluation took {ev['eval_seconds']:.0f} s.
+Evaluation took {ev["eval_seconds"]:.0f} s.
 
 ## Limits
-- Small data (a few dozen shapes per class) and a CPU-sized model: samples are coarse (n = {info['n']} grids of
-  {info['k']}^3 values cannot hold every thin part) and the diversity numbers are from {args.samples} vs {args.held_out} shapes,
+- Small data (a few dozen shapes per class) and a CPU-sized model: samples are coarse (n = {info["n"]} grids of
+  {info["k"]}^3 values cannot hold every thin part) and the diversity numbers are from {args.samples} vs {args.held_out} shapes,
   so they are noisy.
 - Only the five procedural classes; no text conditioning.
 """
@@ -342,8 +343,9 @@ def main() -> None:
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models section of docs/benchmarks.md")
     ap.add_argument("--skip-msdf", action="store_true", help="do not train the Mosaic-SDF demo model")
     ap.add_argument("--skip-las", action="store_true", help="do not train the LAS sketch-to-3D demo model (scripts/train_las_demo.py)")
-    ap.add_argument("--las-minutes", type=float, default=325.0,
-                    help="training budget of the LAS demo model (both stages, trained at once: about 200 min of wall time)")
+    ap.add_argument(
+        "--las-minutes", type=float, default=325.0, help="training budget of the LAS demo model (both stages, trained at once: about 200 min of wall time)"
+    )
     args = ap.parse_args()
     if not args.skip_msdf:
         train_msdf_demo(args)
@@ -366,26 +368,31 @@ def train_msdf_demo(args: argparse.Namespace) -> None:
     model, info = train(args, work)
     # Stopped by the clock while the loss still fell by > 10% over the second half of training.
     curve = info["losses"]
-    info["under_trained"] = bool(info["steps"] < model.config.train.max_steps and len(curve) > 2
-                                 and curve[-1][1] < 0.9 * curve[len(curve) // 2][1])
+    info["under_trained"] = bool(info["steps"] < model.config.train.max_steps and len(curve) > 2 and curve[-1][1] < 0.9 * curve[len(curve) // 2][1])
     MODEL_DIR = Path(args.out)
     ckpt = save_weights_only(model, MODEL_DIR / CKPT_NAME)
     # Evaluate the shipped file exactly as users load it.
     shipped = load_module(MSDFGenerator, ckpt)
     ev = evaluate(shipped, clouds, args)
     total = time.perf_counter() - t_all
-    (MODEL_DIR / "metrics.json").write_text(json.dumps({"data_seconds": data_seconds, "total_seconds": total, "train": info,
-                                                       "eval": ev, "machine": bl.machine(), "python": platform.python_version()}, indent=1))
+    (MODEL_DIR / "metrics.json").write_text(
+        json.dumps(
+            {"data_seconds": data_seconds, "total_seconds": total, "train": info, "eval": ev, "machine": bl.machine(), "python": platform.python_version()},
+            indent=1,
+        )
+    )
     card = write_card(args, info, ev, data_seconds, total, ckpt)
     log(f"wrote {ckpt} ({ckpt.stat().st_size / 1e6:.1f} MB) and {card}; class fidelity {ev['fidelity'] * 100:.0f}%")
     if not args.no_bench:
-        body = (f"Class-conditional Mosaic-SDF demo model (`assets/models/msdf_demo`, card: `MODEL_CARD.md`): {info['num_train']} procedural training "
-                f"shapes (seed {args.seed}), n = {info['n']}, k = {info['k']}, shapes grown by {args.dilate} in the M-SDFs, "
-                f"value basis of {info['value_components']} components, {info['steps']} steps in {info['train_seconds'] / 60:.1f} min "
-                f"on this CPU (one thread, load {info['load_start']:.1f} -> {info['load_end']:.1f}); {args.samples} samples per class vs "
-                f"{args.held_out} held-out shapes per class ({CLOUD_POINTS}-point FPS clouds, Chamfer-L2). Overall class fidelity "
-                f"{ev['fidelity'] * 100:.0f}% (target 90%). 'train' columns: {args.baseline} training shapes per class vs the same held-out shapes.\n\n"
-                + bl.table(HEADER, metric_rows(ev)))
+        body = (
+            f"Class-conditional Mosaic-SDF demo model (`assets/models/msdf_demo`, card: `MODEL_CARD.md`): {info['num_train']} procedural training "
+            f"shapes (seed {args.seed}), n = {info['n']}, k = {info['k']}, shapes grown by {args.dilate} in the M-SDFs, "
+            f"value basis of {info['value_components']} components, {info['steps']} steps in {info['train_seconds'] / 60:.1f} min "
+            f"on this CPU (one thread, load {info['load_start']:.1f} -> {info['load_end']:.1f}); {args.samples} samples per class vs "
+            f"{args.held_out} held-out shapes per class ({CLOUD_POINTS}-point FPS clouds, Chamfer-L2). Overall class fidelity "
+            f"{ev['fidelity'] * 100:.0f}% (target 90%). 'train' columns: {args.baseline} training shapes per class vs the same held-out shapes.\n\n"
+            + bl.table(HEADER, metric_rows(ev))
+        )
         bl.write_section("demo-models", "Demo models: class-conditional Mosaic-SDF", body)
 
 

@@ -2,7 +2,8 @@
 
 One command, CPU only, no download::
 
-    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--val 10] [--extra 140] [--minutes 325] [--sdf-share 0.3846] [--jobs 2] [--guidance 1,2] [--work outputs/las_demo]
+    python scripts/train_las_demo.py [--per-class 60] [--held-out 10] [--val 10] [--extra 140] [--minutes 325]
+        [--sdf-share 0.3846] [--jobs 2] [--guidance 1,2] [--work outputs/las_demo]
 
 Stages (resumable: finished meshes, prepared data and trained stages under ``--work`` are reused):
 
@@ -92,20 +93,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-class", type=int, default=60, help="training shapes per class (indices 0..N-1)")
     ap.add_argument("--held-out", type=int, default=10, help="held-out shapes per class (the next indices)")
-    ap.add_argument("--extra", type=int, default=140,
-                    help="more training shapes per class, the indices after the validation ones (the held-out and validation shapes stay the same)")
+    ap.add_argument(
+        "--extra",
+        type=int,
+        default=140,
+        help="more training shapes per class, the indices after the validation ones (the held-out and validation shapes stay the same)",
+    )
     ap.add_argument("--classes", default=",".join(DEMO_CLASSES), help="procedural classes (comma-separated; default: the five demo classes)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the procedural set")
     ap.add_argument("--res", type=int, default=32, help="SDF grid side of 'las prepare' (occupancy: half)")
     ap.add_argument("--sketch", type=int, default=64, help="sketch side in pixels")
     ap.add_argument("--mesh-resolution", type=int, default=64, help="marching cubes of the procedural shapes")
-    ap.add_argument("--dilate", type=float, default=0.06,
-                    help="grow the shapes by this distance before meshing (0.06: parts 0.07 thick survive a 32^3 grid)")
-    ap.add_argument("--val", type=int, default=10,
-                    help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight")
+    ap.add_argument("--dilate", type=float, default=0.06, help="grow the shapes by this distance before meshing (0.06: parts 0.07 thick survive a 32^3 grid)")
+    ap.add_argument(
+        "--val", type=int, default=10, help="validation shapes per class (the indices after the held-out ones; true shapes) that choose the guidance weight"
+    )
     ap.add_argument("--guidance", default="1,2", help="guidance weights tried on the validation sketches (comma-separated)")
-    ap.add_argument("--minutes", type=float, default=325.0,
-                    help="training budget of both stages together (with --jobs 2 they run at once: about 1 - sdf_share of it in wall time)")
+    ap.add_argument(
+        "--minutes",
+        type=float,
+        default=325.0,
+        help="training budget of both stages together (with --jobs 2 they run at once: about 1 - sdf_share of it in wall time)",
+    )
     ap.add_argument("--sdf-share", type=float, default=0.3846, help="share of --minutes given to stage 2 (default: 125 of 325 min)")
     ap.add_argument("--steps-occupancy", type=int, default=0, help="cap on stage-1 steps (0: the config's max_steps)")
     ap.add_argument("--steps-sdf", type=int, default=0, help="cap on stage-2 steps (0: the config's max_steps)")
@@ -116,8 +125,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--work", default=str(REPO / "outputs" / "las_demo"), help="scratch folder (resumable)")
     ap.add_argument("--out", default=str(MODEL_DIR), help="model folder (checkpoint, card, metrics, examples)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (of each stage's process with --jobs 2)")
-    ap.add_argument("--jobs", type=int, default=2,
-                    help="2: make the meshes and data in two processes and train the two stages at the same time (they share no weights)")
+    ap.add_argument(
+        "--jobs", type=int, default=2, help="2: make the meshes and data in two processes and train the two stages at the same time (they share no weights)"
+    )
     ap.add_argument("--no-bench", action="store_true", help="do not write the demo-models-las section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     try:
@@ -141,8 +151,11 @@ def split_indices(args) -> dict[str, list[int]]:
     shapes, held out ``per_class .. +held_out-1``, validation the next ``val``."""
     first_val = args.per_class + args.held_out
     first_extra = first_val + args.val
-    return {"train": [*range(args.per_class), *range(first_extra, first_extra + args.extra)],
-            "held_out": list(range(args.per_class, first_val)), "val": list(range(first_val, first_extra))}
+    return {
+        "train": [*range(args.per_class), *range(first_extra, first_extra + args.extra)],
+        "held_out": list(range(args.per_class, first_val)),
+        "val": list(range(first_val, first_extra)),
+    }
 
 
 def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
@@ -156,8 +169,7 @@ def procedural_mesh(cls: str, index: int, args, dilate: float | None = None):
     return marching_cubes(grid_values(shape, args.mesh_resolution) - dilate, ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0)))
 
 
-def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = None,
-                 splits: tuple[str, ...] = ("train", "held_out")) -> int:
+def build_meshes(args, work: Path, name: str = "meshes", dilate: float | None = None, splits: tuple[str, ...] = ("train", "held_out")) -> int:
     """Write the procedural meshes of ``splits`` into ``WORK/<name>`` (existing files are kept); returns how many were written."""
     todo = []
     for split, idx in ((k, v) for k, v in split_indices(args).items() if k in splits):
@@ -180,8 +192,7 @@ def _write_mesh(cls: str, index: int, path: Path, args, dilate: float | None) ->
     export_mesh(procedural_mesh(cls, index, args, dilate), path)
 
 
-def prepare(args, work: Path, meshes: str = "meshes", name: str = "las",
-            splits: tuple[str, ...] = ("train", "held_out")) -> tuple[dict[str, Path], int]:
+def prepare(args, work: Path, meshes: str = "meshes", name: str = "las", splits: tuple[str, ...] = ("train", "held_out")) -> tuple[dict[str, Path], int]:
     """``las prepare`` of ``splits`` of ``WORK/<meshes>`` into ``WORK/<name>/<split>``; returns
     the folders and how many shapes were prepared in this run (the rest were reused)."""
     pcfg = LASPrepareConfig(resolution=args.res, sketch_size=args.sketch)
@@ -254,10 +265,17 @@ def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_b
     model.config.train.lr = lr
     dm.cfg.batch_size = batch
     steps = (key["steps"] or cfg.train.max_steps) - done_before["steps"]
-    trainer = pl.Trainer(max_steps=steps, max_time=timedelta(seconds=remaining), logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         accelerator="cpu", gradient_clip_val=cfg.train.grad_clip or None,
-                         plugins=[SafeCheckpointIO()])
+    trainer = pl.Trainer(
+        max_steps=steps,
+        max_time=timedelta(seconds=remaining),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        gradient_clip_val=cfg.train.grad_clip or None,
+        plugins=[SafeCheckpointIO()],
+    )
     cont = f", continuing {ckpt.name} after {done_before['steps']} steps" if done_before["steps"] else ""
     log(f"stage {stage}: up to {steps} steps or {remaining / 60:.1f} min, batch {batch}, lr {lr:g}{cont}")
     t0 = time.perf_counter()
@@ -267,8 +285,7 @@ def train_stage(args, work: Path, train_dir: Path, stage: str, key: dict, done_b
     loss = {k: float(v) for k, v in trainer.callback_metrics.items()}
     log(f"stage {stage}: {done} steps in {seconds:.0f} s, last losses {loss}")
     trainer.save_checkpoint(ckpt, weights_only=False)  # the full state, so a later run can resume it
-    return {"key": key, "steps": done, "seconds": seconds, "batch_size": batch, "lr": lr,
-            "last_loss": loss, "load_average": os.getloadavg()[0]}
+    return {"key": key, "steps": done, "seconds": seconds, "batch_size": batch, "lr": lr, "last_loss": loss, "load_average": os.getloadavg()[0]}
 
 
 def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
@@ -304,7 +321,7 @@ def train(args, work: Path, train_dir: Path) -> tuple[LASDiffusion, dict]:
             earlier = {"budget_s": rec["key"]["budget_s"], "steps": rec["steps"], "seconds": rec["seconds"]}
             if rec["key"].get("extra", 0) != new["key"].get("extra", 0):
                 earlier["extra"] = rec["key"].get("extra", 0)
-            new["continued"] = rec.get("continued", []) + [earlier]
+            new["continued"] = [*rec.get("continued", []), earlier]
         load_stage(model, work / f"stage_{stage}.ckpt", stage)
         state["stages"][stage] = new
         state_path.write_text(json.dumps(state, indent=1))
@@ -408,14 +425,21 @@ def choose_guidance(model: LASDiffusion, args, root: Path) -> dict:
     cases = list(sketch_cases(root, args.sketch))
     scores = {}
     for w in weights:
-        vals = [ious(model.sample(1, category=cat, sketch=sk, azimuth=rec["azimuth"], seed=0, guidance=w).sdf[0] * model.tau,
-                     true_sdf)["iou16"] for _, cat, true_sdf, rec, sk in cases]
+        vals = [
+            ious(model.sample(1, category=cat, sketch=sk, azimuth=rec["azimuth"], seed=0, guidance=w).sdf[0] * model.tau, true_sdf)["iou16"]
+            for _, cat, true_sdf, rec, sk in cases
+        ]
         scores[w] = float(np.mean(vals))
         log(f"validation, guidance {w:g}: iou16 {scores[w]:.3f} ({len(vals)} sketches)")
     best = max(weights, key=lambda w: (round(scores[w], 6), -w))
     model.config.sample.guidance = best
-    return {"iou16_by_guidance": {f"{w:g}": v for w, v in scores.items()}, "guidance": best, "sketches": len(cases),
-            "shapes": len({c[0] for c in cases}), "seconds": time.perf_counter() - t0}
+    return {
+        "iou16_by_guidance": {f"{w:g}": v for w, v in scores.items()},
+        "guidance": best,
+        "sketches": len(cases),
+        "shapes": len({c[0] for c in cases}),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
@@ -445,8 +469,7 @@ def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
         vals = ious(out.sdf[0] * model.tau, true_sdf)  # sample() returns the SDF over tau
         add(f"sketch ({rec['style']})", cat, vals)
         add("sketch (both styles)", cat, vals)
-        examples.append({"shape": name, "category": cat, "file": rec["file"], "style": rec["style"],
-                         "azimuth": rec["azimuth"], **vals})
+        examples.append({"shape": name, "category": cat, "file": rec["file"], "style": rec["style"], "azimuth": rec["azimuth"], **vals})
         if name in done:  # the baselines once per shape
             continue
         done.add(name)
@@ -467,93 +490,125 @@ def evaluate(model: LASDiffusion, args, dirs: dict[str, Path]) -> dict:
         flat = [v for vals in per_cls.values() for v in vals]
         entry["overall"] = {key: float(np.mean([v[key] for v in flat])) for key in keys} | {"n": len(flat)}
         table[method] = entry
-    return {"results": table, "examples": examples, "eval_seconds": time.perf_counter() - t0,
-            "held_out_shapes": len(held_src), "train_shapes": len(train_vol)}
+    return {"results": table, "examples": examples, "eval_seconds": time.perf_counter() - t0, "held_out_shapes": len(held_src), "train_shapes": len(train_vol)}
 
 
 # ------------------------------------------------------------------------------------ report
 def result_table(ev: dict, key: str) -> str:
     cats = sorted(next(iter(ev["results"].values()))["classes"])
-    rows = [[method, *(f"{r['classes'][c][key]:.3f}" for c in cats), f"**{r['overall'][key]:.3f}**", r["overall"]["n"]]
-            for method, r in ev["results"].items()]
+    rows = [[method, *(f"{r['classes'][c][key]:.3f}" for c in cats), f"**{r['overall'][key]:.3f}**", r["overall"]["n"]] for method, r in ev["results"].items()]
     return bl.table(["", *cats, "overall", "n"], rows)
 
 
-def write_card(args, argv: list[str], model: LASDiffusion, info: dict, ev: dict, times: dict, out: Path, ckpt: Path,
-               ev_true: dict | None = None) -> Path:
+def write_card(args, argv: list[str], model: LASDiffusion, info: dict, ev: dict, times: dict, out: Path, ckpt: Path, ev_true: dict | None = None) -> Path:
     res = ev["results"]
     head = (ev_true or ev)["results"]  # the target is judged on the true shapes
     main, base = head["sketch (both styles)"]["overall"]["iou16"], head["baseline: model without the sketch"]["overall"]["iou16"]
     typical = head["baseline: most typical training shape of the class"]["overall"]["iou16"]
     verdict = "meets" if main >= 0.6 else "does NOT meet"
     grown_main = res["sketch (both styles)"]["overall"]["iou16"]
-    true_section = "" if ev_true is None else f"""
+    true_section = (
+        ""
+        if ev_true is None
+        else f"""
 ### Against the true shapes (the headline)
 The model learnt shapes grown by {args.dilate:g}. Here it gets the sketches of the *true* held-out shapes
 (thinner strokes than in training: out of its training distribution) and is scored against the true
 shapes; the baselines are scored the same way, with the true training shapes.
 
-{result_table(ev_true, 'iou16')}
+{result_table(ev_true, "iou16")}
 
 iou32 against the true shapes:
 
-{result_table(ev_true, 'iou32')}
+{result_table(ev_true, "iou32")}
 
 ### Against the grown shapes it learnt, from their own sketches
 Overall iou16 {grown_main:.3f}.
 """
+    )
     params = sum(p.numel() for p in model.parameters())
-    threads_line = (f"{args.threads} torch thread(s)" + (", the two stages at the same time in two processes (`--jobs 2`)"
-                                                        if args.jobs > 1 else ", one stage after the other"))
+    threads_line = f"{args.threads} torch thread(s)" + (
+        ", the two stages at the same time in two processes (`--jobs 2`)" if args.jobs > 1 else ", one stage after the other"
+    )
     occ, sdf = info["occupancy"], info["sdf"]
     rel = os.path.relpath(ckpt, REPO) if ckpt.is_relative_to(REPO) else str(ckpt)
     ex = sorted(p.name for p in (out / "examples").glob("*.png"))
     ex_line = f"`shapegen sketch-to-3d {os.path.relpath(out / 'examples', REPO) if out.is_relative_to(REPO) else out / 'examples'}/{ex[0]}"
     first = next((e for e in ev["examples"] if Path(e["file"]).name == ex[0]), None) if ex else None
-    try_cmd = (f"{ex_line} --checkpoint {rel} --view {first['azimuth']:g} --category {first['category']} -o out.glb`"
-               if first else "")
-    grown = (f", grown by {args.dilate:g} (the level set `sdf = {args.dilate:g}`, so parts 0.07 thick span several voxels "
-             f"of the {args.res}^3 grid; the true shapes of the metrics below are grown alike)") if args.dilate > 0 else ""
+    try_cmd = f"{ex_line} --checkpoint {rel} --view {first['azimuth']:g} --category {first['category']} -o out.glb`" if first else ""
+    grown = (
+        (
+            f", grown by {args.dilate:g} (the level set `sdf = {args.dilate:g}`, so parts 0.07 thick span several voxels "
+            f"of the {args.res}^3 grid; the true shapes of the metrics below are grown alike)"
+        )
+        if args.dilate > 0
+        else ""
+    )
     val = ev.get("validation")
-    val_line = (f"The guidance weight was chosen on {val['sketches']} sketches of {val['shapes']} validation shapes (true shapes "
-                f"{args.per_class + args.held_out}..{args.per_class + args.held_out + args.val - 1} of each class, neither trained on nor "
-                f"held out; the checkpoint keeps it), iou16 by weight: "
-                + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items()) + "."
-                if val else "The guidance weight is the config's (no validation split).")
-    data_line = (f"Meshes and preparation took {times['data'] / 60:.1f} min." if times["shapes_prepared"] else
-                 "This run reused the meshes and prepared data in `--work`.")
+    val_line = (
+        f"The guidance weight was chosen on {val['sketches']} sketches of {val['shapes']} validation shapes (true shapes "
+        f"{args.per_class + args.held_out}..{args.per_class + args.held_out + args.val - 1} of each class, neither trained on nor "
+        f"held out; the checkpoint keeps it), iou16 by weight: " + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items()) + "."
+        if val
+        else "The guidance weight is the config's (no validation split)."
+    )
+    data_line = (
+        f"Meshes and preparation took {times['data'] / 60:.1f} min."
+        if times["shapes_prepared"]
+        else "This run reused the meshes and prepared data in `--work`."
+    )
     reused = [s for s in STAGES if info[s].get("reused")]
-    cont = [f"{name} {r['continued'][-1]['steps']} steps ({r['continued'][-1]['seconds'] / 60:.1f} min)"
-            for name, r in (("stage 1 after", occ), ("stage 2 after", sdf)) if r.get("continued")]
-    fewer = sorted({f"{name} {c['steps']} steps with --extra {c['extra']}" for name, r in (("stage 1", occ), ("stage 2", sdf))
-                    for c in r.get("continued", []) if "extra" in c})
-    cont_line = (f"Trained in more than one run: a shorter budget stopped {' and '.join(cont)}; a later run with this budget "
-                 "continued each from its checkpoint (weights, EMA and step count; a fresh AdamW, the learning rate being constant). "
-                 "Steps and minutes above are the totals." if cont else "")
+    cont = [
+        f"{name} {r['continued'][-1]['steps']} steps ({r['continued'][-1]['seconds'] / 60:.1f} min)"
+        for name, r in (("stage 1 after", occ), ("stage 2 after", sdf))
+        if r.get("continued")
+    ]
+    fewer = sorted(
+        {
+            f"{name} {c['steps']} steps with --extra {c['extra']}"
+            for name, r in (("stage 1", occ), ("stage 2", sdf))
+            for c in r.get("continued", [])
+            if "extra" in c
+        }
+    )
+    cont_line = (
+        f"Trained in more than one run: a shorter budget stopped {' and '.join(cont)}; a later run with this budget "
+        "continued each from its checkpoint (weights, EMA and step count; a fresh AdamW, the learning rate being constant). "
+        "Steps and minutes above are the totals."
+        if cont
+        else ""
+    )
     if fewer:
-        cont_line += (" The earlier runs trained on fewer training shapes (until " + ", ".join(fewer) +
-                      "); the later ones on the whole training set above.")
+        cont_line += " The earlier runs trained on fewer training shapes (until " + ", ".join(fewer) + "); the later ones on the whole training set above."
     first_extra = args.per_class + args.held_out + args.val
     train_range = f"0..{args.per_class - 1}" + (f" and {first_extra}..{first_extra + args.extra - 1}" if args.extra else "")
-    reuse_line = cont_line + (f" This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
-                  " the times above are from the run that trained it." if reused else "")
+    reuse_line = cont_line + (
+        f" This run reused the trained {' and '.join(reused)} stage from `--work` (same data, config and budget);"
+        " the times above are from the run that trained it."
+        if reused
+        else ""
+    )
     sk, no = res["sketch (both styles)"]["classes"], res["baseline: model without the sketch"]["classes"]
     better = [c for c in sk if sk[c]["iou16"] > no[c]["iou16"]]
-    layout_line = (f"the sketch improves iou16 over the no-sketch baseline in {len(better)} of {len(sk)} classes"
-                   f"{'' if len(better) == len(sk) else ' (' + ', '.join(better) + ')'}.")
-    thin_line = (f"The shapes are learnt grown by {args.dilate:g}, so results are that much fatter than the procedural shapes\n"
-                 f"  (legs, rods and boards about {0.07 + 2 * args.dilate:.2f} thick instead of 0.07), which is what lets them survive {args.res}^3;"
-                 if args.dilate > 0 else
-                 f"The parts of\n  the procedural shapes (0.06 thick) are about one voxel at {args.res}^3, and the meshes come out fragmentary: legs,\n"
-                 f"  rods and boards often break into pieces or vanish (see the PNG that `sketch-to-3d` writes beside the mesh);")
+    layout_line = (
+        f"the sketch improves iou16 over the no-sketch baseline in {len(better)} of {len(sk)} classes"
+        f"{'' if len(better) == len(sk) else ' (' + ', '.join(better) + ')'}."
+    )
+    thin_line = (
+        f"The shapes are learnt grown by {args.dilate:g}, so results are that much fatter than the procedural shapes\n"
+        f"  (legs, rods and boards about {0.07 + 2 * args.dilate:.2f} thick instead of 0.07), which is what lets them survive {args.res}^3;"
+        if args.dilate > 0
+        else f"The parts of\n  the procedural shapes (0.06 thick) are about one voxel at {args.res}^3, and the meshes come out fragmentary: legs,\n"
+        f"  rods and boards often break into pieces or vanish (see the PNG that `sketch-to-3d` writes beside the mesh);"
+    )
     text = f"""# LAS-Diffusion sketch-to-3D demo model
 
 Two-stage LAS-Diffusion (Zheng et al., SIGGRAPH 2023, arXiv 2305.04461; `shapegen/methods/las.py`):
 stage 1 diffuses a {args.res // 2}^3 occupancy shell conditioned on a category and a sketch (view-aware
 local attention plus a global sketch embedding), stage 2 diffuses a {args.res}^3 SDF on the shell.
-Categories: {', '.join(model.config.categories)}. Reproduce it from scratch (CPU, no download) with
+Categories: {", ".join(model.config.categories)}. Reproduce it from scratch (CPU, no download) with
 
-    python scripts/train_las_demo.py {' '.join(argv)}
+    python scripts/train_las_demo.py {" ".join(argv)}
 
 Try it: {try_cmd}
 
@@ -568,21 +623,22 @@ Try it: {try_cmd}
 ## Data
 - `shapegen.data.procedural.generate(cls, index, seed={args.seed})` meshes (marching cubes at
   {args.mesh_resolution}^3){grown}, made by the project: no third-party data. Training: shapes {train_range}
-  of each class ({ev['train_shapes']} shapes); held out: shapes {args.per_class}..{args.per_class + args.held_out - 1}
-  ({ev['held_out_shapes']} shapes), never seen in training.
+  of each class ({ev["train_shapes"]} shapes); held out: shapes {args.per_class}..{args.per_class + args.held_out - 1}
+  ({ev["held_out_shapes"]} shapes), never seen in training.
 - `shapegen las prepare --set resolution={args.res} --set sketch_size={args.sketch}`: SDF {args.res}^3, shell
   {args.res // 2}^3, contour and canny sketches from the five LAS views (azimuth 0..180, elevation 20).
   {data_line}
 
 ## Model and training
-- `configs/las/{Path(args.config).stem}.yaml`{' with ' + ', '.join(args.set) if args.set else ''}: {params / 1e6:.2f} M parameters
+- `configs/las/{Path(args.config).stem}.yaml`{" with " + ", ".join(args.set) if args.set else ""}: {params / 1e6:.2f} M parameters
   (stage 1 UNet {sum(p.numel() for p in model.occupancy_net.parameters()) / 1e6:.2f} M, sketch encoder
   {sum(p.numel() for p in model.sketch_encoder.parameters()) / 1e6:.2f} M, stage 2 sparse UNet
   {sum(p.numel() for p in model.sdf_net.parameters()) / 1e6:.3f} M); AdamW, EMA {model.config.train.ema_decay:g}.
-- Stage 1: {occ['steps']} steps of batch {occ['batch_size']} (lr {occ.get('lr', model.config.train.lr):g}) in {occ['seconds'] / 60:.1f} min;
-  stage 2: {sdf['steps']} steps of batch {sdf['batch_size']} (lr {sdf.get('lr', model.config.train.lr):g}) in {sdf['seconds'] / 60:.1f} min (budget {args.minutes:g} min, {args.sdf_share:g} of it for stage 2).
+- Stage 1: {occ["steps"]} steps of batch {occ["batch_size"]} (lr {occ.get("lr", model.config.train.lr):g}) in {occ["seconds"] / 60:.1f} min;
+  stage 2: {sdf["steps"]} steps of batch {sdf["batch_size"]} (lr {sdf.get("lr", model.config.train.lr):g}) in {sdf["seconds"] / 60:.1f} min
+  (budget {args.minutes:g} min, {args.sdf_share:g} of it for stage 2).
 - Machine: {bl.machine()}; {threads_line}; shared with other jobs (1-min load average
-  {occ['load_average']:.1f} at the end of stage 1, {sdf['load_average']:.1f} at the end of stage 2).
+  {occ["load_average"]:.1f} at the end of stage 1, {sdf["load_average"]:.1f} at the end of stage 2).
   {reuse_line}
 - Sampling: {model.config.sample.occupancy_steps} + {model.config.sample.sdf_steps} ancestral steps, guidance {model.config.sample.guidance:g}, seed 0.
   {val_line}
@@ -596,19 +652,19 @@ typical training shape of the class (highest mean IoU to the other training shap
 an oracle that looks at the truth, the training shape of the class with the best IoU. The "scale" rows
 are no model: each true shape against itself moved by a quarter and by half a voxel along each axis.
 
-Overall iou16 from the sketch{' against the true shapes' if ev_true else ''}: **{main:.3f}** (target >= 0.6: this model {verdict} it) against {base:.3f}
+Overall iou16 from the sketch{" against the true shapes" if ev_true else ""}: **{main:.3f}** (target >= 0.6: this model {verdict} it) against {base:.3f}
 without the sketch and {typical:.3f} for the class's typical training shape.
 {true_section}
-{result_table(ev, 'iou16')}
+{result_table(ev, "iou16")}
 
 **iou32**: `sdf < 0` on the {args.res}^3 grid (the definition of `scripts/bench_las.py`). At this resolution the
 procedural parts (0.06 thick after scaling) are thinner than a voxel (0.0625), so whether a part shows at
 all depends on where the voxel centres fall. The "scale" rows (each true shape against itself moved by a
 quarter and by half a voxel along each axis) show what a sub-voxel misplacement alone costs on either metric.
 
-{result_table(ev, 'iou32')}
+{result_table(ev, "iou32")}
 
-Evaluation took {ev['eval_seconds']:.0f} s ({times['total'] / 60:.1f} min for this run end to end).
+Evaluation took {ev["eval_seconds"]:.0f} s ({times["total"] / 60:.1f} min for this run end to end).
 
 ## Limits
 - Five procedural classes only, a small model at {args.res}^3 trained for {args.minutes:g} minutes on a CPU. {thin_line}
@@ -662,15 +718,34 @@ def main(argv: list[str] | None = None) -> dict:
     times = {"data": t_data, "total": time.perf_counter() - t_start, "meshes_written": made, "shapes_prepared": prepared}
     head = (ev_true or ev)["results"]  # the target is judged on the true shapes
     metrics = {
-        "headline": {"metric": "iou16", "against": "true shapes" if ev_true else "shapes as trained",
-                     "sketch": head["sketch (both styles)"]["overall"]["iou16"],
-                     "baseline_no_sketch": head["baseline: model without the sketch"]["overall"]["iou16"],
-                     "baseline_typical_shape": head["baseline: most typical training shape of the class"]["overall"]["iou16"],
-                     "target": 0.6},
-        "validation": val, "results": res, "results_true_shapes": ev_true["results"] if ev_true else None, "examples": ev["examples"], "eval_seconds": ev["eval_seconds"],
-        "train": info, "data": {"per_class": args.per_class, "held_out": args.held_out, "val": args.val, "extra": args.extra, "seed": args.seed, "res": args.res,
-                                "sketch": args.sketch, "train_shapes": ev["train_shapes"], "held_out_shapes": ev["held_out_shapes"]},
-        "seconds": times, "command": f"python scripts/train_las_demo.py {' '.join(argv)}".strip(), "machine": bl.machine(),
+        "headline": {
+            "metric": "iou16",
+            "against": "true shapes" if ev_true else "shapes as trained",
+            "sketch": head["sketch (both styles)"]["overall"]["iou16"],
+            "baseline_no_sketch": head["baseline: model without the sketch"]["overall"]["iou16"],
+            "baseline_typical_shape": head["baseline: most typical training shape of the class"]["overall"]["iou16"],
+            "target": 0.6,
+        },
+        "validation": val,
+        "results": res,
+        "results_true_shapes": ev_true["results"] if ev_true else None,
+        "examples": ev["examples"],
+        "eval_seconds": ev["eval_seconds"],
+        "train": info,
+        "data": {
+            "per_class": args.per_class,
+            "held_out": args.held_out,
+            "val": args.val,
+            "extra": args.extra,
+            "seed": args.seed,
+            "res": args.res,
+            "sketch": args.sketch,
+            "train_shapes": ev["train_shapes"],
+            "held_out_shapes": ev["held_out_shapes"],
+        },
+        "seconds": times,
+        "command": f"python scripts/train_las_demo.py {' '.join(argv)}".strip(),
+        "machine": bl.machine(),
         "checkpoint_bytes": ckpt.stat().st_size,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -678,17 +753,29 @@ def main(argv: list[str] | None = None) -> dict:
     log(f"wrote {ckpt}, {out / 'metrics.json'}, {card}")
     if not args.no_bench:
         h = metrics["headline"]
-        body = (f"LAS sketch-to-3D demo model (`{os.path.relpath(out.resolve(), REPO)}`, card: `MODEL_CARD.md`): {ev['train_shapes']} procedural "
-                f"training shapes, {ev['held_out_shapes']} held out; SDF {args.res}^3, sketches {args.sketch} px; stage 1 "
-                f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU ({args.threads} thread(s){', both stages at once' if args.jobs > 1 else ''}). "
-                f"Headline iou16 against the {h['against']}: from the sketch {h['sketch']:.3f} (target {h['target']}), without the sketch "
-                f"{h['baseline_no_sketch']:.3f}, the class's typical training shape {h['baseline_typical_shape']:.3f}. Definitions in the card.\n\n"
-                + (f"Guidance {val['guidance']:g}, chosen on {val['sketches']} validation sketches (iou16 by weight: "
-                   + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items()) + ").\n\n" if val else "")
-                + (f"Against the true shapes, from sketches of the true shapes (the model learnt shapes grown by {args.dilate:g}), iou16:\n\n"
-                   f"{result_table(ev_true, 'iou16')}\n\nAgainst the grown shapes it learnt, from their own sketches:\n\n" if ev_true else "")
-                + f"iou16 (16^3 occupancy, a cell counts when one of its 32^3 children touches the shape):\n\n{result_table(ev, 'iou16')}\n\n"
-                f"iou32 (`sdf < 0` at 32^3, the definition of bench_las.py):\n\n{result_table(ev, 'iou32')}")
+        body = (
+            f"LAS sketch-to-3D demo model (`{os.path.relpath(out.resolve(), REPO)}`, card: `MODEL_CARD.md`): {ev['train_shapes']} procedural "
+            f"training shapes, {ev['held_out_shapes']} held out; SDF {args.res}^3, sketches {args.sketch} px; stage 1 "
+            f"{info['occupancy']['steps']} steps, stage 2 {info['sdf']['steps']} steps in {args.minutes:g} min on this CPU "
+            f"({args.threads} thread(s){', both stages at once' if args.jobs > 1 else ''}). "
+            f"Headline iou16 against the {h['against']}: from the sketch {h['sketch']:.3f} (target {h['target']}), without the sketch "
+            f"{h['baseline_no_sketch']:.3f}, the class's typical training shape {h['baseline_typical_shape']:.3f}. Definitions in the card.\n\n"
+            + (
+                f"Guidance {val['guidance']:g}, chosen on {val['sketches']} validation sketches (iou16 by weight: "
+                + ", ".join(f"{w}: {v:.3f}" for w, v in val["iou16_by_guidance"].items())
+                + ").\n\n"
+                if val
+                else ""
+            )
+            + (
+                f"Against the true shapes, from sketches of the true shapes (the model learnt shapes grown by {args.dilate:g}), iou16:\n\n"
+                f"{result_table(ev_true, 'iou16')}\n\nAgainst the grown shapes it learnt, from their own sketches:\n\n"
+                if ev_true
+                else ""
+            )
+            + f"iou16 (16^3 occupancy, a cell counts when one of its 32^3 children touches the shape):\n\n{result_table(ev, 'iou16')}\n\n"
+            f"iou32 (`sdf < 0` at 32^3, the definition of bench_las.py):\n\n{result_table(ev, 'iou32')}"
+        )
         bl.write_section("demo-models-las", "Demo models: LAS sketch-to-3D", body)
     return metrics
 

@@ -29,7 +29,7 @@ CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 def _describe(exc: OmegaConfBaseException) -> str:
     key = getattr(exc, "full_key", None) or getattr(exc, "key", None)
     msg = str(exc).splitlines()[0]
-    if "not in struct" in msg or "Key '" in msg and "not in" in msg:
+    if "not in struct" in msg or ("Key '" in msg and "not in" in msg):
         return f"unknown config key '{key}'"
     return f"bad value for config key '{key}': {msg}" if key else msg
 

@@ -17,4 +17,4 @@ Points = Float[Tensor, "N 3"]
 Vertices = Float[Tensor, "V 3"]
 Faces = Int[Tensor, "F 3"]
 
-__all__ = ["Bool", "Float", "Int", "Shaped", "Tensor", "Points", "Vertices", "Faces"]
+__all__ = ["Bool", "Faces", "Float", "Int", "Points", "Shaped", "Tensor", "Vertices"]

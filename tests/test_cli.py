@@ -27,7 +27,7 @@ def test_help_lists_commands():
 
 
 def test_unknown_config_key_is_one_line(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "-o", str(tmp_path), "--set", "resolutoin=8")
+    code, _out, err = run(capsys, "demo", "-o", str(tmp_path), "--set", "resolutoin=8")
     assert code == 2
     assert err.count("\n") == 1 and "resolutoin" in err
     assert not any(tmp_path.iterdir())
@@ -41,7 +41,7 @@ def test_config_preset_by_name_and_bad_type(capsys, tmp_path):
 
 
 def test_demo_tiny_writes_mesh_and_preview(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "-o", str(tmp_path), "--config", "tiny")
+    code, _out, err = run(capsys, "demo", "-o", str(tmp_path), "--config", "tiny")
     assert code == 0, err
     glb = tmp_path / "demo_chair.glb"
     png = tmp_path / "demo_chair.png"

@@ -10,7 +10,22 @@ from __future__ import annotations
 from shapegen.commands import avatar, data, fuse, geometry, las, methods, msdf, quickstart, recon, text_to_3d, texture
 from shapegen.commands.base import Command
 
-COMMANDS: dict[str, Command] = {c.name: c for c in [*geometry.COMMANDS, *methods.COMMANDS, *data.COMMANDS, *text_to_3d.COMMANDS, *texture.COMMANDS, *avatar.COMMANDS, *msdf.COMMANDS, *recon.COMMANDS, *fuse.COMMANDS, *las.COMMANDS, *quickstart.COMMANDS]}
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in [
+        *geometry.COMMANDS,
+        *methods.COMMANDS,
+        *data.COMMANDS,
+        *text_to_3d.COMMANDS,
+        *texture.COMMANDS,
+        *avatar.COMMANDS,
+        *msdf.COMMANDS,
+        *recon.COMMANDS,
+        *fuse.COMMANDS,
+        *las.COMMANDS,
+        *quickstart.COMMANDS,
+    ]
+}
 """Command name -> :class:`Command`, in the order ``shapegen --help`` lists them."""
 
 __all__ = ["COMMANDS", "Command"]

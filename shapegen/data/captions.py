@@ -378,7 +378,10 @@ PHRASES: dict[str, dict[str, dict[str, Phrase]]] = {
             "both": _p("double-pedestal", "with drawers on both sides", ("drawers on both sides", "two pedestals")),
         },
         "count": {w: _p((), f"with {w} drawers", f"{w} drawers") for w in NUMBERS[2:9]},
-        "support": {"legs": _p((), ("on slim legs", "on legs"), "legs"), "panels": _p((), ("with panel sides", "on solid side panels"), ("panel sides", "side panels"))},
+        "support": {
+            "legs": _p((), ("on slim legs", "on legs"), "legs"),
+            "panels": _p((), ("with panel sides", "on solid side panels"), ("panel sides", "side panels")),
+        },
         "panel": {_YES: _p((), ("with a modesty panel", "with a back panel"), "modesty panel"), _NO: SILENT},
         "width": {"compact": _p(("compact", "small"), (), "compact"), "medium": SILENT, "wide": _p(("wide", "large"), (), "wide")},
     },
@@ -404,8 +407,12 @@ CLASS_NOUNS: dict[str, tuple[str, ...]] = {
 
 #: Nouns for some attribute values, with the attributes they already say (not repeated).
 _SPECIAL_NOUNS: dict[str, list[tuple[dict[str, str], str, tuple[str, ...]]]] = {
-    "chair": [({"back": "none", "height": "bar"}, "bar stool", ("back", "height")), ({"back": "none"}, "stool", ("back",)),
-              ({"arms": "yes"}, "armchair", ("arms",)), ({"wheels": "yes"}, "office chair", ("wheels",))],
+    "chair": [
+        ({"back": "none", "height": "bar"}, "bar stool", ("back", "height")),
+        ({"back": "none"}, "stool", ("back",)),
+        ({"arms": "yes"}, "armchair", ("arms",)),
+        ({"wheels": "yes"}, "office chair", ("wheels",)),
+    ],
     "table": [({"height": "low"}, "coffee table", ("height",)), ({"height": "tall", "top": "rectangular"}, "dining table", ("height",))],
     "shelf": [({"sides": "closed", "height": "tall"}, "bookcase", ("height",))],
     "lamp": [({"kind": "table"}, "table lamp", ("kind",)), ({"kind": "floor"}, "floor lamp", ("kind",)), ({"kind": "desk"}, "desk lamp", ("kind",))],
@@ -554,7 +561,7 @@ def captions(cls: str, params: Mapping[str, Any], n: int = 4, seed: int = 0) -> 
     rng = np.random.default_rng(int(seed))
     out: list[str] = []
     want = n - 1 if n >= 2 else 1
-    for attempt in range(8 * want):
+    for _ in range(8 * want):
         if len(out) == want:
             break
         make = _sentence if len(out) % 2 == 0 else _tags

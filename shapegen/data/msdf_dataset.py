@@ -195,7 +195,7 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
     return data, names, ks.pop()
 
 
-def msdf_statistics(tensors: Float[Tensor, "M n d"]) -> tuple[Float[Tensor, "d"], Float[Tensor, "d"]]:
+def msdf_statistics(tensors: Float[Tensor, "M n d"]) -> tuple[Float[Tensor, " d"], Float[Tensor, " d"]]:
     """Per-channel mean and standard deviation for normalisation.
 
     Centres get one mean/std per axis, the scale its own, and the ``k^3`` values share one
@@ -209,7 +209,7 @@ def msdf_statistics(tensors: Float[Tensor, "M n d"]) -> tuple[Float[Tensor, "d"]
     return mean.float(), std.clamp_min(1e-3).float()
 
 
-def value_pca(tensors: Float[Tensor, "M n d"], components: int) -> tuple[Float[Tensor, "v"], Float[Tensor, "v m"]]:
+def value_pca(tensors: Float[Tensor, "M n d"], components: int) -> tuple[Float[Tensor, " v"], Float[Tensor, "v m"]]:
     """Mean grid and the top ``components`` principal directions of the ``k^3`` grid values.
 
     The values of one local grid near a surface are strongly correlated (close to an affine
@@ -229,7 +229,7 @@ def value_pca(tensors: Float[Tensor, "M n d"], components: int) -> tuple[Float[T
     return mean.float(), evecs[:, order].float().contiguous()
 
 
-def latent_statistics(latent: Float[Tensor, "M n e"]) -> tuple[Float[Tensor, "e"], Float[Tensor, "e"]]:
+def latent_statistics(latent: Float[Tensor, "M n e"]) -> tuple[Float[Tensor, " e"], Float[Tensor, " e"]]:
     """Per-channel mean and std of projected rows ``[p, s, c]``: every channel its own (whitening).
 
     Standard deviations are floored at 1e-3 as in :func:`msdf_statistics`.
@@ -265,5 +265,16 @@ class MSDFDataModule(pl.LightningDataModule):
                           persistent_workers=self.config.num_workers > 0)
 
 
-__all__ = ["MESH_SUFFIXES", "MSDFDataConfig", "MSDFDataModule", "MSDFDataset", "SUFFIX", "latent_statistics", "load_msdf_folder", "msdf_statistics",
-           "read_captions", "read_msdf_file", "value_pca"]
+__all__ = [
+    "MESH_SUFFIXES",
+    "SUFFIX",
+    "MSDFDataConfig",
+    "MSDFDataModule",
+    "MSDFDataset",
+    "latent_statistics",
+    "load_msdf_folder",
+    "msdf_statistics",
+    "read_captions",
+    "read_msdf_file",
+    "value_pca",
+]

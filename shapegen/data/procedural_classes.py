@@ -534,13 +534,18 @@ def mug(P: Params) -> Assembly:
     elif handle == "D":
         top, bot = hy + span / 2 - hr, hy - span / 2 + hr
         xo = r_mid + reach
-        A.solids += [capsule((x0, top, 0), (xo - hr, top, 0), hr), capsule((xo, top - hr, 0), (xo, bot + hr, 0), hr), capsule((x0, bot, 0), (xo - hr, bot, 0), hr)]
+        A.solids += [capsule((x0, top, 0), (xo - hr, top, 0), hr), capsule((xo, top - hr, 0), (xo, bot + hr, 0), hr),
+                     capsule((x0, bot, 0), (xo - hr, bot, 0), hr)]
         A.solids += [sphere((xo - hr * 0.5, top - hr * 0.5, 0), hr * 1.2), sphere((xo - hr * 0.5, bot + hr * 0.5, 0), hr * 1.2)]
     else:
         top, bot = hy + span / 2 - hr, hy - span / 2 + hr
         xo = r_mid + reach
         hw = P.uniform("handle_width", 1.0, 1.8) * hr
-        A.solids += [box(((x0 + xo) / 2, top, 0), ((xo - x0) / 2 + hr, hr, hw)), box(((x0 + xo) / 2, bot, 0), ((xo - x0) / 2 + hr, hr, hw)), box((xo, hy, 0), (hr, span / 2, hw))]
+        A.solids += [
+            box(((x0 + xo) / 2, top, 0), ((xo - x0) / 2 + hr, hr, hw)),
+            box(((x0 + xo) / 2, bot, 0), ((xo - x0) / 2 + hr, hr, hw)),
+            box((xo, hy, 0), (hr, span / 2, hw)),
+        ]
     return A
 
 
@@ -668,7 +673,12 @@ def bed(P: Params) -> Assembly:
             A.solids.append(box((x, (bh + Hm + hh - rail) / 2, zh), (sw / 2, (Hm + hh - rail - bh) / 2 + 0.01, max(ft * 0.8, P.tmin) / 2)))
     if P.flag("footboard", 0.35):
         fh = P.uniform("footboard_height", 0.0, 0.25)
-        A.solids.append(box((0, (lh + Hm + fh) / 2 if base == "legs" else (Hm + fh) / 2, L / 2 + ft / 2 - 0.01), (W / 2 + 0.02, (Hm + fh - (lh if base == "legs" else 0)) / 2, ft / 2)))
+        A.solids.append(
+            box(
+                (0, (lh + Hm + fh) / 2 if base == "legs" else (Hm + fh) / 2, L / 2 + ft / 2 - 0.01),
+                (W / 2 + 0.02, (Hm + fh - (lh if base == "legs" else 0)) / 2, ft / 2),
+            )
+        )
     pillows = P.integer("pillows", 0, 1 if size == "single" else 2)
     if pillows:
         pt = P.thick("pillow_thickness", 0.09, 0.14)
@@ -731,8 +741,12 @@ def bench(P: Params) -> Assembly:
         r = t / 2
         for sx in (-1, 1):
             x, z = sx * xe, D / 2 - r - 0.02
-            A.solids += [capsule((x, r, -z), (x, r, z), r), capsule((x, r, z), (x, ys - r + 0.005, z), r),
-                         capsule((x, r, -z), (x, ys - r + 0.005, -z), r), capsule((x, ys - r + 0.005, -z), (x, ys - r + 0.005, z), r)]
+            A.solids += [
+                capsule((x, r, -z), (x, r, z), r),
+                capsule((x, r, z), (x, ys - r + 0.005, z), r),
+                capsule((x, r, -z), (x, ys - r + 0.005, -z), r),
+                capsule((x, ys - r + 0.005, -z), (x, ys - r + 0.005, z), r),
+            ]
     if support != "frame" and P.flag("lower_shelf", 0.3):
         sh = P.uniform("shelf_height", 0.08, 0.18)
         A.solids.append(box((0, sh, 0), (xe, max(T * 0.7, P.tmin) / 2, D / 2 - 0.03)))
@@ -911,7 +925,16 @@ def desk(P: Params) -> Assembly:
 
 
 GENERATORS: dict[str, Callable[[Params], Assembly]] = {
-    "chair": chair, "table": table, "shelf": shelf, "lamp": lamp, "mug": mug,
-    "sofa": sofa, "bed": bed, "bench": bench, "vase": vase, "bowl": bowl, "desk": desk,
+    "chair": chair,
+    "table": table,
+    "shelf": shelf,
+    "lamp": lamp,
+    "mug": mug,
+    "sofa": sofa,
+    "bed": bed,
+    "bench": bench,
+    "vase": vase,
+    "bowl": bowl,
+    "desk": desk,
 }
 """Class name -> generator, in the order the data set lists classes."""

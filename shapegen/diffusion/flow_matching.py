@@ -44,7 +44,7 @@ SOLVERS: tuple[str, ...] = ("euler", "midpoint", "rk4", "dopri5")
 
 
 # ------------------------------------------------------------------------------ path and loss
-def ot_path(x0: Float[Tensor, "B ..."], x1: Float[Tensor, "B ..."], t: Float[Tensor, "B"], sigma_min: float = 0.0) -> Float[Tensor, "B ..."]:
+def ot_path(x0: Float[Tensor, "B ..."], x1: Float[Tensor, "B ..."], t: Float[Tensor, " B"], sigma_min: float = 0.0) -> Float[Tensor, "B ..."]:
     """Point on the conditional OT path: ``x_t = (1 - (1 - s_min) t) x0 + t x1``."""
     tb = t.reshape(-1, *([1] * (x0.ndim - 1))).to(x0.dtype)
     return (1.0 - (1.0 - sigma_min) * tb) * x0 + tb * x1
@@ -223,9 +223,9 @@ def sample_noise(shape: tuple[int, ...], seed: int | None = None, device: torch.
 
 
 __all__ = [
+    "SOLVERS",
     "FlowMatchingBatch",
     "ODESolution",
-    "SOLVERS",
     "draw_training_batch",
     "evaluations_per_step",
     "flow_matching_loss",

@@ -24,7 +24,7 @@ MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".off", ".stl")
 """Mesh files picked up from a folder (plus ``.msdf.npz``, decoded by the caller's loader)."""
 
 
-def farthest_point_sampling(points: Float[Tensor, "N 3"], num: int, start: int = 0) -> Int[Tensor, "num"]:
+def farthest_point_sampling(points: Float[Tensor, "N 3"], num: int, start: int = 0) -> Int[Tensor, " num"]:
     """Indices of ``num`` points chosen greedily, each the farthest from those already chosen.
 
     Args:

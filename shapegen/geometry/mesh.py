@@ -89,7 +89,7 @@ class Mesh:
 
     def to(self, device: torch.device | str) -> Mesh:
         """Copy of the mesh on ``device`` (textures included)."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device)
         material = None
         if self.material is not None:
             material = dataclasses.replace(

@@ -40,7 +40,7 @@ CHUNK = 4096
 
 def nearest_neighbors(
     x: Float[Tensor, "N 3"], y: Float[Tensor, "M 3"], *, chunk: int = CHUNK
-) -> tuple[Float[Tensor, "N"], Int[Tensor, "N"]]:
+) -> tuple[Float[Tensor, " N"], Int[Tensor, " N"]]:
     """Euclidean distance from each ``x`` to its nearest ``y``, and that neighbour's index."""
     if x.shape[0] == 0 or y.shape[0] == 0:
         raise ShapegenError("nearest-neighbour distances need two non-empty point sets")
@@ -85,14 +85,14 @@ def normal_consistency(
     pred: Float[Tensor, "N 3"], pred_normals: Float[Tensor, "N 3"], gt: Float[Tensor, "M 3"], gt_normals: Float[Tensor, "M 3"]
 ) -> Float[Tensor, ""]:
     """Mean absolute cosine between each point's normal and its nearest neighbour's, both ways averaged."""
-    unit = lambda n: n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # noqa: E731
+    unit = lambda n: n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     pn, gn = unit(pred_normals), unit(gt_normals)
     _, j = nearest_neighbors(pred, gt)
     _, i = nearest_neighbors(gt, pred)
     return 0.5 * ((pn * gn[j]).sum(-1).abs().mean() + (gn * pn[i]).sum(-1).abs().mean())
 
 
-def iou(occ_a: Bool[Tensor, "N"], occ_b: Bool[Tensor, "N"]) -> float:
+def iou(occ_a: Bool[Tensor, " N"], occ_b: Bool[Tensor, " N"]) -> float:
     """Volumetric IoU of two occupancies on the same points (1.0 when both are empty)."""
     a, b = occ_a.bool(), occ_b.bool()
     union = (a | b).sum().item()

@@ -12,7 +12,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-SDF = Callable[[Float[Tensor, "N 3"]], Float[Tensor, "N"]]
+SDF = Callable[[Float[Tensor, "N 3"]], Float[Tensor, " N"]]
 
 
 def _vec(v: Sequence[float] | Tensor, like: Tensor) -> Tensor:

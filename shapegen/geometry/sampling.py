@@ -33,7 +33,7 @@ class SurfaceSamples:
 
     points: Float[Tensor, "N 3"]
     normals: Float[Tensor, "N 3"]
-    faces: Int[Tensor, "N"]
+    faces: Int[Tensor, " N"]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class SDFSamples:
     """
 
     points: Float[Tensor, "N 3"]
-    sdf: Float[Tensor, "N"] | None = None
+    sdf: Float[Tensor, " N"] | None = None
 
 
 def sample_surface(mesh: Mesh, num_points: int, *, generator: torch.Generator | None = None) -> SurfaceSamples:

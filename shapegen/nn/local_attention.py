@@ -111,7 +111,7 @@ class LocalCrossAttention(nn.Module):
     ) -> Float[Tensor, "B C r r r"]:
         """Attend from every voxel to the admitted tokens (``mask`` None: to all)."""
         b, c, r = h.shape[0], h.shape[1], h.shape[-1]
-        p = int(round(math.sqrt(tokens.shape[1])))
+        p = round(math.sqrt(tokens.shape[1]))
         q = self.q(self.norm(h)).flatten(2).transpose(1, 2)
         q = q + sinusoidal_encoding(voxel_centers(r, h.device).reshape(-1, 3), c).to(q.dtype)
         k, v = self.kv(tokens).chunk(2, -1)

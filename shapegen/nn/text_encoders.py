@@ -150,4 +150,4 @@ def build_text_encoder(name: str) -> CLIPTextEncoder:
     return CLIPTextEncoder.from_pretrained(name)
 
 
-__all__ = ["CLIPTextEncoder", "HashTokenizer", "TINY", "TextEncoding", "build_text_encoder"]
+__all__ = ["TINY", "CLIPTextEncoder", "HashTokenizer", "TextEncoding", "build_text_encoder"]

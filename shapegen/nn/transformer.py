@@ -53,7 +53,7 @@ class SetTransformerConfig:
     Checkpoints saved before this field existed were trained with 1000 and load with it."""
 
 
-def timestep_features(t: Float[Tensor, "B"], dim: int, scale: float = 100.0, max_period: float = 10_000.0) -> Float[Tensor, "B D"]:
+def timestep_features(t: Float[Tensor, " B"], dim: int, scale: float = 100.0, max_period: float = 10_000.0) -> Float[Tensor, "B D"]:
     """Sinusoidal features ``cos/sin(scale * t * f_j)`` of ``t`` in [0, 1], ``f_j`` from 1 down to ``1 / max_period``.
 
     ``scale`` bounds how fast the features (and so the network's output) can vary in ``t``; see
@@ -158,11 +158,11 @@ class SetTransformer(nn.Module):
     def forward(
         self,
         x: Float[Tensor, "B n d"],
-        t: Float[Tensor, "B"],
-        labels: Int[Tensor, "B"] | None = None,
+        t: Float[Tensor, " B"],
+        labels: Int[Tensor, " B"] | None = None,
         context: Float[Tensor, "B L E"] | None = None,
         context_mask: Bool[Tensor, "B L"] | None = None,
-        drop: Bool[Tensor, "B"] | None = None,
+        drop: Bool[Tensor, " B"] | None = None,
     ) -> Float[Tensor, "B n d"]:
         """Predict the velocity of every row.
 

@@ -201,7 +201,7 @@ def test_train_writes_and_resumes_without_the_weights_only_notice(capsys, tmp_pa
         lightning.removeHandler(keep)
         lightning.setLevel(level)
     assert code == 0 and "resuming from" in out, err
-    assert keep.lines and not [line for line in keep.lines + [out, err] if "weights_only" in line], keep.lines
+    assert keep.lines and not [line for line in [*keep.lines, out, err] if "weights_only" in line], keep.lines
 
 
 # ---------------------------------------------------------------------------- reconstruct

@@ -246,7 +246,7 @@ def test_grid_and_sparse_meshing_agree():
 
 
 def test_bad_inputs_raise_one_line_errors():
-    with pytest.raises(ShapegenError, match="unknown procedural class 'spaceship'.*chair.*desk"):
+    with pytest.raises(ShapegenError, match=r"unknown procedural class 'spaceship'.*chair.*desk"):
         generate("spaceship", 0)
     with pytest.raises(ShapegenError, match="index"):
         generate("chair", -1)

@@ -63,7 +63,7 @@ def test_monosdf_write_read_roundtrip(tmp_path):
 def test_monosdf_missing_prior_is_one_line(tmp_path):
     write_monosdf_scene(tmp_path, _tiny_scene())
     (tmp_path / "000001_normal.npy").unlink()
-    with pytest.raises(ShapegenError, match="000001_normal.npy"):
+    with pytest.raises(ShapegenError, match=r"000001_normal\.npy"):
         read_monosdf_scene(tmp_path)
     with pytest.raises(ShapegenError, match="not a scene folder"):
         load_scene(tmp_path / "..")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -151,7 +153,7 @@ def test_fixed_step_solvers_converge_to_dopri5_on_the_gaussian_flow(solver, orde
     ref = solve_ode(f, x0, "dopri5", rtol=1e-10, atol=1e-10)
     assert (ref.x - exact).abs().max().item() < 1e-8
     errs = [(solve_ode(f, x0, solver, n).x - ref.x).abs().max().item() for n in (5, 10, 20, 50, 100, 200)]
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs  # monotone
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs  # monotone
     assert errs[3] < 0.2 * 0.1 ** (order - 1) * errs[0], errs  # 50 steps much better than 5 (10x steps: >= 5 x 10^(order-1))
     # Asymptotic order: 100 -> 200 steps divides the error by about 2^order.
     assert errs[4] / errs[5] > 0.8 * 2**order, errs

@@ -28,10 +28,44 @@ def _script():
     return mod
 
 
-TINY = ["--extra", "0", "--jobs", "1", "--val", "1", "--guidance", "1,2", "--per-class", "1", "--held-out", "1", "--classes", "chair,mug", "--res", "16", "--sketch", "32",
-        "--mesh-resolution", "32", "--minutes", "0.5", "--steps-occupancy", "4", "--steps-sdf", "2", "--sdf-batch", "2",
-        "--no-bench", "--config", "tiny", "--set", "sketch_encoder.patch=8", "sample.occupancy_steps=3", "sample.sdf_steps=2",
-        "data.batch_size=2"]
+TINY = [
+    "--extra",
+    "0",
+    "--jobs",
+    "1",
+    "--val",
+    "1",
+    "--guidance",
+    "1,2",
+    "--per-class",
+    "1",
+    "--held-out",
+    "1",
+    "--classes",
+    "chair,mug",
+    "--res",
+    "16",
+    "--sketch",
+    "32",
+    "--mesh-resolution",
+    "32",
+    "--minutes",
+    "0.5",
+    "--steps-occupancy",
+    "4",
+    "--steps-sdf",
+    "2",
+    "--sdf-batch",
+    "2",
+    "--no-bench",
+    "--config",
+    "tiny",
+    "--set",
+    "sketch_encoder.patch=8",
+    "sample.occupancy_steps=3",
+    "sample.sdf_steps=2",
+    "data.batch_size=2",
+]
 
 
 def test_script_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
@@ -171,8 +205,9 @@ def test_shipped_demo_model_card_and_sketch_to_3d(tmp_path: Path, capsys) -> Non
     sketch = min((DEMO / "examples").glob("*.png"))
     rec = next(e for e in metrics["examples"] if Path(e["file"]).name == sketch.name)
     out = tmp_path / "s.glb"
-    assert cli(["sketch-to-3d", str(sketch), "--checkpoint", str(ckpt), "--view", str(rec["azimuth"]),
-                "--category", rec["category"], "-o", str(out)]) == 0, capsys.readouterr().err
+    assert cli(["sketch-to-3d", str(sketch), "--checkpoint", str(ckpt), "--view", str(rec["azimuth"]), "--category", rec["category"], "-o", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
     mesh = load_mesh(out)
     assert mesh.num_faces > 50
     lo, hi = mesh.bounds()
