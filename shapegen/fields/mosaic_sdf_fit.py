@@ -429,6 +429,10 @@ def convert_folder(
                 report.results.append(result)
                 if bar is not None:
                     bar.update(1)
+    except BaseException:
+        if bar is not None:
+            bar.leave = False  # erase the bar: the error is the last word
+        raise
     finally:
         if bar is not None:
             bar.close()
