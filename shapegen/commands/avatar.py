@@ -213,10 +213,9 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
 
     # Build the first system (loads the prior: an unknown --model fails here) before writing.
     geo = AvatarGeometrySystem(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
+    from shapegen.io import make_output_dir
+
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(cfg, out / "config.yaml")
     progress = not args.no_progress
 

@@ -150,6 +150,7 @@ def _train(args: argparse.Namespace, _config) -> None:
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from shapegen.config import load_config, resolve_preset, save_config
+    from shapegen.io import make_output_dir
 
     system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
     path = resolve_preset(args.config, args.method) if args.config else None
@@ -168,7 +169,7 @@ def _train(args: argparse.Namespace, _config) -> None:
         cfg.train.init_from, resume = str(last), None
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     model, datamodule = system.for_training(cfg)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(model.config, out / "config.yaml")
     tc = cfg.train
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
@@ -214,7 +215,7 @@ def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     except ShapegenError:
         raise
     except Exception as exc:
-        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from exc
+        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or ['no message'])[0][:120]})") from exc
     return model.eval()
 
 

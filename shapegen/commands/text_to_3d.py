@@ -221,10 +221,9 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem
 
         model = (GeometrySystem if stages[0] == "geometry" else TextureSystem)(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
+    from shapegen.io import make_output_dir
+
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(cfg, out / "config.yaml")
     resume = {s: args.resume and s in resumable for s in stages}
     for stage in stages:
