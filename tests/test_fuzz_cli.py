@@ -66,7 +66,7 @@ def test_bad_input_is_one_error_line(case, workspace, capsys):
         code = exc.code
     _, err = capsys.readouterr()
     after = fuzz.listing(prepared.watch)
-    assert fuzz.problems(case, code, err, before, after) == [], " ".join(prepared.argv)
+    assert fuzz.problems(case, code, err, before, after) == [], repr(prepared.argv)  # repr: file names may not be UTF-8
 
 
 @pytest.mark.parametrize("case_id", SUBPROCESS_CASES)
