@@ -4,7 +4,7 @@ The matrix is :func:`shapegen.testing.fuzz.plan` with ``large=True`` (the one ``
 runs, plus every mesh suffix the loaders accept, three truncation points per file, random bytes
 and text under every suffix, bad meshes inside input folders, more sketch and scene defects).
 Each case runs in-process through ``shapegen.cli.main``; the first ``--console`` cases of every
-command also run as a real ``python -m shapegen.cli`` process. A case passes when the command
+command and every output case also run as a real ``python -m shapegen.cli`` process. A case passes when the command
 exits with status 2, prints exactly one ``error: ...`` line on stderr and no traceback, and leaves
 its output folder as it was. The output cases mount tmpfs file systems, so run as root.
 
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
                 skipped.append((case.id, str(exc)))
                 continue
             runs = [("in-process", fuzz.run_in_process)]
-            if console[case.verb.name] < args.console:
+            # The output cases run deepest (up to the first write), so they all run on the console too.
+            if console[case.verb.name] < args.console or case.bad in fuzz.OUTPUT_CASES:
                 console[case.verb.name] += 1
                 runs.append(("console", lambda a: (*fuzz.run_subprocess(a), None)))
             for how, run in runs:
@@ -80,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "infinite vertices, no faces or face indices out of range, 1x1 and 10000x10000 sketches, broken scenes, a "
         "wrongly typed and an unknown config value, a read-only output folder and a full disk (tmpfs mounts). A run "
         "passes when it exits with status 2, prints exactly one `error: ...` line on stderr (as a terminal shows it) "
-        "and no traceback, and leaves its output folder unchanged. Each case runs in-process; the first cases of each "
-        "command also run as a console process.\n\n"
+        "and no traceback, and leaves its output folder unchanged. Each case runs in-process; the first "
+        f"{args.console} cases of each command and every output case also run as a console process.\n\n"
         + bl.table(["command", "bad inputs", "of them also on the console", "runs", "failures"], rows)
         + f"\n\n{len(cases)} cases, {sum(tried.values())} runs, {len(failed)} failures"
         + (f", {len(skipped)} skipped ({skipped[0][1]})" if skipped else "")

@@ -19,7 +19,8 @@ SUBPROCESS_CASES = (
     "info / non-UTF-8 file name",  # the name is printed on a real, encoding stderr
     "fuse / wrong-typed config value",  # argparse's own error, as the console prints it
     "convert / full disk",
-    "msdf encode / full disk",  # reaches warp, whose native code writes to the stderr descriptor
+    "msdf encode / full disk",  # reaches warp (signed distance), whose native code writes to descriptor 2
+    "texture / full disk",  # reaches warp through the rasteriser, and Lightning
     "sketch-to-3d / 10000x10000 image",  # Pillow's decompression-bomb warning would reach the console
 )
 

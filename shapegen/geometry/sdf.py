@@ -25,11 +25,8 @@ Backends:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -177,34 +174,9 @@ _WARP_KERNELS: dict = {}
 
 def _warp():
     """Import warp quietly, or raise ImportError with the reason."""
-    import logging
+    from renderers.backends.warp_init import init_warp
 
-    import warp as wp
-
-    # Warp >= 1.10 prints its start-up banner and kernel-load lines at INFO level.
-    wp.config.log_level = logging.WARNING
-    if hasattr(wp.config, "quiet"):
-        wp.config.quiet = True
-    with _native_stderr_to_devnull():
-        # Without a CUDA driver, warp's native code prints a warning straight to the stderr file
-        # descriptor on every start; the CPU backend is what shapegen then uses anyway.
-        wp.init()
-    return wp
-
-
-@contextlib.contextmanager
-def _native_stderr_to_devnull():
-    """Point file descriptor 2 at /dev/null for the block (native libraries write there directly)."""
-    if sys.stderr is not None:
-        sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    return init_warp()
 
 
 def _warp_kernels():
