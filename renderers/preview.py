@@ -316,6 +316,20 @@ def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
     return path, path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
+def _remove(tmp: Path) -> None:
+    """Delete a temporary file if it is there; on a read-only file system even a missing file
+    cannot be unlinked (EROFS), which must not hide the error that stopped the write."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """The same OS error (errno kept) naming the file that could not be written, not its temporary."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno is not None else exc
+
+
 def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an ``H W 3|4`` uint8 image (PNG, JPEG, ... by suffix) atomically; returns the path."""
     from PIL import Image
@@ -326,8 +340,10 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
             tmp, format=Image.registered_extensions().get(path.suffix.lower())
         )
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
     return path
 
 
@@ -344,7 +360,7 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
         raise ValueError("save_animation needs at least one frame")
     if suffix == ".mp4":
         try:
-            import imageio_ffmpeg  # noqa: F401
+            import imageio_ffmpeg  # noqa: F401 (only checks that it is installed)
         except ImportError:
             raise ValueError(
                 f"writing {path.name} needs imageio-ffmpeg (pip install imageio-ffmpeg); or save as .gif"
@@ -378,6 +394,8 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
                 for frame in frames:
                     writer.append_data(np.pad(frame[..., :3], pad, mode="edge"))
         os.replace(tmp, path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
     return path

@@ -149,7 +149,7 @@ def warp_import_error() -> str | None:
     if _warp is None and _warp_error is None:
         try:
             _warp = importlib.import_module("renderers.backends.warp_raster")
-        except Exception as exc:
+        except Exception as exc:  # ImportError, or a broken native library
             _warp_error = (
                 f"warp does not import ({type(exc).__name__}: {exc}); pip install warp-lang"
             )

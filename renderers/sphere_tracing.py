@@ -64,7 +64,8 @@ def sphere_trace(
     hit = torch.zeros(r, dtype=torch.bool, device=origins.device)
     active = t < far_t
     steps = 0
-    for steps in range(1, max_steps + 1):  # noqa: B007 (the count is read after the loop)
+    # The loop variable is the step count returned after the loop.
+    for steps in range(1, max_steps + 1):  # noqa: B007
         idx = active.nonzero()[:, 0]
         if idx.numel() == 0:
             break

@@ -13,17 +13,35 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from shapegen import __version__
 from shapegen.errors import ShapegenError
 
 
+def _printable(message: str) -> str:
+    """``message`` with the undecodable bytes of file names (kept as surrogates) shown as ``\\xff``,
+    so printing it works on any stream, strict or not."""
+    try:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return message.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error: ...`` line, like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {_printable(' '.join(message.split()))}; see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per command in ``COMMANDS``."""
     from shapegen.commands import COMMANDS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shapegen",
         description="Generate, reconstruct, convert and export 3D shapes (results open in Blender).",
     )
@@ -49,15 +67,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    from shapegen.io import WRITE_ERRNOS, forget_created_folders, remove_created_folders, write_error
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Lightning 2.6 still builds torch's deprecated LeafSpec in every fit; the warning is not the
+    # user's to act on and would break the one-line error contract of a failing run.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    forget_created_folders()
     try:
-        command = args._command
-        config = command.load_config(args) if command.config is not None else None
-        command.run(args, config)
+        try:
+            command = args._command
+            config = command.load_config(args) if command.config is not None else None
+            command.run(args, config)
+        except OSError as exc:
+            # A full disk or a read-only file system met by a writer outside shapegen's own
+            # (Lightning's checkpoints, a library's export): the user's to fix, so one line.
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(exc) from exc
     except ShapegenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        remove_created_folders()  # the empty folders this failed run made
+        print(f"error: {_printable(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         # One line: Ctrl-C is the user's choice, not a failure worth a traceback.

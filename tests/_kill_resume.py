@@ -3,7 +3,7 @@ SIGKILL it once a file shows it is part-way, run the same command again, compare
 uninterrupted run.
 
 Every command runs as ``python -c WRAPPER ARGV...`` with one torch thread. The wrapper can
-replace ``torch.save`` (or ``numpy.savez``/``numpy.savez_compressed``) by one that writes
+replace ``torch.save`` (or ``numpy.savez``/``numpy.savez_compressed``/``shapegen.io.write_npz``) by one that writes
 half of the bytes of its N-th call and then SIGKILLs its own process: a kill in the middle
 of writing a checkpoint or an output, with no test hook in the package.
 """
@@ -41,6 +41,18 @@ if torn:
         if func_name == "save":  # torch.save(obj, f)
             dest, rest = args[0], args[1:]
             real(obj, buf, *rest, **kwargs)
+        elif func_name == "write_npz":  # shapegen.io.write_npz(path, compressed=..., **arrays)
+            import numpy
+            from shapegen.io import atomic_path
+            compressed = kwargs.pop("compressed", False)
+            (numpy.savez_compressed if compressed else numpy.savez)(buf, **kwargs)
+            data = buf.getvalue()
+            # Die half-way through writing the bytes, where the real writer writes them.
+            with atomic_path(obj) as tmp, open(tmp, "wb") as fh:
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                os.fsync(fh.fileno())
+                os.kill(os.getpid(), signal.SIGKILL)
         else:  # numpy.savez(file, **arrays)
             dest = obj
             real(buf, *args, **kwargs)

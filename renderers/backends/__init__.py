@@ -39,7 +39,7 @@ def nerfacc_import_error() -> str | None:
     if _nerfacc is None and _nerfacc_error is None:
         try:
             _nerfacc = importlib.import_module("renderers.backends.nerfacc_backend")
-        except Exception as exc:
+        except Exception as exc:  # ImportError, or a broken CUDA extension
             _nerfacc_error = (
                 f"nerfacc does not import ({type(exc).__name__}: {exc}); pip install nerfacc>=0.5.3"
             )

@@ -15,18 +15,13 @@ when the Warp backend is requested. A CPU launch runs on one thread.
 
 from __future__ import annotations
 
-import logging
-
 import torch
-import warp as wp
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-# Warp >= 1.10 prints its start-up banner and kernel-load lines at INFO level.
-wp.config.log_level = logging.WARNING
-if hasattr(wp.config, "quiet"):
-    wp.config.quiet = True
-wp.init()
+from renderers.backends.warp_init import init_warp
+
+wp = init_warp()
 
 NAME = "warp"
 _NO_FACE = 2**31 - 1

@@ -80,7 +80,11 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML preset file (instead of --preset)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set vsd.geometry.steps=100")
-    p.add_argument("--body-params", metavar="K=V,...", help="body prior fields, e.g. height=1.8,arm_angle=40 (analytic body), or kind=anny (Anny's default body; needs the avatar extra)")
+    p.add_argument(
+        "--body-params",
+        metavar="K=V,...",
+        help="body prior fields, e.g. height=1.8,arm_angle=40 (analytic body), or kind=anny (Anny's default body; needs the avatar extra)",
+    )
     p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
     p.add_argument("--seed", type=int, help="random seed")
@@ -113,7 +117,7 @@ def _avatar_config(args: argparse.Namespace):
     if args.seed is not None:
         cfg.vsd.seed = args.seed
     if not args.prompt.strip():
-        raise ShapegenError("the prompt is empty; describe the avatar, e.g. \"a knight in silver armour\"")
+        raise ShapegenError('the prompt is empty; describe the avatar, e.g. "a knight in silver armour"')
     cfg.vsd.prompt = args.prompt
     return cfg, AvatarBody(cfg), path
 
@@ -130,7 +134,7 @@ def _check_output(out: Path) -> None:
         raise ShapegenError(f"cannot write into {probe}: permission denied; choose another -o folder")
 
 
-AVATAR_MAY_DIFFER = tuple(f"vsd.{p}" for p in VSD_MAY_DIFFER) + ("rest_resolution",)
+AVATAR_MAY_DIFFER = (*tuple(f"vsd.{p}" for p in VSD_MAY_DIFFER), "rest_resolution")
 """Settings a resumed avatar run may change: run lengths, cadence, exports, the rest render's size."""
 
 
@@ -140,8 +144,10 @@ def _resume(cfg, ckpt: Path, fresh: bool) -> bool:
     from shapegen.checkpoints import resume_from
     from shapegen.config import to_dict
 
-    return resume_from(ckpt, to_dict(cfg), fresh=fresh, may_differ=AVATAR_MAY_DIFFER,
-                       saved_config=lambda c: c.get("hyper_parameters", {}).get("avatar")) is not None
+    return (
+        resume_from(ckpt, to_dict(cfg), fresh=fresh, may_differ=AVATAR_MAY_DIFFER, saved_config=lambda c: c.get("hyper_parameters", {}).get("avatar"))
+        is not None
+    )
 
 
 def _progress(stage: str, steps: int, enabled: bool):
@@ -217,10 +223,9 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
 
     # Build the first system (loads the prior: an unknown --model fails here) before writing.
     geo = AvatarGeometrySystem(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
+    from shapegen.io import make_output_dir
+
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(cfg, out / "config.yaml")
     progress = not args.no_progress
 
@@ -232,7 +237,15 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_geo(m, step):
         save_image(out / "renders" / f"geometry_step{step:06d}.png", m.render_view(30.0, 10.0, g.resolution).numpy())
 
-    fit_stage(geo, g.steps, geo_ckpt, g.checkpoint_every, [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)], resume_geo, vcfg.seed)
+    fit_stage(
+        geo,
+        g.steps,
+        geo_ckpt,
+        g.checkpoint_every,
+        [_render_callback(g.render_every, g.steps, render_geo), _progress("geometry", g.steps, progress)],
+        resume_geo,
+        vcfg.seed,
+    )
     surface = geo.extract_mesh()
     export_mesh(Mesh(body.frame.to_body(surface.vertices), surface.faces), out / "geometry.glb")
     with atomic_path(out / "history_geometry.json") as tmp:  # a kill never leaves half a file
@@ -250,7 +263,15 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     def render_tex(m, step):
         save_image(out / "renders" / f"texture_step{step:06d}.png", m.render_view(30.0, 10.0, t.resolution).numpy())
 
-    fit_stage(tex, t.steps, tex_ckpt, t.checkpoint_every, [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)], resume_tex, vcfg.seed)
+    fit_stage(
+        tex,
+        t.steps,
+        tex_ckpt,
+        t.checkpoint_every,
+        [_render_callback(t.render_every, t.steps, render_tex), _progress("texture", t.steps, progress)],
+        resume_tex,
+        vcfg.seed,
+    )
     with atomic_path(out / "history_texture.json") as tmp:  # a kill never leaves half a file
         tmp.write_text(json.dumps(tex.history))
     seconds["texture"] = lap()
@@ -277,8 +298,7 @@ def _avatar(args: argparse.Namespace, _unused=None) -> None:
     seconds["renders"] = lap()
     print(
         f"wrote {', '.join(str(p) for p in written)} ({rigged.mesh.num_vertices} vertices, {rigged.skeleton.num_joints} joints, "
-        f"morph targets: {', '.join(rigged.morph_targets) or 'none'}); "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+        f"morph targets: {', '.join(rigged.morph_targets) or 'none'}); " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
     )
 
 

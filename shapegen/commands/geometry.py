@@ -133,6 +133,7 @@ def _render_args(p: argparse.ArgumentParser) -> None:
 def _render(args: argparse.Namespace, cfg: RenderConfig) -> None:
     from renderers.preview import render_mesh, render_turntable, save_animation, save_image
     from shapegen.geometry.mesh_io import load_mesh
+    from shapegen.io import check_output_path
 
     frames = args.turntable if args.turntable is not None else cfg.turntable
     out = Path(args.output)
@@ -143,6 +144,7 @@ def _render(args: argparse.Namespace, cfg: RenderConfig) -> None:
         raise ShapegenError(f"a turntable is an animation: use a .gif or .mp4 output instead of '{out.name}'")
     if not frames and suffix != ".png":
         raise ShapegenError(f"a still preview is written as PNG: use an output ending in .png instead of '{out.name}'")
+    check_output_path(out)
     mesh = load_mesh(args.mesh)
     view = dict(vertex_colors=mesh.vertex_colors, width=cfg.width, height=cfg.height, elevation_deg=cfg.elevation, fov_deg=cfg.fov)
     if frames:
@@ -322,7 +324,9 @@ def _demo(args: argparse.Namespace, cfg: DemoConfig) -> None:
     from shapegen.geometry import primitives
     from shapegen.geometry.export import export_mesh
     from shapegen.geometry.extract import extract_mesh
+    from shapegen.io import check_output_folder
 
+    check_output_folder(args.output)  # before the extraction, whose progress bar would come first
     shapes = {
         "chair": (primitives.demo_chair(), ((-0.6, -0.9, -0.6), (0.6, 0.9, 0.6))),
         "torus": (primitives.torus(major=0.6, minor=0.25), ((-1.0, -0.5, -1.0), (1.0, 0.5, 1.0))),

@@ -161,6 +161,7 @@ def _train(args: argparse.Namespace, _config) -> None:
 
     from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit, resume_from
     from shapegen.config import load_config, resolve_preset, save_config
+    from shapegen.io import make_output_dir
 
     system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
     path = resolve_preset(args.config, args.method) if args.config else None
@@ -181,7 +182,7 @@ def _train(args: argparse.Namespace, _config) -> None:
     model, datamodule = system.for_training(cfg)
     # Compared with what this run would save (after for_training filled in what the data decides).
     resume = None if other_stage else resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=TRAIN_MAY_DIFFER)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(model.config, out / "config.yaml")
     tc = cfg.train
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
@@ -227,7 +228,7 @@ def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     except ShapegenError:
         raise
     except Exception as exc:
-        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from exc
+        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or ['no message'])[0][:120]})") from exc
     return model.eval()
 
 

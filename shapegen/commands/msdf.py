@@ -113,6 +113,13 @@ def _encode(args: argparse.Namespace) -> None:
     else:
         if not out.name.endswith(MSDF_SUFFIX):
             raise ShapegenError(f"output '{out.name}' must end in {MSDF_SUFFIX}")
+        from shapegen.geometry.mesh_io import load_mesh
+        from shapegen.io import check_output_path
+
+        # One file: its errors are the command's, so check it before the batch converter, which
+        # logs and skips a bad mesh of a folder (and starts a progress bar).
+        check_output_path(out)
+        load_mesh(src)
         inputs, root, out_dir = [src], None, out.parent
     outputs = None if src.is_dir() else [out]
     if not args.fresh:
@@ -139,6 +146,7 @@ def _decode(args: argparse.Namespace) -> None:
     from shapegen.config import load_config
     from shapegen.fields.mosaic_sdf import MosaicSDF
     from shapegen.geometry.export import export_mesh
+    from shapegen.io import check_output_path
 
     cfg = load_config(MsdfDecodeConfig, args.config, args.overrides)
     if args.resolution is not None:
@@ -150,6 +158,7 @@ def _decode(args: argparse.Namespace) -> None:
         raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_OUTPUT_SUFFIXES)}")
     if cfg.resolution < 2:
         raise ShapegenError(f"resolution must be at least 2, got {cfg.resolution}")
+    check_output_path(out)  # before decoding, whose progress bar would come first
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ShapegenError("device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)

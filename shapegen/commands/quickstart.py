@@ -135,6 +135,7 @@ def run_quickstart(
         for e in entries:
             if las.config.use_category:
                 las.class_index(e["category"])
+            load_sketch(e["file"], las.config.sketch_encoder.image_size)  # a broken sketch fails before any output
     out = Path(out_dir)
     result = QuickstartResult(out_dir=out)
     tiles = []

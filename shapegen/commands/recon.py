@@ -23,10 +23,12 @@ def _room_args(p: argparse.ArgumentParser) -> None:
 
 def _room(args: argparse.Namespace, cfg: RoomSynthConfig) -> None:
     from shapegen.data.room_synth import write_room
+    from shapegen.io import check_output_folder
 
     out = Path(args.output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ShapegenError(f"output {out} already exists and is not an empty folder; choose a new -o folder")
+    check_output_folder(out)
     if cfg.num_views < 1 or cfg.width < 2 or cfg.height < 2:
         raise ShapegenError("num_views must be at least 1 and width/height at least 2")
     write_room(out, cfg)
@@ -56,7 +58,7 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
     from shapegen.checkpoints import resume_from
     from shapegen.config import save_config
     from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
-    from shapegen.io import check_output_path
+    from shapegen.io import check_output_path, make_output_dir
     from shapegen.methods.occsdf import build_for_scene, fit, preset_config, read_scene
 
     out = Path(args.output)
@@ -71,7 +73,7 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
         raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
     model = build_for_scene(cfg, scene)
     resume = resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=RECON_MAY_DIFFER) is not None
-    run_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(run_dir)  # removed again if the run fails before writing anything into it
     save_config(model.config, run_dir / "config.yaml")
     torch.manual_seed(cfg.train.seed)
     fit(model, run_dir, resume=resume, progress=not args.no_progress)

@@ -91,8 +91,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--fresh", action="store_true", help="start every listed stage over instead of continuing from its checkpoint in OUT_DIR/checkpoints/")
     p.add_argument("--resume", action="store_true", help="accepted for old command lines; continuing each listed stage from its checkpoint is the default now")
-    p.add_argument("--init-mesh", metavar="MESH", help="start the geometry stage from this mesh's SDF instead of the NeRF (e.g. a Mosaic-SDF or LAS result); needs --stages geometry[,texture]")
-    p.add_argument("--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)")
+    p.add_argument(
+        "--init-mesh",
+        metavar="MESH",
+        help="start the geometry stage from this mesh's SDF instead of the NeRF (e.g. a Mosaic-SDF or LAS result); needs --stages geometry[,texture]",
+    )
+    p.add_argument(
+        "--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)"
+    )
     p.set_defaults(config="default")
 
 
@@ -175,7 +181,9 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     init_mesh = None
     if args.init_mesh:
         if stages[0] != "geometry":
-            raise ShapegenError(f"--init-mesh starts the geometry stage, but --stages {args.stages} does not begin with it; use --stages geometry or geometry,texture")
+            raise ShapegenError(
+                f"--init-mesh starts the geometry stage, but --stages {args.stages} does not begin with it; use --stages geometry or geometry,texture"
+            )
         from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
 
         init_mesh = load_mesh(args.init_mesh)
@@ -189,18 +197,17 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         path = stage_checkpoint(out, before)
         if not path.is_file():
             raise ShapegenError(
-                f"stage {stages[0]} needs the {before} stage's result, but {path} does not exist; "
-                f"add {before} to --stages or run it first with the same -o"
+                f"stage {stages[0]} needs the {before} stage's result, but {path} does not exist; add {before} to --stages or run it first with the same -o"
             )
         done, total = _finished_step(path)
         if done < total:
-            raise ShapegenError(
-                f"the {before} stage in {out} stopped at step {done} of {total}; finish it with --stages {before}"
-            )
+            raise ShapegenError(f"the {before} stage in {out} stopped at step {done} of {total}; finish it with --stages {before}")
     for a, b in itertools.pairwise(stages):
         if STAGES.index(b) != STAGES.index(a) + 1:
             missing = STAGES[STAGES.index(a) + 1]
-            raise ShapegenError(f"--stages {args.stages}: {b} needs {missing}, which is not listed; use --stages {','.join(STAGES[STAGES.index(a):STAGES.index(b) + 1])}")
+            raise ShapegenError(
+                f"--stages {args.stages}: {b} needs {missing}, which is not listed; use --stages {','.join(STAGES[STAGES.index(a) : STAGES.index(b) + 1])}"
+            )
     if not 0 <= cfg.geometry.particle < cfg.particles and "nerf" in stages:
         raise ShapegenError(f"geometry.particle={cfg.geometry.particle} but there are {cfg.particles} particle(s)")
 
@@ -218,9 +225,17 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
     from shapegen.methods.vsd import VSDSystem
 
     # Every listed stage's checkpoint is checked (and a mismatch refused) before any work.
-    resume = {s: resume_from(stage_checkpoint(out, s), to_dict(cfg), fresh=args.fresh, may_differ=VSD_MAY_DIFFER,
-                             saved_config=lambda ckpt: ckpt.get("hyper_parameters", {}).get("config")) is not None
-              for s in stages}
+    resume = {
+        s: resume_from(
+            stage_checkpoint(out, s),
+            to_dict(cfg),
+            fresh=args.fresh,
+            may_differ=VSD_MAY_DIFFER,
+            saved_config=lambda ckpt: ckpt.get("hyper_parameters", {}).get("config"),
+        )
+        is not None
+        for s in stages
+    }
     # Build the first system (this loads the prior and fails on an unknown model) before
     # anything is written, so a bad --model leaves no output folder behind.
     if stages[0] == "nerf":
@@ -229,10 +244,9 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem
 
         model = (GeometrySystem if stages[0] == "geometry" else TextureSystem)(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ShapegenError(f"cannot create output folder {out}: {exc.strerror}; choose another -o path") from exc
+    from shapegen.io import make_output_dir
+
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
     save_config(cfg, out / "config.yaml")
     for stage in stages:
         if stage == "geometry":
@@ -266,8 +280,7 @@ def fit_stage(model, steps: int, ckpt: Path, every: int, callbacks: list, resume
         enable_progress_bar=False,
         num_sanity_val_steps=0,
         plugins=[SafeCheckpointIO()],
-        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True),
-                   RNGCheckpoint(seed), *callbacks],
+        callbacks=[ModelCheckpoint(dirpath=ckpt.parent, every_n_train_steps=max(1, every), save_top_k=0, save_last=True), RNGCheckpoint(seed), *callbacks],
     )
     fit(trainer, model, ckpt_path=ckpt if resume else None)
     trainer.save_checkpoint(ckpt, weights_only=False)  # the full state, so a later run can resume it
@@ -290,7 +303,7 @@ def _save_video(frames, stem: Path) -> Path:
     from renderers.preview import save_animation
 
     try:
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401 (only checks that it is installed)
 
         video = stem.with_suffix(".mp4")
     except ImportError:
@@ -395,7 +408,7 @@ def _run_nerf(cfg, out: Path, model, resume: bool) -> None:
             for i in range(cfg.export.turntable_frames)
         ]
         try:
-            import imageio_ffmpeg  # noqa: F401
+            import imageio_ffmpeg  # noqa: F401 (only checks that it is installed)
 
             video = out / f"{'turntable' if cfg.particles == 1 else f'turntable_{k}'}.mp4"
         except ImportError:

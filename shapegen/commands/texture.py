@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         raise ShapegenError(f"-o {out} is a folder; give a file name such as {out}/textured.glb")
     if not out.parent.exists() and str(out.parent):
         raise ShapegenError(f"-o {out}: folder {out.parent} does not exist; create it first")
+    check_output_path(out)
 
     import logging
     import warnings

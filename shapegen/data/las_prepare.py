@@ -39,7 +39,7 @@ from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, render_sketch, s
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox, voxel_centers
-from shapegen.io import atomic_path
+from shapegen.io import atomic_path, make_output_dir, write_npz
 
 __all__ = ["LASPrepareConfig", "PrepareReport", "grid_bbox", "occupancy_shell", "prepare_dataset", "prepare_mesh", "voxel_centers"]
 
@@ -126,9 +126,8 @@ def prepare_mesh(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
         raise ShapegenError("no surface inside the grid (empty shell)")
     if not bool((sdf < 0).any()):
         raise ShapegenError("no voxel is inside the surface (open or inverted mesh?)")
-    with atomic_path(out / "shapes" / f"{name}.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
-                            category=np.asarray(category), source=np.asarray(str(path)))
+    write_npz(out / "shapes" / f"{name}.npz", compressed=True, sdf=sdf.numpy().astype(np.float16), shell=shell.numpy(),
+              category=np.asarray(category), source=np.asarray(str(path)))
     records = []
     gen = torch.Generator().manual_seed(cfg.seed + sum(map(ord, name)))
     for style in cfg.styles if cfg.sketch_size > 0 else []:
@@ -156,6 +155,8 @@ def _prepare_one(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
     try:
         return prepare_mesh(path, out, name, category, cfg), ""
     except ShapegenError as exc:
+        if isinstance(exc.__cause__, OSError):  # a full or read-only disk stops the run, it is no bad mesh
+            raise
         return None, str(exc)
 
 
@@ -209,7 +210,7 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             raise ShapegenError(f"view index {v} out of range; use 0..{len(LAS_AZIMUTHS) - 1}")
     if workers < 1:
         raise ShapegenError(f"workers must be >= 1, got {workers}")
-    (out / "shapes").mkdir(parents=True, exist_ok=True)
+    make_output_dir(out / "shapes")
     index_path = out / "index.json"
     old = json.loads(index_path.read_text()) if index_path.is_file() else {}
     same = not fresh and old.get("settings") == _settings(cfg)
@@ -241,26 +242,37 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             _write_index(index_path, cfg, shapes, sketches, report.skipped)
 
     bar = tqdm(total=len(files), initial=len(report.reused), desc="las prepare", unit="mesh", disable=not progress)
-    if workers == 1 or len(todo) < 2:
-        for path, name, category in todo:
-            finish(path, name, category, *_prepare_one(path, out, name, category, cfg))
-            bar.update()
-    else:
-        from shapegen.workers import in_processes
+    try:
+        if workers == 1 or len(todo) < 2:
+            for path, name, category in todo:
+                finish(path, name, category, *_prepare_one(path, out, name, category, cfg))
+                bar.update()
+        else:
+            from shapegen.workers import in_processes
 
-        results: dict[str, tuple[list[dict] | None, str]] = {}
-        preload = ("torch", "shapegen.data.las_prepare", "shapegen.geometry.sdf")
-        for i, result in in_processes(_prepare_one, [(path, out, name, category, cfg) for path, name, category in todo], workers, preload=preload):
-            results[todo[i][1]] = result
-            finish(*todo[i], *result)
-            bar.update()
-        # The records again in file order, so the index is the one a single worker writes.
-        new = set(results)
-        shapes = {k: v for k, v in shapes.items() if k not in new}
-        sketches = [r for r in sketches if r["shape"] not in new]
-        report.prepared, report.skipped = [], {}
-        for path, name, category in todo:
-            finish(path, name, category, *results[name], write=False)
+            results: dict[str, tuple[list[dict] | None, str]] = {}
+            preload = ("torch", "shapegen.data.las_prepare", "shapegen.geometry.sdf")
+            for i, result in in_processes(_prepare_one, [(path, out, name, category, cfg) for path, name, category in todo], workers, preload=preload):
+                results[todo[i][1]] = result
+                finish(*todo[i], *result)
+                bar.update()
+            # The records again in file order, so the index is the one a single worker writes.
+            new = set(results)
+            shapes = {k: v for k, v in shapes.items() if k not in new}
+            sketches = [r for r in sketches if r["shape"] not in new]
+            report.prepared, report.skipped = [], {}
+            for path, name, category in todo:
+                finish(path, name, category, *results[name], write=False)
+    except BaseException:
+        bar.leave = False  # erase the bar: the error is the last word
+        bar.close()
+        raise
+    if report.skipped and not report.prepared and not report.reused:
+        bar.leave = False  # erase the bar: the error is the last word
+        bar.close()
+        first, why = next(iter(report.skipped.items()))
+        raise ShapegenError(f"none of the {len(files)} mesh file(s) under '{root}' could be prepared ({first}: {why}); "
+                            "repair or remove them")
     bar.close()
     _write_index(index_path, cfg, shapes, sketches, report.skipped)
     return report

@@ -160,6 +160,26 @@ def _index_of(path: Path, suffix: str) -> str:
     return path.name[: -len(suffix)]
 
 
+def _open_image(path: Path):
+    """A fully decoded Pillow image, or a one-line ShapegenError naming the corrupt file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        im = Image.open(path)
+        im.load()  # decode now: a truncated file fails here, not somewhere downstream
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise ShapegenError(f"cannot read the image {path} ({' '.join(str(exc).split())[:100]}); replace the corrupt or truncated file") from exc
+    return im
+
+
+def _load_matrix(path: Path, rows: int, cols: int) -> np.ndarray:
+    """A ``rows x cols`` matrix from a text file, or a one-line ShapegenError naming the file."""
+    try:
+        return np.loadtxt(path).reshape(rows, cols)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise ShapegenError(f"{path} must hold a {rows}x{cols} matrix of numbers; replace the corrupt file") from exc
+
+
 def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Scene:
     """Read a MonoSDF/Occ-SDF scene folder (see the module doc).
 
@@ -170,8 +190,6 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
     cams_path = root / "cameras.npz"
     if not cams_path.is_file():
         raise ShapegenError(f"{root} has no cameras.npz; expected a MonoSDF scene folder (cameras.npz, *_rgb.png, *_depth.npy, *_normal.npy)")
-    from PIL import Image
-
     try:
         cams = dict(np.load(cams_path, allow_pickle=False))
     except Exception as exc:
@@ -192,7 +210,7 @@ def read_monosdf_scene(root: str | Path, *, max_images: int | None = None) -> Sc
         smat = cams.get(skey, np.eye(4))
         scale_mat = smat if scale_mat is None else scale_mat
         k, c2w = decompose_projection((cams[wkey] @ smat)[:3, :4])
-        img = np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0
+        img = np.asarray(_open_image(f).convert("RGB"), dtype=np.float32) / 255.0
         h, w = img.shape[:2]
         try:
             depth = np.load(root / f"{stem}_depth.npy", allow_pickle=False).astype(np.float32).reshape(h, w)
@@ -279,10 +297,7 @@ def read_rgbd_sequence(
     fdir = root / "frames" if (root / "frames").is_dir() else root
     if not kfile.is_file():
         raise ShapegenError(f"{root} has no camera-intrinsics.txt; expected an RGB-D sequence folder (camera-intrinsics.txt, frames/)")
-    try:
-        K = np.loadtxt(kfile).reshape(3, 3)
-    except ValueError as exc:
-        raise ShapegenError(f"{kfile} must hold a 3x3 matrix") from exc
+    K = _load_matrix(kfile, 3, 3)
     frames = sorted(p for p in fdir.iterdir() if _FRAME.search(p.name))[::max(1, stride)]
     if max_images is not None:
         frames = frames[:max_images]
@@ -297,13 +312,13 @@ def read_rgbd_sequence(
         dpath, ppath = fdir / f"{stem}.depth.png", fdir / f"{stem}.pose.txt"
         if not dpath.is_file() or not ppath.is_file():
             raise ShapegenError(f"{f.name} has no matching {dpath.name} / {ppath.name}")
-        depth = np.asarray(Image.open(dpath), dtype=np.float32) / 1000.0
-        img = Image.open(f).convert("RGB")
+        depth = np.asarray(_open_image(dpath), dtype=np.float32) / 1000.0
+        img = _open_image(f).convert("RGB")
         h, w = depth.shape[0] // ds, depth.shape[1] // ds
         img = np.asarray(img.resize((w, h), Image.BOX), dtype=np.float32) / 255.0
         depth = depth[ds // 2 :: ds, ds // 2 :: ds][:h, :w]
         depth[(depth > max_depth) | ~np.isfinite(depth)] = 0.0
-        pose = np.loadtxt(ppath).reshape(4, 4)
+        pose = _load_matrix(ppath, 4, 4)
         if not np.isfinite(pose).all():
             continue  # 7-Scenes marks lost tracking with inf poses
         images.append(img)
@@ -322,7 +337,7 @@ def read_rgbd_sequence(
         v, u = torch.meshgrid(torch.arange(0, depth_t.shape[1], 4) + 0.5, torch.arange(0, depth_t.shape[2], 4) + 0.5, indexing="ij")
         cam = torch.stack([(u - Ks[0, 2]) / Ks[0, 0] * d, (v - Ks[1, 2]) / Ks[1, 1] * d, d], -1)[d > 0].double()
         pts.append(cam @ c2w_t[i, :3, :3].T + c2w_t[i, :3, 3])
-    allp = torch.cat(pts + [c2w_t[:, :3, 3]])
+    allp = torch.cat([*pts, c2w_t[:, :3, 3]])
     lo = torch.quantile(allp[:: max(1, len(allp) // 100000)], 0.02, dim=0)
     hi = torch.quantile(allp[:: max(1, len(allp) // 100000)], 0.98, dim=0)
     lo, hi = torch.minimum(lo, c2w_t[:, :3, 3].amin(0)), torch.maximum(hi, c2w_t[:, :3, 3].amax(0))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -179,7 +180,7 @@ def contour_sketch(g: GBuffer, depth_jump: float = 0.04, crease_deg: float = 35.
 
 
 def _gauss_blur(x: Tensor, sigma: float = 1.0) -> Tensor:
-    r = max(1, int(math.ceil(2 * sigma)))
+    r = max(1, math.ceil(2 * sigma))
     t = torch.arange(-r, r + 1, dtype=torch.float32)
     k = torch.exp(-(t**2) / (2 * sigma**2))
     k = k / k.sum()
@@ -300,22 +301,34 @@ def load_sketch(path: str | os.PathLike, size: int = 224) -> Float[Tensor, "S S"
     path = Path(path)
     if not path.is_file():
         raise ShapegenError(f"sketch '{path}' does not exist; check the path")
+
+    def check_size(w: int, h: int) -> None:
+        if min(h, w) < MIN_SKETCH_SIDE or max(h, w) > MAX_SKETCH_SIDE or max(h, w) / min(h, w) > MAX_ASPECT:
+            raise ShapegenError(
+                f"sketch '{path.name}' is {w}x{h} pixels; sides must be {MIN_SKETCH_SIDE}..{MAX_SKETCH_SIDE} "
+                f"and at most {MAX_ASPECT:g}:1, e.g. 224x224"
+            )
+
     try:
-        with Image.open(path) as im:
+        # The header gives the size: refuse a huge image before decoding it (Pillow would warn
+        # about a decompression bomb on stderr, then spend seconds and gigabytes on it).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            check_size(*im.size)
             im.load()
             if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
                 rgba = im.convert("RGBA")
                 paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(paper, rgba)
             grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:
+        raise ShapegenError(
+            f"sketch '{path.name}' is far too large to decode; sides must be {MIN_SKETCH_SIDE}..{MAX_SKETCH_SIDE} pixels, e.g. 224x224"
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ShapegenError(f"'{path.name}' is not a readable image ({type(exc).__name__}); give a PNG or JPEG sketch") from exc
-    h, w = grey.shape
-    if min(h, w) < MIN_SKETCH_SIDE or max(h, w) > MAX_SKETCH_SIDE or max(h, w) / min(h, w) > MAX_ASPECT:
-        raise ShapegenError(
-            f"sketch '{path.name}' is {w}x{h} pixels; sides must be {MIN_SKETCH_SIDE}..{MAX_SKETCH_SIDE} "
-            f"and at most {MAX_ASPECT:g}:1, e.g. 224x224"
-        )
     if float(grey.max() - grey.min()) < 0.1:
         raise ShapegenError(f"sketch '{path.name}' is empty (one flat tone); draw dark strokes on white paper")
     # Otsu-free polarity rule: the darker tone is ink unless it covers most of the image.

@@ -636,21 +636,19 @@ class MosaicSDF:
     # ------------------------------------------------------------------------------- file I/O
     def save(self, path: str | os.PathLike) -> Path:
         """Write a ``.msdf.npz`` file atomically (keys: :data:`FILE_KEYS`)."""
-        from shapegen.io import atomic_path
+        from shapegen.io import write_npz
 
         path = Path(path)
         if not path.name.endswith(".npz"):
             raise ShapegenError(f"an M-SDF file must end in .msdf.npz, got '{path.name}'")
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                tensor=self.tensor.detach().cpu().numpy().astype(np.float32),
-                k=np.int64(self.k),
-                normalization=self.normalization.astype(np.float64),
-                source_hash=np.str_(self.source_hash),
-                version=np.int64(FORMAT_VERSION),
-            )
-        return path
+        return write_npz(
+            path,
+            tensor=self.tensor.detach().cpu().numpy().astype(np.float32),
+            k=np.int64(self.k),
+            normalization=self.normalization.astype(np.float64),
+            source_hash=np.str_(self.source_hash),
+            version=np.int64(FORMAT_VERSION),
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> MosaicSDF:

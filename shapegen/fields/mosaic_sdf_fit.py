@@ -424,12 +424,16 @@ def convert_folder(
                         bar.update(1)
             if not batch:
                 continue
-            for (shape, out), result in zip(batch, finetune([s for s, _ in batch], cfg)):
+            for (_shape, out), result in zip(batch, finetune([s for s, _ in batch], cfg)):
                 result.msdf.save(out)
                 report.written.append(out)
                 report.results.append(result)
                 if bar is not None:
                     bar.update(1)
+    except BaseException:
+        if bar is not None:
+            bar.leave = False  # erase the bar: the error is the last word
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -76,8 +76,12 @@ def load_mesh(path: str | os.PathLike, *, dedupe: bool = True) -> Mesh:
         raise ShapegenError(f"'{path}' contains no triangles; it may be a point cloud or an empty export")
     if not np.isfinite(vertices).all():
         raise ShapegenError(f"'{path}' has NaN or infinite vertex coordinates; repair or re-export the mesh")
+    if np.abs(vertices).max() > np.finfo(np.float32).max:
+        # Mesh keeps float32: these would turn into infinities on the way in.
+        raise ShapegenError(f"'{path}' has vertex coordinates beyond the float32 range (+-3.4e38); rescale the mesh")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise ShapegenError(f"'{path}' has face indices outside its {len(vertices)} vertices; the file is corrupt")
+    _check_not_truncated(path, suffix, len(vertices), len(faces))
 
     mesh = Mesh.from_trimesh(tm)
     if suffix == ".ply" and _shapegen_z_up_ply(path):
@@ -91,6 +95,48 @@ def load_mesh(path: str | os.PathLike, *, dedupe: bool = True) -> Mesh:
         uv[:, 1] = 1.0 - uv[:, 1]
         mesh.uv = torch.from_numpy(uv)
     return dedupe_faces(mesh) if dedupe else mesh
+
+
+def _check_not_truncated(path: Path, suffix: str, num_vertices: int, num_faces: int) -> None:
+    """Refuse a text mesh that was cut short, which its reader silently accepts as a smaller mesh.
+
+    OFF declares its counts in the header; an OBJ cut inside its last line ends without a
+    newline on a vertex or face statement missing coordinates or corners. (Binary PLY, STL and
+    glTF readers check lengths themselves; a text file cut exactly between lines is a valid file.)
+    """
+    hint = "the file was cut short (an interrupted copy or download?); re-export or copy it again"
+    if suffix == ".off":
+        words: list[bytes] = []
+        with open(path, "rb") as fh:
+            for line in fh:  # the keyword (OFF, COFF, ...), then vertex, face and edge counts
+                words += line.split(b"#", 1)[0].split()
+                if len(words) >= 4:
+                    break
+        if words and words[0].endswith(b"OFF"):
+            words = words[1:]
+        try:
+            declared_v, declared_f = int(words[0]), int(words[1])
+        except (IndexError, ValueError):
+            return  # the reader accepted a header we cannot parse; leave it be
+        if num_vertices < declared_v or num_faces < declared_f:
+            raise ShapegenError(f"'{path}' declares {declared_v} vertices and {declared_f} faces but holds "
+                                f"{num_vertices} and {num_faces}; {hint}")
+    elif suffix == ".obj":
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - 4096))
+            tail = fh.read()
+        if tail.endswith((b"\n", b"\r")):
+            return
+        *before, last = [line.split() for line in tail.split(b"\n")]
+        if not last or last[0] not in (b"f", b"v"):
+            return
+        # A statement like the ones before it has the same shape: as many numbers per vertex and
+        # the same v/vt/vn slashes per corner; a cut one is shorter or has fewer slashes.
+        prev = next((line for line in reversed(before) if line and line[0] == last[0]), None)
+        shape = (lambda words: len(words)) if last[0] == b"v" else (lambda words: {w.count(b"/") for w in words[1:]})
+        if len(last) < 4 or (prev is not None and shape(last) != shape(prev)):
+            raise ShapegenError(f"'{path}' ends inside an incomplete '{last[0].decode()}' line; {hint}")
 
 
 def _shapegen_z_up_ply(path: Path) -> bool:

@@ -174,16 +174,9 @@ _WARP_KERNELS: dict = {}
 
 def _warp():
     """Import warp quietly, or raise ImportError with the reason."""
-    import logging
+    from renderers.backends.warp_init import init_warp
 
-    import warp as wp
-
-    # Warp >= 1.10 prints its start-up banner and kernel-load lines at INFO level.
-    wp.config.log_level = logging.WARNING
-    if hasattr(wp.config, "quiet"):
-        wp.config.quiet = True
-    wp.init()
-    return wp
+    return init_warp()
 
 
 def _warp_kernels():
@@ -252,9 +245,9 @@ class SDFQuery:
         face: ``N`` index of the closest face.
     """
 
-    distance: Float[Tensor, "N"]
+    distance: Float[Tensor, " N"]
     closest_point: Float[Tensor, "N 3"]
-    face: Int[Tensor, "N"]
+    face: Int[Tensor, " N"]
 
 
 class MeshSDF:
@@ -355,15 +348,15 @@ class MeshSDF:
             dist = torch.where(w > 0.5, -dist, dist)
         return SDFQuery(dist.to(points.dtype), cp.to(points.dtype), face)
 
-    def __call__(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def __call__(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """Signed distances, negative inside."""
         return self.query(points, signed=True).distance
 
-    def unsigned_distance(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def unsigned_distance(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """Unsigned distances to the surface."""
         return self.query(points, signed=False).distance
 
-    def winding_number(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, "N"]:
+    def winding_number(self, points: Float[Tensor, "N 3"]) -> Float[Tensor, " N"]:
         """Exact generalised winding number (torch, brute force; ~1 inside, ~0 outside)."""
         points = _check_points(points)
         m = self.mesh.to(points.device)
@@ -402,7 +395,7 @@ def _check_points(points: Tensor) -> Tensor:
 
 def signed_distance(
     points: Float[Tensor, "N 3"], mesh: Mesh | MeshSDF, *, backend: Backend = "auto", accuracy: float = 2.0
-) -> Float[Tensor, "N"]:
+) -> Float[Tensor, " N"]:
     """Signed distance from each point to the mesh surface, negative inside.
 
     The magnitude is the exact distance to the closest triangle; the sign is inside where the
@@ -423,7 +416,7 @@ def signed_distance(
     return sdf(points)
 
 
-def unsigned_distance(points: Float[Tensor, "N 3"], mesh: Mesh | MeshSDF, *, backend: Backend = "auto") -> Float[Tensor, "N"]:
+def unsigned_distance(points: Float[Tensor, "N 3"], mesh: Mesh | MeshSDF, *, backend: Backend = "auto") -> Float[Tensor, " N"]:
     """Unsigned distance from each point to the closest triangle."""
     sdf = mesh if isinstance(mesh, MeshSDF) else MeshSDF(mesh, backend=backend)
     return sdf.unsigned_distance(points)
@@ -431,14 +424,14 @@ def unsigned_distance(points: Float[Tensor, "N 3"], mesh: Mesh | MeshSDF, *, bac
 
 def closest_point(
     points: Float[Tensor, "N 3"], mesh: Mesh | MeshSDF, *, backend: Backend = "auto"
-) -> tuple[Float[Tensor, "N 3"], Int[Tensor, "N"]]:
+) -> tuple[Float[Tensor, "N 3"], Int[Tensor, " N"]]:
     """Closest surface point and its face index for each point."""
     sdf = mesh if isinstance(mesh, MeshSDF) else MeshSDF(mesh, backend=backend)
     q = sdf.query(points, signed=False)
     return q.closest_point, q.face
 
 
-def winding_number(points: Float[Tensor, "N 3"], mesh: Mesh) -> Float[Tensor, "N"]:
+def winding_number(points: Float[Tensor, "N 3"], mesh: Mesh) -> Float[Tensor, " N"]:
     """Exact generalised winding number of the mesh at each point (torch, chunked brute force)."""
     points = _check_points(points)
     m = mesh.to(points.device)

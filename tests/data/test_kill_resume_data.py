@@ -118,7 +118,7 @@ def test_las_prepare_killed_resumes_with_the_same_files(las_meshes, las_referenc
 
 def test_las_prepare_killed_while_writing_leaves_no_partial_file(las_meshes, las_reference, tmp_path):
     ref, out = las_reference, tmp_path / "run"
-    torn_kill(_las_argv(las_meshes, out), "numpy.savez_compressed:2")  # the 2nd shape's volumes torn
+    torn_kill(_las_argv(las_meshes, out), "shapegen.io.write_npz:2")  # the 2nd shape's volumes torn
     assert sorted(p.name for p in (out / "shapes").iterdir() if not p.name.startswith(".")) == ["chair__c0.npz"]
     again = run_ok(_las_argv(las_meshes, out))
     assert "prepared 7, reused 1" in again.stdout
@@ -165,7 +165,7 @@ def test_msdf_encode_folder_killed_resumes_with_the_same_files(balls, encode_ref
 
 def test_msdf_encode_killed_while_writing_leaves_no_partial_file(balls, encode_reference, tmp_path):
     ref, out = encode_reference, tmp_path / "run"
-    torn_kill(_encode_argv(balls, out), "numpy.savez:2")
+    torn_kill(_encode_argv(balls, out), "shapegen.io.write_npz:2")
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["ball0.msdf.npz"]
     again = run_ok(_encode_argv(balls, out))
     assert "skipped 1 existing" in again.stdout
