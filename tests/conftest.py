@@ -175,6 +175,27 @@ def one_thread():
 
 
 @pytest.fixture
+def readonly_dir(tmp_path):
+    """An empty folder nobody can write into, also root: a read-only tmpfs mount when running as
+    root (root ignores folder permissions; CI runs as root), a mode-0500 folder otherwise."""
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    if os.name == "posix" and os.geteuid() == 0:
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(folder)], capture_output=True, text=True)
+        assert res.returncode == 0, f"cannot mount a read-only tmpfs as root: {res.stderr.strip()}"
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=False, capture_output=True)
+    else:
+        folder.chmod(0o500)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o700)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     """Root of the real test data (meshes, sketches, scenes); skips the test when absent."""
     root = shared_data_root()

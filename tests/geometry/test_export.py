@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -196,19 +195,11 @@ def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, fmt):
         assert target.read_bytes() == target_old
 
 
-@pytest.mark.skipif(
-    os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions"
-)
-def test_unwritable_folder(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        for fmt in FORMATS:
-            with pytest.raises(ShapegenError, match="not writable"):
-                export_mesh(tall_box(), folder / f"x.{fmt}")
-    finally:
-        folder.chmod(0o700)
+def test_unwritable_folder(readonly_dir):
+    for fmt in FORMATS:
+        with pytest.raises(ShapegenError, match="not writable"):
+            export_mesh(tall_box(), readonly_dir / f"x.{fmt}")
+    assert list(readonly_dir.iterdir()) == []
 
 
 def test_output_under_a_file_is_a_user_error(tmp_path):
