@@ -22,6 +22,7 @@ import torch
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, Normalization
+from shapegen.geometry.rows import row_keys, unique_rows
 
 #: File suffixes :func:`load_mesh` accepts (lower case, with the dot).
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -140,8 +141,7 @@ def weld_ids(vertices: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
     q = np.round(v / max(diag * WELD_TOLERANCE, 1e-30)).astype(np.int64)
-    _, ids = np.unique(q, axis=0, return_inverse=True)
-    return ids.reshape(-1)
+    return unique_rows(q, return_inverse=True)[1]
 
 
 def _face_keys(mesh: Mesh) -> np.ndarray:
@@ -156,7 +156,7 @@ def duplicate_face_mask(mesh: Mesh) -> torch.Tensor:
     if mesh.num_faces == 0:
         return torch.zeros(0, dtype=torch.bool, device=mesh.device)
     keys = _face_keys(mesh)
-    _, first = np.unique(keys, axis=0, return_index=True)
+    _, first = np.unique(row_keys(keys), return_index=True)
     dup = np.ones(len(keys), dtype=bool)
     dup[first] = False
     return torch.from_numpy(dup).to(mesh.device)
@@ -300,11 +300,11 @@ def inspect_mesh(mesh: Mesh) -> MeshReport:
 
     if nf:
         keys = np.sort(wf, axis=1)
-        dup_frac = 1.0 - len(np.unique(keys, axis=0)) / nf
+        dup_frac = 1.0 - len(np.unique(row_keys(keys))) / nf
         edges = np.sort(np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]]), axis=1)
-        uniq, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(row_keys(edges), return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
-        n_edges = len(uniq)
+        n_edges = len(counts)
         boundary = int((counts == 1).sum())
         nonmanifold = int((counts > 2).sum())
         # Faces are graph nodes, joined through the edge nodes they share.
