@@ -250,6 +250,12 @@ def main(argv: list[str] | None = None) -> None:
          "1 = linear). *Raw* fits the whole wall time; *above fixed* subtracts the 12-face run first."),
         "",
         bl.table(["verb", "code", "fixed cost (12 faces)", "k time, raw", "k time, above fixed", "k memory, above fixed"], fits),
+        "",
+        ("The peak of `render` and `msdf encode` is the larger of a phase that does not depend on the mesh (the "
+         "512x512 raster and its bounded fragment chunks; the M-SDF fine-tuning) and the mesh-dependent loading, so "
+         "their memory exponent above the fixed cost is not the growth of one phase: it stays low while the fixed "
+         "phase is the larger one and jumps where loading overtakes it. The mesh-dependent part is the loader's, "
+         "which `info` and `convert` show alone."),
     ])
     if args.before:
         body = body.replace("\n\n", f"\n\n*before*: the same verbs with {args.before_label or args.before}.\n\n", 1)
