@@ -17,12 +17,12 @@ vertices) plus trimesh's watertight, Euler number, body count, area and volume; 
 ``trimesh.load(process=False)`` and a GLB export with vertex normals (what ``convert`` writes too).
 ``render`` and ``msdf encode`` have no installed counterpart to compare with.
 
-``--before PATH`` also runs the shapegen verbs with the package imported from another checkout
-(e.g. ``git archive <commit> | tar -x -C DIR`` of a commit before a change) and checks that both
+``--before REV`` also runs the shapegen verbs with the package as it was at commit ``REV`` of this
+repository (extracted with ``git archive`` into the temporary folder) and checks that both versions
 write the same output.
 The machine is shared: the load average at the start and at the end is recorded.
 
-Run: ``python scripts/bench_large_mesh.py [--levels 3] [--verbs info convert render msdf] [--before PATH] [--no-write]``.
+Run: ``python scripts/bench_large_mesh.py [--levels 3] [--verbs info convert render msdf] [--before REV] [--no-write]``.
 """
 
 from __future__ import annotations
@@ -139,6 +139,16 @@ def fit_exponent(faces: list[int], values: list[float]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def checkout(rev: str, folder: Path) -> Path:
+    """The repository's files at ``rev``, extracted into ``folder`` (no working tree is touched)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(bl.REPO), "archive", rev], capture_output=True, check=False)
+    if archive.returncode != 0:
+        sys.exit(f"error: cannot read revision '{rev}': {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
 def make_meshes(source: Path, levels: int, folder: Path) -> list[tuple[int, Path]]:
     """The 12-face box (fixed cost) and ``levels`` subdivisions of ``source`` as OBJ files."""
     import trimesh
@@ -162,19 +172,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mesh", default="meshes_classic/bunny_rsawhney.obj", help="mesh under the shared data to subdivide")
     ap.add_argument("--levels", type=int, default=3, help="subdivision levels (4x faces each)")
     ap.add_argument("--verbs", nargs="+", choices=VERBS, default=list(VERBS), help="verbs to measure")
-    ap.add_argument("--before", type=Path, help="another checkout whose package is measured too, for a before/after table")
-    ap.add_argument("--before-label", help="how the --before checkout is named in the section (default: its path)")
+    ap.add_argument("--before", metavar="REV", help="git revision whose package is measured too, for a before/after table")
+    ap.add_argument("--before-label", help="what the --before version is, for the section text")
     ap.add_argument("--timeout", type=float, default=900, help="seconds allowed per process")
     ap.add_argument("--keep", type=Path, help="write meshes and outputs here (kept) instead of a temporary folder")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/benchmarks.md")
     args = ap.parse_args(argv)
     source = bl.shared_data_root() / args.mesh
     load_start = os.getloadavg()
-    packages = {"after": bl.REPO} | ({"before": args.before.resolve()} if args.before else {})
     rows, fits, alt_rows = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep.resolve() if args.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        packages = {"after": bl.REPO}
+        if args.before:
+            packages["before"] = checkout(args.before, work / "before_src")
         meshes = make_meshes(source, args.levels, work)
         sizes = [n for n, _ in meshes[1:]]
         results: dict[tuple[str, str, int], Run] = {}
@@ -258,7 +270,10 @@ def main(argv: list[str] | None = None) -> None:
          "which `info` and `convert` show alone."),
     ])
     if args.before:
-        body = body.replace("\n\n", f"\n\n*before*: the same verbs with {args.before_label or args.before}.\n\n", 1)
+        sha = subprocess.run(["git", "-C", str(bl.REPO), "rev-parse", "--short", args.before], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        what = f" ({args.before_label})" if args.before_label else ""
+        body = body.replace("\n\n", f"\n\n*before*: the same verbs with the package at commit {sha}{what}.\n\n", 1)
     if alt_rows:
         body += "\n\nAgainst trimesh on the same files (ratio = shapegen / trimesh; below 1 favours shapegen):\n\n" + bl.table(
             ["verb", "faces", "shapegen s", "trimesh s", "time ratio", "shapegen MiB", "trimesh MiB", "memory ratio"], alt_rows)
