@@ -14,7 +14,13 @@ import trimesh
 from shapegen.cli import main
 from shapegen.geometry import export as export_module
 from shapegen.geometry.mesh import Mesh
-from shapegen.geometry.mesh_io import WELD_TOLERANCE, duplicate_face_mask, inspect_mesh, load_mesh, weld_ids
+from shapegen.geometry.mesh_io import (
+    WELD_TOLERANCE,
+    duplicate_face_mask,
+    inspect_mesh,
+    load_mesh,
+    weld_ids,
+)
 
 MESHES = ["meshes_shapenet/chair_341a2d3df9800314fa260f4362cac599.obj", "meshes_classic/spot.obj",
           "meshes_robustness/soup.stl", "meshes_robustness/polygonfaces.obj"]
