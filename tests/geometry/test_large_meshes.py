@@ -57,6 +57,26 @@ def test_weld_dedupe_and_topology_match_row_unique(shared_data, name):
     assert report.euler_characteristic == len(np.unique(wf)) - len(uniq) + len(wf)
 
 
+@pytest.mark.parametrize("block", [7, 1000])
+def test_blocked_area_volume_and_edges_match_whole_arrays(shared_data, monkeypatch, block):
+    from shapegen.geometry import mesh_io
+
+    monkeypatch.setattr(mesh_io, "_FACE_BLOCK", block)
+    mesh = load_mesh(shared_data / "meshes_classic/spot.obj")  # watertight after welding: has a volume
+    v, f = mesh.vertices.double().numpy(), mesh.faces.numpy()
+    tri = v[f]
+    report = inspect_mesh(mesh)
+    assert report.watertight and report.num_faces > block
+    assert report.area == float((np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2).sum())
+    assert report.volume == float((tri[:, 0] * np.cross(tri[:, 1], tri[:, 2])).sum() / 6)
+    wf = weld_ids(v)[f]
+    pairs = np.sort(np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]]), axis=1)
+    ref = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
+    got = np.unique(mesh_io._edge_keys(wf), return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(got[1].reshape(-1), ref[1].reshape(-1))
+    np.testing.assert_array_equal(got[2], ref[2])
+
+
 def test_smooth_normals_match_add_at(shared_data):
     mesh = load_mesh(shared_data / "meshes_classic/spot.obj")  # UV seams: repeated positions
     v, f = mesh.vertices.numpy(), mesh.faces.numpy()
