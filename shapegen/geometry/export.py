@@ -53,6 +53,7 @@ from torch import Tensor
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, PBRMaterial
+from shapegen.geometry.rows import unique_rows
 from shapegen.io import atomic_path, check_output_path
 
 __all__ = ["SUPPORTED_SUFFIXES", "export_mesh", "linear_to_srgb", "srgb_to_linear"]
@@ -187,10 +188,7 @@ class _MeshData:
             if self.colors is None
             else np.concatenate([self.vertices, self.colors], 1)
         )
-        _, first, inverse = np.unique(
-            np.ascontiguousarray(key), axis=0, return_index=True, return_inverse=True
-        )
-        inverse = inverse.reshape(-1)
+        _, first, inverse = unique_rows(key, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")  # keep first-occurrence order, not sorted order
         rank = np.empty_like(order)
         rank[order] = np.arange(len(order))
@@ -205,12 +203,13 @@ def _smooth_normals(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Area-weighted vertex normals summed over all copies of a position (seams stay smooth)."""
     if len(f) == 0:
         return np.zeros_like(v)
-    _, inverse = np.unique(v, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    _, inverse = unique_rows(v, return_inverse=True)
     tri = v[f].astype(np.float64)
     fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    acc = np.zeros((inverse.max() + 1, 3))
-    np.add.at(acc, inverse[f].reshape(-1), np.repeat(fn, 3, axis=0))
+    # bincount sums in the same (corner) order as np.add.at, so the result is identical, and fast.
+    corner = inverse[f].reshape(-1)
+    size = int(inverse.max()) + 1
+    acc = np.stack([np.bincount(corner, np.repeat(fn[:, k], 3), minlength=size) for k in range(3)], 1)
     n = acc[inverse]
     length = np.linalg.norm(n, axis=1, keepdims=True)
     n = np.where(
@@ -412,11 +411,21 @@ def _obj_files(data: _MeshData, stem: str, name: str) -> dict[str, bytes]:
     return files
 
 
+#: Rows formatted by one ``%`` operation in :func:`_rows`.
+_ROW_BLOCK = 4096
+
+
 def _rows(fmt: str, array: np.ndarray) -> str:
-    """One formatted line per row (numpy's C formatter: fast for millions of rows)."""
-    buf = io.StringIO()
-    np.savetxt(buf, array, fmt=fmt)
-    return buf.getvalue().rstrip("\n")
+    """One formatted line per row, the same text as ``np.savetxt(..., fmt=fmt)`` writes.
+
+    ``np.savetxt`` formats row by row in Python; one ``%`` over a block of rows does the same
+    formatting in C, several times faster on millions of rows.
+    """
+    array = np.asarray(array)
+    line = fmt + "\n"
+    parts = [(line * len(block)) % tuple(block.ravel().tolist())
+             for block in (array[i : i + _ROW_BLOCK] for i in range(0, len(array), _ROW_BLOCK))]
+    return "".join(parts).rstrip("\n")
 
 
 def _mtl_files(mat: PBRMaterial, stem: str, *, textured: bool) -> dict[str, bytes]:

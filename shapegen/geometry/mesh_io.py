@@ -22,6 +22,7 @@ import torch
 
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, Normalization
+from shapegen.geometry.rows import row_keys, unique_rows
 
 #: File suffixes :func:`load_mesh` accepts (lower case, with the dot).
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -186,8 +187,7 @@ def weld_ids(vertices: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     diag = float(np.linalg.norm(v.max(0) - v.min(0)))
     q = np.round(v / max(diag * WELD_TOLERANCE, 1e-30)).astype(np.int64)
-    _, ids = np.unique(q, axis=0, return_inverse=True)
-    return ids.reshape(-1)
+    return unique_rows(q, return_inverse=True)[1]
 
 
 def _face_keys(mesh: Mesh) -> np.ndarray:
@@ -202,7 +202,7 @@ def duplicate_face_mask(mesh: Mesh) -> torch.Tensor:
     if mesh.num_faces == 0:
         return torch.zeros(0, dtype=torch.bool, device=mesh.device)
     keys = _face_keys(mesh)
-    _, first = np.unique(keys, axis=0, return_index=True)
+    _, first = np.unique(row_keys(keys), return_index=True)
     dup = np.ones(len(keys), dtype=bool)
     dup[first] = False
     return torch.from_numpy(dup).to(mesh.device)
@@ -326,6 +326,30 @@ class MeshReport:
         return out
 
 
+#: Faces per block of :func:`inspect_mesh`'s per-face geometry. Small blocks keep the temporaries
+#: in recycled heap memory: on millions of faces, first-touching fresh full-size arrays cost more
+#: than the arithmetic on them.
+_FACE_BLOCK = 1 << 16
+
+
+def _face_blocks(num_faces: int):
+    return (slice(i, i + _FACE_BLOCK) for i in range(0, num_faces, _FACE_BLOCK))
+
+
+def _edge_keys(wf: np.ndarray) -> np.ndarray:
+    """``3F`` keys of the face edges (corners 0-1, then 1-2, then 2-0 of every face), equal for
+    the same undirected edge and ordered as the sorted ``(low, high)`` id pairs."""
+    nf, nv = len(wf), int(wf.max()) + 1
+    if nv >= 1 << 31:  # low * nv + high would overflow int64
+        pairs = np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]])
+        return row_keys(np.sort(pairs, axis=1))
+    keys = np.empty(3 * nf, dtype=np.int64)
+    for k in range(3):
+        a, b = wf[:, k], wf[:, (k + 1) % 3]
+        keys[k * nf : (k + 1) * nf] = np.minimum(a, b) * nv + np.maximum(a, b)
+    return keys
+
+
 def inspect_mesh(mesh: Mesh) -> MeshReport:
     """Compute a :class:`MeshReport` (counts, bounds, topology after position welding)."""
     import scipy.sparse as sp
@@ -338,19 +362,19 @@ def inspect_mesh(mesh: Mesh) -> MeshReport:
     wf = weld_ids(v)[f]
     nf = len(f)
 
-    tri = v[f]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    areas = np.linalg.norm(cross, axis=1) / 2
+    areas = np.empty(nf)
+    for block in _face_blocks(nf):
+        tri = v[f[block]]
+        areas[block] = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2
     scale = max(float(np.ptp(v, axis=0).max()), 1e-30)
     degenerate = (areas <= 1e-12 * scale**2) | (wf[:, 0] == wf[:, 1]) | (wf[:, 1] == wf[:, 2]) | (wf[:, 0] == wf[:, 2])
 
     if nf:
         keys = np.sort(wf, axis=1)
-        dup_frac = 1.0 - len(np.unique(keys, axis=0)) / nf
-        edges = np.sort(np.concatenate([wf[:, [0, 1]], wf[:, [1, 2]], wf[:, [2, 0]]]), axis=1)
-        uniq, inverse, counts = np.unique(edges, axis=0, return_inverse=True, return_counts=True)
+        dup_frac = 1.0 - len(np.unique(row_keys(keys))) / nf
+        _, inverse, counts = np.unique(_edge_keys(wf), return_inverse=True, return_counts=True)
         inverse = inverse.reshape(-1)
-        n_edges = len(uniq)
+        n_edges = len(counts)
         boundary = int((counts == 1).sum())
         nonmanifold = int((counts > 2).sum())
         # Faces are graph nodes, joined through the edge nodes they share.
@@ -362,7 +386,13 @@ def inspect_mesh(mesh: Mesh) -> MeshReport:
     else:
         dup_frac, n_edges, boundary, nonmanifold, n_comp, n_verts_used = 0.0, 0, 0, 0, 0, 0
     watertight = nf > 0 and boundary == 0 and nonmanifold == 0
-    volume = float((tri[:, 0] * np.cross(tri[:, 1], tri[:, 2])).sum() / 6) if watertight else None
+    volume = None
+    if watertight:
+        terms = np.empty((nf, 3))  # summed whole, as one array: the same total as unblocked
+        for block in _face_blocks(nf):
+            tri = v[f[block]]
+            terms[block] = tri[:, 0] * np.cross(tri[:, 1], tri[:, 2])
+        volume = float(terms.sum() / 6)
     return MeshReport(
         num_vertices=len(v),
         num_faces=nf,
