@@ -6,5 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh blender,cuda,diffusion
+# Lint first (rules in pyproject.toml): a finding fails the run before the tests start.
+.venv/bin/ruff check --quiet .
 if [ "$#" -eq 0 ]; then set -- -m "not slow"; fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -309,7 +309,7 @@ class MeshReport:
 
     def lines(self) -> list[str]:
         """Human-readable lines, one fact each."""
-        fmt = lambda v: "[" + ", ".join(f"{x:.4g}" for x in v) + "]"  # noqa: E731
+        fmt = lambda v: "[" + ", ".join(f"{x:.4g}" for x in v) + "]"
         out = [
             f"vertices: {self.num_vertices} ({self.num_welded_vertices} distinct positions)",
             f"faces: {self.num_faces} ({self.num_degenerate_faces} degenerate, "

@@ -236,6 +236,6 @@ def test_folder_refusing_new_files(tmp_path, monkeypatch, fmt):
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     monkeypatch.setattr(tempfile, "mkdtemp", refuse)
-    with pytest.raises(ShapegenError, match="cannot write .*Permission denied"):
+    with pytest.raises(ShapegenError, match=r"cannot write .*Permission denied"):
         export_mesh(textured_box(), tmp_path / f"x.{fmt}")
     assert list(tmp_path.iterdir()) == []

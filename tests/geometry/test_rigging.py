@@ -106,7 +106,7 @@ def test_glb_round_trip_keeps_skin_and_morphs(rigs, tmp_path):
 
 def test_bad_inputs_are_one_line_errors(rigs, tmp_path):
     _, _, _, moved = rigs
-    with pytest.raises(ShapegenError, match=".glb"):
+    with pytest.raises(ShapegenError, match=r"\.glb"):
         export_rigged_glb(moved, tmp_path / "rig.obj")
     wrong = RiggedMesh(moved.mesh, moved.skeleton, moved.skin, {"x": torch.zeros(3, 3)})
     with pytest.raises(ShapegenError, match="vertices"):

@@ -53,4 +53,4 @@ def write_caption_folder(root: Path, per_class: int = 2, seed: int = 0) -> Path:
     return root
 
 
-__all__ = ["K", "N", "np", "sphere_msdf", "slab_msdf", "write_caption_folder", "write_class_folder"]
+__all__ = ["K", "N", "np", "slab_msdf", "sphere_msdf", "write_caption_folder", "write_class_folder"]

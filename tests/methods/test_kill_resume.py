@@ -21,7 +21,7 @@ from _kill_resume import (
     step_of,
     torn_kill,
 )
-from _las_fixtures import TINY_OVERRIDES, las_data  # noqa: F401 (fixture)
+from _las_fixtures import TINY_OVERRIDES, las_data  # noqa: F401  -- las_data is a fixture
 from _msdf_fixtures import write_class_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -110,7 +110,7 @@ def _las_argv(data, out) -> list[str]:
     return ["train", "--method", "las", "--config", "tiny", "-o", str(out), *(x for o in sets for x in ("--set", o))]
 
 
-def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):
+def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):  # noqa: F811 (the fixture)
     ref, out = tmp_path / "ref", tmp_path / "run"
     reference(_las_argv(las_data, ref))
     last = out / "checkpoints" / "last.ckpt"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from _msdf_fixtures import K, N, write_class_folder
+
 from shapegen.cli import main
 
 

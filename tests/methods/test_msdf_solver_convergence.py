@@ -7,13 +7,15 @@ dopri5 stalled or grew between 20 and 100 steps (docs/benchmarks.md, msdf-genera
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
+from _msdf_fixtures import write_class_folder
 
 from shapegen.config import load_config, resolve_preset, to_dict
 from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode
 from shapegen.methods.msdf import MSDFConfig, MSDFGenerator, build_for_training
-from _msdf_fixtures import write_class_folder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,7 +66,7 @@ def test_default_time_scale_is_not_the_stiff_one(trained):
 @pytest.mark.parametrize("solver", ["euler", "midpoint", "rk4"])
 def test_fixed_step_solvers_converge_to_dopri5_on_a_trained_model(trained, solver):
     errs, nfe = solver_errors(trained, solver)
-    assert all(b < a for a, b in zip(errs, errs[1:])), errs  # 5 < 10 < 20 < 50 steps: strictly better
+    assert all(b < a for a, b in itertools.pairwise(errs)), errs  # 5 < 10 < 20 < 50 steps: strictly better
     assert errs[3] < 0.1 * errs[0], errs  # 50 steps much better than 5
     # From 20 to 50 steps (x2.5) the error falls at least as at order 1 (midpoint/RK4 faster).
     assert errs[2] / errs[3] > {"euler": 2.0, "midpoint": 4.0, "rk4": 8.0}[solver], errs
@@ -88,7 +90,7 @@ def test_guided_velocity_and_samples_permute_with_the_rows(trained):
     with torch.no_grad():
         v = trained.velocity(x, t, cond, guidance=2.0, use_ema=False)  # train_tiny keeps no EMA
         assert torch.allclose(trained.velocity(x[:, perm], t, cond, guidance=2.0, use_ema=False), v[:, perm], atol=1e-5)
-        f = lambda z, s: trained.velocity(z, s, cond, guidance=2.0, use_ema=False)  # noqa: E731
+        f = lambda z, s: trained.velocity(z, s, cond, guidance=2.0, use_ema=False)
         out = solve_ode(f, x, "midpoint", 5).x
         assert torch.allclose(solve_ode(f, x[:, perm], "midpoint", 5).x, out[:, perm], atol=1e-4)
     assert v.abs().mean() > 0.1  # a trained, non-trivial field

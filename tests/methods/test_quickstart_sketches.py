@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _las_fixtures import las_data, las_trained  # noqa: F401
 from PIL import Image
 
-from _las_fixtures import las_data, las_trained  # noqa: F401
 from shapegen.cli import main
 from shapegen.commands.quickstart import DEMO_MODEL, SKETCHES, QuickstartConfig, read_sketch_manifest, run_quickstart
 from shapegen.errors import ShapegenError
