@@ -157,6 +157,19 @@ def step_of(path: Path) -> int:
     return int(load_checkpoint(path)["global_step"]) if path.is_file() else -1
 
 
+def kill_after_step_and_resume(argv: list[str], last: Path, min_step: int, max_step: int,
+                               rerun: list[str] | None = None) -> int:
+    """SIGKILL ``shapegen ARGV`` once checkpoint ``last`` holds step ``min_step`` or later, run the
+    same command again (or ``rerun``), check it said it resumed from the killed step, and return
+    that step (asserted to lie in ``[min_step, max_step)``, i.e. part-way)."""
+    kill_when(argv, lambda: step_of(last) >= min_step)
+    killed_at = step_of(last)
+    assert min_step <= killed_at < max_step, killed_at
+    again = run_ok(rerun or argv)
+    assert f"resuming from {last} (step {killed_at};" in again.stdout, again.stdout[-2000:]
+    return killed_at
+
+
 def exists(path: Path) -> Callable[[], bool]:
     return path.is_file
 

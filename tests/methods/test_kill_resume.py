@@ -15,6 +15,7 @@ import pytest
 from _kill_resume import (
     assert_same_checkpoint,
     interrupt_when,
+    kill_after_step_and_resume,
     kill_when,
     reference,
     run_ok,
@@ -52,11 +53,7 @@ def test_train_msdf_killed_resumes_bit_identical(msdf_reference, tmp_path):
     root, ref = msdf_reference
     out = tmp_path / "run"
     last = out / "checkpoints" / "last.ckpt"
-    kill_when(_msdf_argv(root, out), lambda: step_of(last) >= 2 if last.is_file() else False)
-    killed_at = step_of(last)
-    assert 2 <= killed_at < 24
-    again = run_ok(_msdf_argv(root, out))
-    assert f"resuming from {last} (step {killed_at};" in again.stdout
+    kill_after_step_and_resume(_msdf_argv(root, out), last, 2, 24)
     assert_same_checkpoint(last, ref / "checkpoints" / "last.ckpt")
     # The loss log keeps the steps before the kill (one row per step, none twice).
     assert _loss_steps(out) == _loss_steps(ref) == list(range(1, 25))
@@ -114,11 +111,7 @@ def test_train_las_killed_resumes_bit_identical(las_data, tmp_path):  # noqa: F8
     ref, out = tmp_path / "ref", tmp_path / "run"
     reference(_las_argv(las_data, ref))
     last = out / "checkpoints" / "last.ckpt"
-    kill_when(_las_argv(las_data, out), lambda: step_of(last) >= 2 if last.is_file() else False)
-    killed_at = step_of(last)
-    assert 2 <= killed_at < 12
-    again = run_ok(_las_argv(las_data, out))
-    assert f"resuming from {last} (step {killed_at};" in again.stdout
+    kill_after_step_and_resume(_las_argv(las_data, out), last, 2, 12)
     # The EMA weights and per-stage step counts travel in the checkpoint too.
     assert_same_checkpoint(last, ref / "checkpoints" / "last.ckpt", keys=("state_dict", "optimizer_states", "global_step", "las_ema"))
 
