@@ -219,3 +219,53 @@ def test_warp_backend_matches_torch_reference():
     assert torch.equal(fast.coverage(x) > 0, ref.coverage(x) > 0)
     with pytest.raises(ShapegenError, match="forward only"):
         fast(x.requires_grad_(True))
+
+
+def _sphere_msdf(n: int = 128, k: int = 5) -> MosaicSDF:
+    sdf = primitives.sphere(radius=0.6)
+    return _msdf_from_sdf(sdf, _analytic_surface("sphere", 3000), n=n, k=k)
+
+
+def test_closing_leaves_a_covered_surface_unchanged():
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    torch.manual_seed(0)
+    m = _sphere_msdf()
+    old, new = m.to_mesh(40, close_holes=False), m.to_mesh(40)
+    assert inspect_mesh(old).watertight and inspect_mesh(new).watertight
+    # The same triangles: every vertex of one mesh is a vertex of the other.
+    assert new.num_faces == old.num_faces
+    near = torch.cdist(new.vertices, old.vertices, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert float(near.max()) < 1e-6
+
+
+def test_gap_in_the_cube_coverage_closes_only_with_close_holes():
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    torch.manual_seed(0)
+    m = _sphere_msdf()
+    gap = MosaicSDF(m.tensor[m.centers[:, 1] < 0.45], m.k)  # no cube over the top cap
+    open_mesh, closed = gap.to_mesh(40, close_holes=False), gap.to_mesh(40)
+    assert inspect_mesh(open_mesh).num_boundary_edges > 10
+    report = inspect_mesh(closed)
+    assert report.watertight and report.num_components == 1
+    # The cap is closed near the sphere, not far outside it (the closing stays within the cubes' box).
+    assert float(closed.vertices.norm(dim=1).max()) < 0.8
+
+
+def test_small_floating_parts_are_dropped_unless_kept():
+    from shapegen.geometry.cleanup import face_components
+
+    torch.manual_seed(0)
+    blob = torch.tensor([0.75, 0.75, 0.0])
+    sdf = lambda x: torch.minimum(x.norm(dim=-1) - 0.5, (x - blob.to(x)).norm(dim=-1) - 0.08)  # noqa: E731
+    surface = torch.cat([torch.nn.functional.normalize(torch.randn(3000, 3), dim=1) * 0.5,
+                         blob + torch.nn.functional.normalize(torch.randn(300, 3), dim=1) * 0.08])
+    m = _msdf_from_sdf(sdf, surface, n=160, k=5)
+    kept = m.to_mesh(48, min_component_fraction=0.0)
+    assert face_components(kept)[0] == 2
+    cleaned = m.to_mesh(48, min_component_fraction=0.05)
+    assert face_components(cleaned)[0] == 1
+    assert float(cleaned.vertices.norm(dim=1).max()) < 0.55  # the sphere stayed, the blob went
+    with pytest.raises(ShapegenError, match="min_component_fraction"):
+        m.to_mesh(16, min_component_fraction=1.5)
