@@ -248,13 +248,15 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
 
     if args.num < 1:
         raise ShapegenError(f"--num must be at least 1, got {args.num}")
+    cfg = cfg or GenerateConfig()
+    if not 0 <= cfg.min_component_fraction <= 1:  # before sampling, so no half-written output is left
+        raise ShapegenError(f"min_component_fraction must be in [0, 1], got {cfg.min_component_fraction}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling
-    cfg = cfg or GenerateConfig()
     mesh_options = {"close_holes": cfg.close_holes, "min_component_fraction": cfg.min_component_fraction}
     if not set(mesh_options) <= set(inspect.signature(model.write_samples).parameters):
         if mesh_options != vars(GenerateConfig()):
