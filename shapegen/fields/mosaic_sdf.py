@@ -35,7 +35,7 @@ Deviations and choices the paper leaves open:
       bounding cube (:meth:`MosaicSDF.occupancy`): a covered node takes the sign of its value;
       the outside is flooded from the border through uncovered or non-negative nodes, and an
       uncovered node the flood does not reach is inside. The uncovered part of the field is the
-      trilinear interpolation of that grid's signed Euclidean distance transform (1-Lipschitz,
+      trilinear interpolation of that grid's signed chessboard distance transform (1-Lipschitz,
       so sparse extraction stays exact), and the level set is extracted everywhere: a surface
       that leaves the cubes is capped along the cubes' boundary, and a surface covered with
       margin is exactly the one the cubes give. Giving uncovered nodes the sign of the nearest
@@ -654,7 +654,7 @@ class MosaicSDF:
     def _closed_field(self, box, resolution: int, chunk_size: int):
         """The field :meth:`to_mesh` extracts with ``close_holes``: decoded values inside ``Omega``,
         elsewhere the interpolated signed distance to the :meth:`occupancy` boundary."""
-        from scipy.ndimage import distance_transform_edt
+        from scipy.ndimage import distance_transform_cdt
 
         from shapegen.geometry.extract import grid_field
 
@@ -662,9 +662,12 @@ class MosaicSDF:
         inside = self.occupancy(r, box, chunk_size=chunk_size)
         h = float(np.max((np.asarray(box[1]) - np.asarray(box[0])) / (r - 1)))
         if inside.any():
-            # Distance from a node to the nearest node of the other side, less half a cell so
-            # that the zero level falls between the two (edt: distance to the nearest False).
-            signed = np.where(inside, -distance_transform_edt(inside), distance_transform_edt(~inside)) * h
+            # Chessboard distance from a node to the nearest node of the other side, less half a
+            # cell so that the zero level falls between the two. It is 1-Lipschitz and never
+            # above the Euclidean distance, which is all sparse extraction's pruning needs, and
+            # several times faster than the exact transform.
+            far = lambda mask: distance_transform_cdt(mask, metric="chessboard").astype(np.float32)  # noqa: E731
+            signed = np.where(inside, -far(inside), far(~inside)) * h
             signed -= np.sign(signed) * 0.5 * h
         else:
             signed = np.full(inside.shape, r * h)
