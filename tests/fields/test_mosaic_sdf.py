@@ -269,3 +269,25 @@ def test_small_floating_parts_are_dropped_unless_kept():
     assert float(cleaned.vertices.norm(dim=1).max()) < 0.55  # the sphere stayed, the blob went
     with pytest.raises(ShapegenError, match="min_component_fraction"):
         m.to_mesh(16, min_component_fraction=1.5)
+
+
+def test_encoded_mesh_keeps_its_covered_surface_and_closes_a_gap(shared_data):
+    """On a real mesh: the closed extraction contains the inside-the-cubes one, also around a gap."""
+    from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.fields.mosaic_sdf_fit import MosaicSDFConvertConfig, convert_mesh
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    cfg = load_config(MosaicSDFConvertConfig, CONFIG_ROOT / "msdf_convert" / "tiny.yaml")
+    cfg.n, cfg.k, cfg.steps, cfg.fps_samples, cfg.num_surface, cfg.num_near, cfg.device = 256, 5, 0, 5000, 5000, 5000, "cpu"
+    m = convert_mesh(shared_data / "meshes_classic" / "spot.obj", cfg).msdf
+    # Drop the 12 cubes nearest to one of them: a hole in the coverage of the surface.
+    gap = MosaicSDF(m.tensor[(m.centers - m.centers[0]).norm(dim=1).argsort()[12:]], m.k)
+    for msdf, complete in ((m, True), (gap, False)):
+        old, new = msdf.to_mesh(48, normalized=True, close_holes=False), msdf.to_mesh(48, normalized=True)
+        assert inspect_mesh(old).watertight == complete
+        report = inspect_mesh(new)
+        assert report.watertight and report.num_components == 1
+        # Every vertex of the old mesh is a vertex of the new one: the covered surface did not move.
+        near = torch.cdist(old.vertices, new.vertices, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+        assert float(near.max()) < 1e-6
+        assert new.num_faces >= old.num_faces + (0 if complete else 10)
