@@ -666,7 +666,7 @@ class MosaicSDF:
             # cell so that the zero level falls between the two. It is 1-Lipschitz and never
             # above the Euclidean distance, which is all sparse extraction's pruning needs, and
             # several times faster than the exact transform.
-            far = lambda mask: distance_transform_cdt(mask, metric="chessboard").astype(np.float32)  # noqa: E731
+            far = lambda mask: distance_transform_cdt(mask, metric="chessboard").astype(np.float32)
             signed = np.where(inside, -far(inside), far(~inside)) * h
             signed -= np.sign(signed) * 0.5 * h
         else:

@@ -258,7 +258,7 @@ def test_small_floating_parts_are_dropped_unless_kept():
 
     torch.manual_seed(0)
     blob = torch.tensor([0.75, 0.75, 0.0])
-    sdf = lambda x: torch.minimum(x.norm(dim=-1) - 0.5, (x - blob.to(x)).norm(dim=-1) - 0.08)  # noqa: E731
+    sdf = lambda x: torch.minimum(x.norm(dim=-1) - 0.5, (x - blob.to(x)).norm(dim=-1) - 0.08)
     surface = torch.cat([torch.nn.functional.normalize(torch.randn(3000, 3), dim=1) * 0.5,
                          blob + torch.nn.functional.normalize(torch.randn(300, 3), dim=1) * 0.08])
     m = _msdf_from_sdf(sdf, surface, n=160, k=5)
