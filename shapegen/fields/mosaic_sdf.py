@@ -36,17 +36,17 @@ Deviations and choices the paper leaves open:
       the outside is flooded from the border through uncovered or non-negative nodes, and an
       uncovered node the flood does not reach is inside. The uncovered part of the field is the
       trilinear interpolation of that grid's signed chessboard distance transform (1-Lipschitz,
-      so sparse extraction stays exact), and the level set is extracted everywhere: a surface
-      that leaves the cubes is capped along the cubes' boundary, and a surface covered with
-      margin is exactly the one the cubes give. Giving uncovered nodes the sign of the nearest
-      covered node instead (``method="nearest"``) also closes gaps, but extrudes a part whose
-      surface leaves the cubes (a truncated leg) straight to the border of the box, and adds
-      more area on the demo model's samples; flooding leaks through a gap in a thin band into a
-      solid's interior and then closes the gap with an inner wall (still watertight). With
-      ``close_holes=False`` :meth:`MosaicSDF.to_mesh` keeps the
-      earlier extraction: the outside value everywhere off ``Omega`` and only triangles of grid
-      cells whose eight corners all lie in ``Omega`` ("extract only where cubes exist"), which
-      leaves holes where the coverage has gaps.
+      never above the Euclidean distance, so sparse extraction prunes safely), and the level set
+      is extracted everywhere: a surface that leaves the cubes is capped along the cubes'
+      boundary, and a surface covered with margin is exactly the one the cubes give. Giving
+      uncovered nodes the sign of the nearest covered node instead (``method="nearest"``) also
+      closes gaps, but extrudes a part whose surface leaves the cubes (a truncated leg)
+      straight to the border of the box, and adds more area on the demo model's samples;
+      flooding leaks through a gap in a thin band into a solid's interior and then closes the
+      gap with an inner wall (still watertight). With ``close_holes=False``
+      :meth:`MosaicSDF.to_mesh` keeps the earlier extraction: the outside value everywhere off
+      ``Omega`` and only triangles of grid cells whose eight corners all lie in ``Omega``
+      ("extract only where cubes exist"), which leaves holes where the coverage has gaps.
 """
 
 from __future__ import annotations
