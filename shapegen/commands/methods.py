@@ -215,6 +215,16 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device (auto: CUDA if available)")
 
 
+@dataclass
+class GenerateConfig:
+    """``shapegen generate`` settings beyond the flags (``--set``); they apply to methods that decode M-SDFs."""
+
+    close_holes: bool = True
+    """Close the decoded surfaces where the cubes leave gaps (false: open there)."""
+    min_component_fraction: float = 0.05
+    """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
+
+
 def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     """Load a trained system from a checkpoint (one-line errors for every user mistake)."""
     system = _require(method_class(method), method, "load_from_checkpoint", "write_samples")
@@ -232,19 +242,30 @@ def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     return model.eval()
 
 
-def _generate(args: argparse.Namespace, _config) -> None:
+def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
+    import inspect
+
     import torch
 
     if args.num < 1:
         raise ShapegenError(f"--num must be at least 1, got {args.num}")
+    cfg = cfg or GenerateConfig()
+    if not 0 <= cfg.min_component_fraction <= 1:  # before sampling, so no half-written output is left
+        raise ShapegenError(f"min_component_fraction must be in [0, 1], got {cfg.min_component_fraction}")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling
+    mesh_options = {"close_holes": cfg.close_holes, "min_component_fraction": cfg.min_component_fraction}
+    if not set(mesh_options) <= set(inspect.signature(model.write_samples).parameters):
+        if mesh_options != vars(GenerateConfig()):
+            raise ShapegenError(f"method '{args.method}' meshes its samples its own way; close_holes and "
+                                "min_component_fraction apply to msdf only")
+        mesh_options = {}
     result = model.write_samples(args.output, num=args.num, cls=args.cls, prompt=args.prompt, seed=args.seed, steps=args.steps,
-                                 solver=args.solver, guidance=args.guidance, resolution=args.resolution)
+                                 solver=args.solver, guidance=args.guidance, resolution=args.resolution, **mesh_options)
     print(f"wrote {len(result.msdf_files)} M-SDF files, {len(result.mesh_files)} meshes and {result.preview} in {result.out_dir}")
     if result.empty:
         print(f"note: samples {result.empty} decoded to no surface (an under-trained model?); they have no GLB")
@@ -306,7 +327,8 @@ def _eval_generation(args: argparse.Namespace, cfg: EvalGenerationConfig) -> Non
 
 COMMANDS = [
     Command("train", "train a generative method (--method msdf) with Lightning; resumes from OUTPUT/checkpoints/last.ckpt", _train_args, _train),
-    Command("generate", "sample shapes from a trained checkpoint: M-SDF files, GLB meshes and a preview sheet", _generate_args, _generate),
+    Command("generate", "sample shapes from a trained checkpoint: M-SDF files, GLB meshes and a preview sheet", _generate_args, _generate,
+            GenerateConfig),
     Command("eval-generation", "COV, MMD and 1-NNA (Chamfer-L2 on FPS point clouds) of generated against reference shapes",
             _eval_args, _eval_generation, EvalGenerationConfig),
 ]

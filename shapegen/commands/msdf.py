@@ -33,6 +33,11 @@ class MsdfDecodeConfig:
     """Where to decode (auto: CUDA when available)."""
     backend: Literal["auto", "torch", "warp"] = "auto"
     """Decoding backend (auto: the warp kernel when it imports)."""
+    close_holes: bool = True
+    """Decide inside/outside where no cube reaches, so the mesh closes over gaps in the cube coverage
+    (false: keep only the surface inside the cubes, open where they leave gaps)."""
+    min_component_fraction: float = 0.05
+    """Drop connected components below this share of the mesh's area (0 keeps every piece)."""
 
 
 def _add_config_flags(p: argparse.ArgumentParser, presets: str | None) -> None:
@@ -56,7 +61,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     _add_config_flags(enc, "msdf_convert")
     enc.set_defaults(_msdf_run=_encode)
     dec = sub.add_parser("decode", help="extract a mesh from a .msdf.npz file",
-                         description="Extract the zero level set of a Mosaic-SDF as a mesh, only inside its cubes.")
+                         description="Extract the zero level set of a Mosaic-SDF as a mesh, closed where its cubes leave gaps.")
     dec.add_argument("input", help=".msdf.npz file")
     dec.add_argument("-o", "--output", required=True, help="output mesh (.glb, .gltf, .obj or .ply)")
     dec.add_argument("--resolution", type=int, help="marching-cubes resolution (default 256)")
@@ -164,7 +169,8 @@ def _decode(args: argparse.Namespace) -> None:
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
     msdf = MosaicSDF.load(args.input, device=device)
     msdf.backend = cfg.backend
-    mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True)
+    mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, close_holes=cfg.close_holes,
+                        min_component_fraction=cfg.min_component_fraction)
     if mesh.num_faces == 0:
         raise ShapegenError(f"'{args.input}' has no zero level set inside its cubes; the M-SDF encodes no surface")
     export_mesh(mesh, out)

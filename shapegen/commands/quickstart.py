@@ -35,8 +35,10 @@ class QuickstartConfig:
     """Noise seed; the same seed gives the same shapes."""
     resolution: int = 64
     """Marching-cubes resolution of the decoded meshes (cost grows with its cube)."""
-    min_component_fraction: float = 0.02
-    """Drop decoded debris: connected components below this share of the mesh's area."""
+    close_holes: bool = True
+    """Close the generated surfaces where the decoded cubes leave gaps (false: open there)."""
+    min_component_fraction: float = 0.05
+    """Drop decoded debris: connected components below this share of the mesh's area (0 keeps every piece)."""
     sketches: bool = True
     """Also run sketch-to-3D on the shipped sketches with the LAS demo model."""
     preview_size: int = 192
@@ -142,9 +144,8 @@ def run_quickstart(
     with torch.no_grad():
         for i, cls in enumerate(model.config.classes):
             tensor = model.sample(1, cls=cls, seed=cfg.seed + i)[0]
-            mesh = decode_to_mesh(tensor, model.config.k, cfg.resolution)
-            if mesh.num_faces and cfg.min_component_fraction > 0:
-                mesh = remove_small_components(mesh, min_area_fraction=cfg.min_component_fraction)
+            mesh = decode_to_mesh(tensor, model.config.k, cfg.resolution, close_holes=cfg.close_holes,
+                                  min_component_fraction=cfg.min_component_fraction)
             if mesh.num_faces == 0:
                 result.empty.append(cls)
                 continue

@@ -10,10 +10,13 @@ Conventions shared by every method in shapegen:
 * Extracted faces are counter-clockwise seen from outside: normals point toward increasing
   field values. pymcubes winds the other way for this sign convention, so faces are flipped.
 
-Marching cubes (Lorensen & Cline 1987) runs in pymcubes. Values within ``1e-6`` of a cell size
+Marching cubes (Lorensen & Cline 1987) runs in pymcubes. Values within ``1e-3`` of a cell size
 of the level are moved to exactly that distance on their own side before triangulation, so no
 vertex falls on a grid corner: this removes zero-area triangles and coincident vertices
-(the surface moves by at most ``1e-6`` cell for an SDF) and makes sparse and dense agree.
+(the surface moves by at most ``1e-3`` cell for an SDF) and makes sparse and dense agree. The
+nudge stays above the position weld of mesh files (``mesh_io.WELD_TOLERANCE`` times the
+diagonal, about ``2e-7 G`` cells at resolution ``G``) up to several thousand samples per axis,
+so welding never merges two vertices of one corner into a non-manifold edge.
 
 Sparse extraction (:func:`extract_mesh`, ``method="sparse"``) evaluates a coarse grid, keeps
 the cells that may contain the level set, and refines only those, halving the cell size per
@@ -57,7 +60,7 @@ DEFAULT_BBOX: BBox = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 #: Cells per block side in the sparse path's block-wise marching cubes.
 BLOCK_CELLS = 32
 #: Values closer than this many cell sizes to the level are moved to that distance (see module doc).
-LEVEL_NUDGE = 1e-6
+LEVEL_NUDGE = 1e-3
 
 _CORNERS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=torch.int64)
 
@@ -254,7 +257,7 @@ def marching_cubes(values: Float[Tensor, "G G G"], bbox: BBox = DEFAULT_BBOX, le
         A mesh in world coordinates of ``bbox`` on ``values``' device, faces counter-clockwise
         seen from outside (normals toward increasing values). pymcubes shares one vertex per
         grid edge, so a closed level set gives a watertight mesh; nothing else is merged.
-        Values within ``1e-6`` cell of ``level`` are moved to that distance first (module doc).
+        Values within ``LEVEL_NUDGE`` cell of ``level`` are moved to that distance first (module doc).
 
     Raises:
         ShapegenError: if the values contain NaN or infinity.

@@ -421,11 +421,14 @@ class MSDFGenerator(pl.LightningModule):
         guidance: float | None = None,
         resolution: int = 64,
         preview_size: int = 256,
+        close_holes: bool = True,
+        min_component_fraction: float = 0.05,
     ) -> GenerationResult:
         """Sample ``num`` shapes and write ``sample_XX.msdf.npz``, ``sample_XX.glb`` and ``preview.png``.
 
-        Meshes come from the representation's own decoding (:func:`decode_to_mesh`); a sample
-        without a surface gets no GLB and a blank tile in the preview sheet.
+        Meshes come from the representation's own decoding (:func:`decode_to_mesh`, which gets
+        ``close_holes`` and ``min_component_fraction``); a sample without a surface gets no GLB
+        and a blank tile in the preview sheet.
         """
         out = Path(out_dir)
         tensors = self.sample(num, cls=cls, prompt=prompt, steps=steps, solver=solver, guidance=guidance, seed=seed)
@@ -434,7 +437,8 @@ class MSDFGenerator(pl.LightningModule):
         for i, t in enumerate(tensors):
             result.msdf_files.append(save_msdf(t, self.config.k, out / f"sample_{i:02d}.msdf.npz"))
         for i, t in enumerate(tensors):
-            mesh = decode_to_mesh(t, self.config.k, resolution)
+            mesh = decode_to_mesh(t, self.config.k, resolution, close_holes=close_holes,
+                                  min_component_fraction=min_component_fraction)
             meshes.append(mesh)
             if mesh.num_faces == 0:
                 result.empty.append(i)
@@ -466,11 +470,24 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
     return model, dm
 
 
-def decode_to_mesh(tensor: Float[Tensor, "n d"], k: int, resolution: int = 64):
-    """Decode one M-SDF tensor to a mesh with the representation's own extraction (inside its cubes)."""
+def decode_to_mesh(
+    tensor: Float[Tensor, "n d"], k: int, resolution: int = 64, *, close_holes: bool = True, min_component_fraction: float = 0.05,
+):
+    """Decode one M-SDF tensor to a mesh with the representation's own extraction.
+
+    Args:
+        tensor: ``n x (4 + k^3)`` M-SDF rows.
+        k: grid side.
+        resolution: marching-cubes samples per axis.
+        close_holes: close the surface where the cubes leave gaps
+            (:meth:`~shapegen.fields.mosaic_sdf.MosaicSDF.to_mesh`).
+        min_component_fraction: drop connected components below this share of the mesh's area
+            (floating debris of generated shapes); 0 keeps every piece.
+    """
     from shapegen.fields.mosaic_sdf import MosaicSDF
 
-    return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution)
+    return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution, close_holes=close_holes,
+                                                               min_component_fraction=min_component_fraction)
 
 
 def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:

@@ -67,3 +67,26 @@ def test_bad_inputs_are_one_line_errors(capsys, tmp_path):
     assert code == 2 and "does not exist" in err
     code, _, err = run(capsys, "msdf", "encode", str(tmp_path), "-o", str(tmp_path / "x.msdf.npz"), "--set", "stepz=3")
     assert code == 2 and "stepz" in err
+
+
+def test_decode_closes_coverage_gaps_unless_told_not_to(capsys, tmp_path):
+    import torch
+
+    from shapegen.fields.mosaic_sdf import MosaicSDF, grid_offsets
+    from shapegen.geometry.mesh_io import inspect_mesh, load_mesh
+
+    # Cubes on a lattice around a sphere of radius 0.6, none over its top cap: a hole in the coverage.
+    axis = torch.arange(-0.8, 0.81, 0.1, dtype=torch.float64)
+    c = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    c = c[((c.norm(dim=1) - 0.6).abs() < 0.12) & (c[:, 1] < 0.45)]
+    nodes = c[:, None] + 0.1 * grid_offsets(4, dtype=torch.float64)[None]
+    MosaicSDF.from_parts(c, 0.1, nodes.norm(dim=-1) - 0.6).save(tmp_path / "gap.msdf.npz")
+    closed, opened = tmp_path / "closed.ply", tmp_path / "open.ply"
+    code, _, err = run(capsys, "msdf", "decode", str(tmp_path / "gap.msdf.npz"), "-o", str(closed), "--resolution", "40")
+    assert code == 0, err
+    report = inspect_mesh(load_mesh(closed))
+    assert report.watertight and report.num_components == 1
+    code, _, err = run(capsys, "msdf", "decode", str(tmp_path / "gap.msdf.npz"), "-o", str(opened), "--resolution", "40",
+                       "--set", "close_holes=false")
+    assert code == 0, err
+    assert inspect_mesh(load_mesh(opened)).num_boundary_edges > 10

@@ -219,3 +219,75 @@ def test_warp_backend_matches_torch_reference():
     assert torch.equal(fast.coverage(x) > 0, ref.coverage(x) > 0)
     with pytest.raises(ShapegenError, match="forward only"):
         fast(x.requires_grad_(True))
+
+
+def _sphere_msdf(n: int = 128, k: int = 5) -> MosaicSDF:
+    sdf = primitives.sphere(radius=0.6)
+    return _msdf_from_sdf(sdf, _analytic_surface("sphere", 3000), n=n, k=k)
+
+
+def test_closing_leaves_a_covered_surface_unchanged():
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    torch.manual_seed(0)
+    m = _sphere_msdf()
+    old, new = m.to_mesh(40, close_holes=False), m.to_mesh(40)
+    assert inspect_mesh(old).watertight and inspect_mesh(new).watertight
+    # The same triangles: every vertex of one mesh is a vertex of the other.
+    assert new.num_faces == old.num_faces
+    near = torch.cdist(new.vertices, old.vertices, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+    assert float(near.max()) < 1e-6
+
+
+def test_gap_in_the_cube_coverage_closes_only_with_close_holes():
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    torch.manual_seed(0)
+    m = _sphere_msdf()
+    gap = MosaicSDF(m.tensor[m.centers[:, 1] < 0.45], m.k)  # no cube over the top cap
+    open_mesh, closed = gap.to_mesh(40, close_holes=False), gap.to_mesh(40)
+    assert inspect_mesh(open_mesh).num_boundary_edges > 10
+    report = inspect_mesh(closed)
+    assert report.watertight and report.num_components == 1
+    # The cap is closed near the sphere, not far outside it (the closing stays within the cubes' box).
+    assert float(closed.vertices.norm(dim=1).max()) < 0.8
+
+
+def test_small_floating_parts_are_dropped_unless_kept():
+    from shapegen.geometry.cleanup import face_components
+
+    torch.manual_seed(0)
+    blob = torch.tensor([0.75, 0.75, 0.0])
+    sdf = lambda x: torch.minimum(x.norm(dim=-1) - 0.5, (x - blob.to(x)).norm(dim=-1) - 0.08)
+    surface = torch.cat([torch.nn.functional.normalize(torch.randn(3000, 3), dim=1) * 0.5,
+                         blob + torch.nn.functional.normalize(torch.randn(300, 3), dim=1) * 0.08])
+    m = _msdf_from_sdf(sdf, surface, n=160, k=5)
+    kept = m.to_mesh(48, min_component_fraction=0.0)
+    assert face_components(kept)[0] == 2
+    cleaned = m.to_mesh(48, min_component_fraction=0.05)
+    assert face_components(cleaned)[0] == 1
+    assert float(cleaned.vertices.norm(dim=1).max()) < 0.55  # the sphere stayed, the blob went
+    with pytest.raises(ShapegenError, match="min_component_fraction"):
+        m.to_mesh(16, min_component_fraction=1.5)
+
+
+def test_encoded_mesh_keeps_its_covered_surface_and_closes_a_gap(shared_data):
+    """On a real mesh: the closed extraction contains the inside-the-cubes one, also around a gap."""
+    from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.fields.mosaic_sdf_fit import MosaicSDFConvertConfig, convert_mesh
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    cfg = load_config(MosaicSDFConvertConfig, CONFIG_ROOT / "msdf_convert" / "tiny.yaml")
+    cfg.n, cfg.k, cfg.steps, cfg.fps_samples, cfg.num_surface, cfg.num_near, cfg.device = 256, 5, 0, 5000, 5000, 5000, "cpu"
+    m = convert_mesh(shared_data / "meshes_classic" / "spot.obj", cfg).msdf
+    # Drop the 12 cubes nearest to one of them: a hole in the coverage of the surface.
+    gap = MosaicSDF(m.tensor[(m.centers - m.centers[0]).norm(dim=1).argsort()[12:]], m.k)
+    for msdf, complete in ((m, True), (gap, False)):
+        old, new = msdf.to_mesh(48, normalized=True, close_holes=False), msdf.to_mesh(48, normalized=True)
+        assert inspect_mesh(old).watertight == complete
+        report = inspect_mesh(new)
+        assert report.watertight and report.num_components == 1
+        # Every vertex of the old mesh is a vertex of the new one: the covered surface did not move.
+        near = torch.cdist(old.vertices, new.vertices, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+        assert float(near.max()) < 1e-6
+        assert new.num_faces >= old.num_faces + (0 if complete else 10)

@@ -58,6 +58,15 @@ def test_generate_writes_msdf_meshes_and_sheet(run_dir, capsys, tmp_path):
     glbs = list(tmp_path.glob("*.glb"))
     assert len(glbs) == 2 or "no surface" in o
     assert (tmp_path / "preview.png").is_file()
+    # The mesh options are config values; a method that meshes its own way refuses them.
+    code, _, err = run(capsys, "generate", "--method", "msdf", "--checkpoint", str(out / "checkpoints" / "last.ckpt"),
+                       "--class", "sphere", "--num", "1", "-o", str(tmp_path / "open"), "--steps", "2", "--resolution", "24",
+                       "--set", "close_holes=false", "--set", "min_component_fraction=0")
+    assert code == 0, err
+    code, _, err = run(capsys, "generate", "--method", "msdf", "--checkpoint", str(out / "checkpoints" / "last.ckpt"),
+                       "-o", str(tmp_path / "bad"), "--set", "min_component_fraction=2")
+    assert code == 2 and "min_component_fraction" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(
