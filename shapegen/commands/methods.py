@@ -238,7 +238,8 @@ def load_system(method: str, checkpoint: str | Path, device: str = "cpu"):
     except ShapegenError:
         raise
     except Exception as exc:
-        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {(str(exc).splitlines() or ['no message'])[0][:120]})") from exc
+        first = (str(exc).splitlines() or ["no message"])[0][:120]
+        raise ShapegenError(f"cannot load '{ckpt}' as a {method} checkpoint ({type(exc).__name__}: {first})") from exc
     return model.eval()
 
 
@@ -298,9 +299,10 @@ def _shape_loader(resolution: int):
 
     def load(path: Path):
         if path.name.endswith(".msdf.npz"):
-            from shapegen.methods.msdf import decode_to_mesh
-            from shapegen.data.msdf_dataset import read_msdf_file
             import torch
+
+            from shapegen.data.msdf_dataset import read_msdf_file
+            from shapegen.methods.msdf import decode_to_mesh
 
             tensor, k = read_msdf_file(path)
             return decode_to_mesh(torch.from_numpy(tensor), k, resolution)

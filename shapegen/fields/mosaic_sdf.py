@@ -139,7 +139,7 @@ class CubeIndex:
         extent = float((hi - lo).max())
         h = float(cell) if cell is not None else HASH_CELL_FRACTION * float(s.max())
         h = max(h, extent / (MAX_HASH_CELLS - 1), 1e-12)
-        d = int(math.floor(extent / h)) + 1
+        d = math.floor(extent / h) + 1
         first = ((c - s[:, None] - lo) / h).floor().long().clamp(0, d - 1)
         last = ((c + s[:, None] - lo) / h).floor().long().clamp(0, d - 1)
         span = int((last - first).max()) + 1
@@ -307,8 +307,8 @@ def _warp_blend_kernel():
         ix = int(wp.floor(q[0]))
         iy = int(wp.floor(q[1]))
         iz = int(wp.floor(q[2]))
-        num = float(0.0)
-        den = float(0.0)
+        num = 0.0
+        den = 0.0
         if ix >= 0 and iy >= 0 and iz >= 0 and ix < d and iy < d and iz < d:
             cell = (ix * d + iy) * d + iz
             kk = k * k * k
@@ -345,14 +345,14 @@ def _warp_blend_kernel():
                     v1 = v01 + (v11 - v01) * ty
                     num += hat * (v0 + (v1 - v0) * tz)
                     den += hat
-        gap = float(0.0)
+        gap = 0.0
         if den == 0.0 and use_nearest != 0:
             # Outside value: L-inf gap to the cubes of the nearest occupied cell (CubeIndex).
             cx = wp.clamp(ix, 0, d - 1)
             cy = wp.clamp(iy, 0, d - 1)
             cz = wp.clamp(iz, 0, d - 1)
             near = int(nearest[(cx * d + cy) * d + cz])
-            gap = float(1.0e30)
+            gap = 1.0e30
             for j in range(int(cell_start[near]), int(cell_start[near + 1])):
                 c = int(cubes[j])
                 r = p - centers[c]

@@ -189,9 +189,9 @@ class MSDFGenerator(pl.LightningModule):
     # ------------------------------------------------------------------ normalisation
     def set_normalization(
         self,
-        mean: Float[Tensor, "e"],
-        std: Float[Tensor, "e"],
-        value_mean: Float[Tensor, "v"] | None = None,
+        mean: Float[Tensor, " e"],
+        std: Float[Tensor, " e"],
+        value_mean: Float[Tensor, " v"] | None = None,
         value_basis: Float[Tensor, "v m"] | None = None,
     ) -> None:
         """Store dataset statistics (saved in the checkpoint).
@@ -335,7 +335,7 @@ class MSDFGenerator(pl.LightningModule):
     def velocity(
         self,
         x: Float[Tensor, "B n d"],
-        t: Float[Tensor, "B"],
+        t: Float[Tensor, " B"],
         cond: dict[str, Tensor | None],
         guidance: float = 1.0,
         use_ema: bool = True,
@@ -396,7 +396,7 @@ class MSDFGenerator(pl.LightningModule):
             # No class and no prompt: the null condition, one pass per step (guidance has nothing to combine).
             unconditional = labels is None and prompt is None
             cond = {} if unconditional else self._condition(labels, None if prompt is None else [prompt] * b, b)
-            sol: ODESolution = solve_ode(lambda x, t: self.velocity(x, t, cond, guidance, use_ema), x0, solver, steps)  # type: ignore[arg-type]
+            sol: ODESolution = solve_ode(lambda x, t, cond=cond: self.velocity(x, t, cond, guidance, use_ema), x0, solver, steps)  # type: ignore[arg-type]
             out.append(self.denormalize(sol.x))
             nfe += sol.nfe
         self.train(was_training)
@@ -497,4 +497,14 @@ def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:
     return MosaicSDF(tensor.detach().float().cpu(), k, source_hash="generated").save(path)
 
 
-__all__ = ["GenerationResult", "MSDFConfig", "MSDFGenerator", "MSDFSampleConfig", "MSDFTrainConfig", "build_for_training", "decode_to_mesh", "save_msdf", "write_preview_sheet"]
+__all__ = [
+    "GenerationResult",
+    "MSDFConfig",
+    "MSDFGenerator",
+    "MSDFSampleConfig",
+    "MSDFTrainConfig",
+    "build_for_training",
+    "decode_to_mesh",
+    "save_msdf",
+    "write_preview_sheet",
+]

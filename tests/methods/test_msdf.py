@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import pytorch_lightning as pl
 import torch
+from _msdf_fixtures import K, N, write_caption_folder, write_class_folder
 
 from shapegen.config import load_config, resolve_preset
 from shapegen.data.msdf_dataset import MSDFDataConfig, load_msdf_folder
@@ -12,7 +13,6 @@ from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_
 from shapegen.errors import ShapegenError
 from shapegen.methods import METHODS
 from shapegen.methods.msdf import MSDFConfig, MSDFGenerator, build_for_training
-from _msdf_fixtures import K, N, write_caption_folder, write_class_folder
 
 
 def _config(root, **over) -> MSDFConfig:
@@ -134,6 +134,7 @@ def test_text_conditioning_trains_and_samples(tmp_path):
 
 def test_class_conditioning_needs_class_folders(tmp_path):
     from _msdf_fixtures import sphere_msdf
+
     from shapegen.methods.msdf import save_msdf
 
     save_msdf(sphere_msdf(0.5, torch.Generator().manual_seed(0)), K, tmp_path / "a.msdf.npz")
@@ -154,7 +155,7 @@ def test_value_pca_basis_is_orthonormal_sorted_and_exact_at_full_rank(tmp_path):
     variances = ((values - mean) @ basis).var(0, unbiased=False)
     assert (variances[:-1] >= variances[1:] - 1e-6).all()  # sorted by decreasing variance
     assert torch.allclose((values - mean) @ basis @ basis.T + mean, values, atol=1e-4)
-    with pytest.raises(ShapegenError, match="value_components must be in 1..27"):
+    with pytest.raises(ShapegenError, match=r"value_components must be in 1\.\.27"):
         value_pca(x, K**3 + 1)
 
 
