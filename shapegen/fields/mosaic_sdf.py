@@ -307,8 +307,9 @@ def _warp_blend_kernel():
         ix = int(wp.floor(q[0]))
         iy = int(wp.floor(q[1]))
         iz = int(wp.floor(q[2]))
-        num = 0.0
-        den = 0.0
+        # float(...) makes a dynamic Warp variable (a bare literal is a constant Warp cannot reassign).
+        num = float(0.0)  # noqa: UP018
+        den = float(0.0)  # noqa: UP018
         if ix >= 0 and iy >= 0 and iz >= 0 and ix < d and iy < d and iz < d:
             cell = (ix * d + iy) * d + iz
             kk = k * k * k
@@ -345,14 +346,14 @@ def _warp_blend_kernel():
                     v1 = v01 + (v11 - v01) * ty
                     num += hat * (v0 + (v1 - v0) * tz)
                     den += hat
-        gap = 0.0
+        gap = float(0.0)  # noqa: UP018 (a dynamic Warp variable)
         if den == 0.0 and use_nearest != 0:
             # Outside value: L-inf gap to the cubes of the nearest occupied cell (CubeIndex).
             cx = wp.clamp(ix, 0, d - 1)
             cy = wp.clamp(iy, 0, d - 1)
             cz = wp.clamp(iz, 0, d - 1)
             near = int(nearest[(cx * d + cy) * d + cz])
-            gap = 1.0e30
+            gap = float(1.0e30)  # noqa: UP018 (a dynamic Warp variable)
             for j in range(int(cell_start[near]), int(cell_start[near + 1])):
                 c = int(cubes[j])
                 r = p - centers[c]
