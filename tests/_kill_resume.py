@@ -99,16 +99,21 @@ def run_ok(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess
 
 def reference(argv: list[str]) -> str:
     """The uninterrupted run, in this process (saves a Python start-up per test; the command
-    seeds everything it draws, and the test runs on one thread like the subprocesses).
+    seeds everything it draws). It runs on one torch thread like the subprocesses: with more
+    threads the reductions add in another order and the weights differ in the last bits.
     Returns its stdout."""
     import contextlib
     import io
 
     from shapegen.cli import main
 
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(argv)
+    buf, threads = io.StringIO(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(buf):
+            code = main(argv)
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0, buf.getvalue()[-3000:]
     return buf.getvalue()
 
