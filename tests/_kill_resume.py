@@ -25,6 +25,10 @@ REPO = Path(__file__).resolve().parent.parent
 WRAPPER = r"""
 import io, os, signal, sys
 
+# A shell starts background jobs with SIGINT ignored, and Python then never raises
+# KeyboardInterrupt; a user's Ctrl-C reaches a foreground process, so restore the default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 torn = os.environ.get("SHAPEGEN_TEST_TORN")  # "module.function:N": the N-th call writes half and dies
 if torn:
     import importlib
@@ -151,7 +155,12 @@ def interrupt_when(argv: list[str], ready: Callable[[], bool], timeout: float = 
         assert time.monotonic() < deadline, "timed out waiting for the command to get going"
         time.sleep(0.01)
     p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()  # never leave a runaway run behind
+        p.communicate()
+        raise
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
