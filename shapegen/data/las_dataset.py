@@ -110,9 +110,10 @@ class LASDataset(Dataset):
 class LASDataModule(pl.LightningDataModule):
     """Shuffled training batches of :class:`LASDataset`."""
 
-    def __init__(self, cfg: LASDataConfig, sketch_size: int = 224, categories: list[str] | None = None) -> None:
+    def __init__(self, cfg: LASDataConfig, sketch_size: int = 224, categories: list[str] | None = None, seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
+        self.seed = seed
         self.sketch_size = sketch_size
         self.index = read_index(cfg.root)
         self.categories = categories if categories is not None else list(self.index.get("categories", []))
@@ -120,5 +121,9 @@ class LASDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = LASDataset(self.cfg.root, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
-        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), shuffle=True, drop_last=True,
+        from shapegen.engine import train_sampler
+
+        # The same global order on one device or many (batch_size is per device).
+        sampler = train_sampler(ds, getattr(self, "trainer", None), self.seed)
+        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), sampler=sampler, drop_last=True,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)
