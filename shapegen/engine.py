@@ -97,13 +97,22 @@ def train_sampler(dataset, trainer, seed: int, shuffle: bool = True):
     index from ``r`` (the tail that does not divide is dropped), so the ``B``-sample batches of one
     process and the ``B / W``-sample batches of ``W`` processes hold the same samples, and sample
     ``j`` of rank ``r`` is sample ``j * W + r`` of the global batch (see :func:`rank_rows`).
-    Lightning calls ``set_epoch`` each epoch and leaves a loader with this sampler as it is.
+    Lightning calls ``set_epoch`` each epoch and leaves a loader with this sampler as it is; the
+    sampler passes the epoch on to a dataset that has ``set_epoch`` (so per-item random choices can
+    depend on ``(epoch, index)`` alone; with loader workers, only on the index).
     """
     from torch.utils.data.distributed import DistributedSampler
 
+    class EpochSampler(DistributedSampler):
+        def set_epoch(self, epoch: int) -> None:
+            super().set_epoch(epoch)
+            forward = getattr(self.dataset, "set_epoch", None)
+            if callable(forward):
+                forward(epoch)
+
     world = trainer.world_size if trainer is not None else 1
     rank = trainer.global_rank if trainer is not None else 0
-    return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=world > 1)
+    return EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=world > 1)
 
 
 def rank_rows(draw: Callable[[int], torch.Tensor], local_batch: int, module) -> torch.Tensor:

@@ -71,8 +71,10 @@ def _train(args: argparse.Namespace, _config) -> None:
         if not spec.stages:
             raise ShapegenError(f"method '{args.method}' has no training stages; drop --stage")
         overrides.append(f"train.stage={args.stage}")
+    from shapegen.engine import is_rank_zero
+
     last = train(spec, args.config, overrides, args.output or f"runs/{args.method}", fresh=args.fresh)
-    if last is not None:
+    if is_rank_zero():
         out = last.parent.parent
         print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
 
