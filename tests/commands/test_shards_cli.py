@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trimesh
+from _kill_resume import start
 
 from shapegen.cli import main
 
@@ -105,6 +106,18 @@ def test_procedural_three_shards_merged_equal_one_run(capsys, tmp_path):
     assert "wrote 1 meshes (2 already there)" in _ok(capsys, [*_procedural(out), "--shard", "2/3"])
     said = _ok(capsys, ["data", "merge-shards", out])
     assert "merged 3 shards of 'data procedural' (8 items)" in said
+    _assert_same_folder(out, ref)
+
+
+def test_procedural_shards_run_at_once_into_one_folder(capsys, tmp_path):
+    """Three array jobs started together share the output folder without clobbering each other."""
+    ref, out = tmp_path / "ref", tmp_path / "run"
+    _ok(capsys, _procedural(ref))
+    jobs = [start([str(a) for a in [*_procedural(out), "--shard", f"{k}/3"]]) for k in (1, 2, 3)]
+    for job in jobs:
+        _, err = job.communicate(timeout=300)
+        assert job.returncode == 0, err[-3000:]
+    _ok(capsys, ["data", "merge-shards", out])
     _assert_same_folder(out, ref)
 
 
