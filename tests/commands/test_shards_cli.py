@@ -155,6 +155,15 @@ def test_bad_shard_is_one_line_and_writes_nothing(capsys, tmp_path, las_meshes, 
     assert not out.exists()
 
 
+def test_shard_of_one_mesh_file_or_with_a_preview_is_refused(capsys, tmp_path, balls):
+    out = tmp_path / "out"
+    line = _one_error_line(*_run(capsys, [*_encode(balls / "ball0.obj", out / "b.msdf.npz"), "--shard", "1/2"])[::2])
+    assert "folder" in line
+    line = _one_error_line(*_run(capsys, [*_procedural(out), "--shard", "1/2", "--preview", tmp_path / "sheet.png"])[::2])
+    assert "--preview" in line
+    assert not out.exists() and not (tmp_path / "sheet.png").exists()
+
+
 def test_merge_with_a_missing_or_unfinished_shard_is_one_line(capsys, tmp_path):
     out = tmp_path / "run"
     for k in (1, 3):
