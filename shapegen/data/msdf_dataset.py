@@ -262,12 +262,10 @@ class MSDFDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         bs = min(self.config.batch_size, len(self.dataset))
-        from shapegen.engine import train_sampler
+        from shapegen.engine import train_loader
 
-        # The same global order on one device or many (batch_size is per device).
-        sampler = train_sampler(self.dataset, getattr(self, "trainer", None), self.seed)
-        return DataLoader(self.dataset, batch_size=bs, sampler=sampler, drop_last=True, num_workers=self.config.num_workers,
-                          persistent_workers=self.config.num_workers > 0)
+        # Batches are a function of the step: the same on one device or many, resumed or not.
+        return train_loader(self.dataset, bs, getattr(self, "trainer", None), self.seed, self.config.num_workers)
 
 
 __all__ = [

@@ -42,6 +42,7 @@ def train(
     fresh: bool = False,
     config: Any = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> Path:
     """Train ``spec``'s method into ``out_dir`` and return its final ``last.ckpt``.
 
@@ -54,6 +55,7 @@ def train(
         fresh: start over even when ``out_dir`` holds a checkpoint of the same config.
         config: an already built config object (instead of ``preset`` and ``overrides``).
         progress: show the progress bar.
+        callbacks: extra Lightning callbacks.
 
     Resume rule: a checkpoint of the same config in ``out_dir`` is continued; one of another config
     is a one-line error naming ``--fresh``. For a staged method, a checkpoint of another stage
@@ -90,7 +92,7 @@ def train(
         make_output_dir(out)  # removed again if the run fails before writing anything into it
         save_config(model.config, out / "config.yaml")
     preview = _write_preview if spec.previews else None
-    return fit(model, run, out, datamodule=datamodule, resume=resume, preview=preview, progress=progress)
+    return fit(model, run, out, datamodule=datamodule, resume=resume, preview=preview, progress=progress, callbacks=callbacks)
 
 
 def _write_preview(module, folder: Path, step: int) -> None:
