@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,12 +43,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(REPO))
 
 PARTS = ("tests", "parity", "methods")
 PAPER_MODEL = "stabilityai/stable-diffusion-2-1-base"
 NO_CUDA = "skipped: no CUDA"
+OVER_BUDGET = "failed: not run, the time budget was spent"
+
+
+def _import_scripts() -> None:
+    """Make the other scripts (``_benchlib``, ``bench_raymarch``) and this checkout importable;
+    only where needed, so importing this module changes nothing."""
+    for path in (str(REPO), str(REPO / "scripts")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
 
 
 # ------------------------------------------------------------------------------ the method runs
@@ -183,6 +191,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
+RUN_CAP_S = 180.0
+"""The most one command (a run, or the making of its data) may take, so that one that hangs
+leaves the budget to the others."""
+
+
 class Clock:
     """Seconds left of the part's budget."""
 
@@ -191,6 +204,10 @@ class Clock:
 
     def left(self) -> float:
         return self.end - time.monotonic()
+
+    def limit(self) -> float:
+        """The timeout of the next command: what is left, at most :data:`RUN_CAP_S`."""
+        return max(1.0, min(RUN_CAP_S, self.left()))
 
 
 # ----------------------------------------------------------------------------------- 1. tests
@@ -257,29 +274,34 @@ def part_parity(results: Path, clock: Clock, cuda: bool) -> None:
     record_row(results, Row("parity", f"{preset} nerfacc", status, got["nerfacc"]["seconds"], got["nerfacc"]["peak"], "GPU", wall))
 
 
-def parity_child(out: Path) -> int:
+def parity_child(out: Path, device: str = "cuda", backends: tuple[str, str] = ("torch", "nerfacc")) -> int:
     """Render the raymarch scene with both backends; seconds are per render (best of 3)."""
+    _import_scripts()
     import bench_raymarch as rm
     import torch
 
+    cuda = device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    got: dict = {}
+    images = []
     with torch.no_grad():
-        vol, _, grid, rays = rm.setup(torch.device("cuda"), PARITY_SIDE)
-        got: dict = {}
-        images = {}
-        for backend in ("torch", "nerfacc"):
+        vol, _, grid, rays = rm.setup(torch.device(device), PARITY_SIDE)
+        for name, backend in zip(("torch", "nerfacc"), backends):
             fn = lambda b=backend: rm.render("grid", vol, grid, rays, rm.STEP, b)
             fn()  # warm-up (nerfacc builds its kernels on first use)
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
+            sync()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             best = float("inf")
             for _ in range(3):
                 t0 = time.perf_counter()
-                images[backend] = fn()
-                torch.cuda.synchronize()
+                image = fn()
+                sync()
                 best = min(best, time.perf_counter() - t0)
-            got[backend] = {"seconds": best, "peak": torch.cuda.max_memory_allocated()}
-        diff = (images["torch"] - images["nerfacc"]).abs()
-        got.update(mean_opacity=diff[:, 0].mean().item(), max_opacity=diff[:, 0].max().item(), max_rgb=diff[:, 1:].max().item())
+            images.append(image)
+            got[name] = {"seconds": best, "peak": torch.cuda.max_memory_allocated() if cuda else None}
+    diff = (images[0] - images[1]).abs()  # (rays, 4): opacity, then colour
+    got.update(mean_opacity=diff[:, 0].mean().item(), max_opacity=diff[:, 0].max().item(), max_rgb=diff[:, 1:].max().item())
     out.write_text(json.dumps(got))
     return 0
 
@@ -289,22 +311,34 @@ def shapegen_cmd(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "shapegen.cli", *argv]
 
 
-def make_data(key: str, work: Path, made: dict[str, Path], clock: Clock) -> Path:
-    """The folder of data ``key`` (and the data it is made from), made once per work folder.
+def make_data(key: str, work: Path, made: dict[str, Path | RuntimeError], clock: Clock) -> Path:
+    """The folder of data ``key`` (and the data it is made from), made once per work folder; a
+    failure is remembered too, so the runs that need the same data do not try again.
 
     Raises:
         RuntimeError: one line saying which command failed and why.
     """
-    if key in made:
-        return made[key]
+    if key not in made:
+        try:
+            made[key] = _make_data(key, work, made, clock)
+        except RuntimeError as exc:
+            made[key] = exc
+    got = made[key]
+    if isinstance(got, RuntimeError):
+        raise got
+    return got
+
+
+def _make_data(key: str, work: Path, made: dict[str, Path | RuntimeError], clock: Clock) -> Path:
     src_key, argv = DATA[key]
     src = make_data(src_key, work, made, clock) if src_key else None
     out = work / "data" / key
     filled = [a.format(out=out, src=src, work=work) for a in argv]
+    limit = clock.limit()
     try:
-        res = subprocess.run(shapegen_cmd(filled), cwd=work, env=child_env(), capture_output=True, text=True, timeout=max(1.0, clock.left()))
+        res = subprocess.run(shapegen_cmd(filled), cwd=work, env=child_env(), capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"making the {key} data timed out") from exc
+        raise RuntimeError(f"making the {key} data timed out after {limit:.0f} s") from exc
     if res.returncode != 0:
         raise RuntimeError(f"shapegen {' '.join(filled[:2])} ({key} data): {one_line(res.stdout + res.stderr)}")
     if key == "msdf_paper":
@@ -312,7 +346,6 @@ def make_data(key: str, work: Path, made: dict[str, Path], clock: Clock) -> Path
         for i in range(MSDF_PAPER_SHAPES - len(files)):
             f = files[i % len(files)]
             shutil.copy(f, f.with_name(f"copy{i:03d}_{f.name}"))
-    made[key] = out
     return out
 
 
@@ -327,7 +360,7 @@ def model_cached(model: str) -> bool:
         return False
 
 
-def time_run(run: Run, work: Path, made: dict[str, Path], clock: Clock, steps: int) -> Row:
+def time_run(run: Run, work: Path, made: dict[str, Path | RuntimeError], clock: Clock, steps: int) -> Row:
     """One run of ``run`` in a child process: its seconds per step and peak memory."""
     t0 = time.monotonic()
     row = lambda status, **kw: Row(run.method, run.preset, status, wall=time.monotonic() - t0, **kw)
@@ -343,9 +376,9 @@ def time_run(run: Run, work: Path, made: dict[str, Path], clock: Clock, steps: i
     result = work / "runs" / f"{run.method}_{run.preset}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(result), "--", *argv]
     try:
-        res = subprocess.run(cmd, cwd=work, env=child_env(), capture_output=True, text=True, timeout=max(1.0, clock.left()))
+        res = subprocess.run(cmd, cwd=work, env=child_env(), capture_output=True, text=True, timeout=clock.limit())
     except subprocess.TimeoutExpired:
-        return row(f"failed: timed out after {time.monotonic() - t0:.0f} s (budget)")
+        return row(f"failed: timed out after {time.monotonic() - t0:.0f} s")
     log = res.stdout + res.stderr
     if res.returncode != 0 or not result.is_file():
         return row(f"failed: {one_line(log)}")
@@ -362,7 +395,7 @@ def time_run(run: Run, work: Path, made: dict[str, Path], clock: Clock, steps: i
 def part_methods(results: Path, clock: Clock, cuda: bool, steps: int, work: Path, *, tiny_only: bool = False,
                  runs: tuple[Run, ...] = RUNS) -> None:
     """Every run of ``runs`` in order; the GPU-only ones are skipped without CUDA or with ``tiny_only``."""
-    made: dict[str, Path] = {}
+    made: dict[str, Path | RuntimeError] = {}
     (work / "runs").mkdir(parents=True, exist_ok=True)
     for run in runs:
         if run.gpu_only and not cuda:
@@ -370,7 +403,7 @@ def part_methods(results: Path, clock: Clock, cuda: bool, steps: int, work: Path
         elif run.gpu_only and tiny_only:
             record_row(results, Row(run.method, run.preset, "skipped: --quick runs the tiny presets only"))
         elif clock.left() < 5:
-            record_row(results, Row(run.method, run.preset, "skipped: the time budget is spent"))
+            record_row(results, Row(run.method, run.preset, OVER_BUDGET))
         else:
             try:
                 row = time_run(run, work, made, clock, steps)
@@ -403,6 +436,7 @@ def child(result: Path, argv: list[str]) -> int:
     register_optimizer_step_post_hook(after_step)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    _import_scripts()
     from shapegen.cli import main
 
     rc = main(argv)
@@ -429,6 +463,7 @@ def read_results(results: Path) -> tuple[list[Row], dict[str, float]]:
 
 def report(results: Path, *, no_write: bool, command: str, budget: float, cuda: bool) -> int:
     """The table (printed, and written to the ``gpu-check`` section unless ``no_write``); 1 if a row failed."""
+    _import_scripts()
     from _benchlib import machine, table, write_section
 
     rows, timers = read_results(results)
@@ -484,6 +519,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_parts(args: argparse.Namespace, results: Path, cuda: bool) -> None:
     """The parts ``--part`` names, in order, each followed by its timer record."""
     clock = Clock(args.budget)
+    # The wrapper's timeout ends a part with SIGTERM: exit through the ``finally`` blocks, so the
+    # run in progress is killed (subprocess.run does that on the way out) and the work folder removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_work_"))
     say = print if args.part == "all" else (lambda *a, **k: None)  # the wrapper prints its own timers
     try:

@@ -51,7 +51,7 @@ for part in tests parity methods; do
   t0=$SECONDS
   left=$((budget - (SECONDS - start)))
   if [ "$left" -lt 5 ]; then
-    "$PY" "${DRIVER[@]}" --results "$results" --record "$part" "skipped: the ${budget} s budget is spent"
+    "$PY" "${DRIVER[@]}" --results "$results" --record "$part" "failed: not run, the ${budget} s budget was spent"
     continue
   fi
   echo "== $part: at most $left s of the $budget s budget"
