@@ -192,8 +192,10 @@ def child_env() -> dict[str, str]:
 
 
 RUN_CAP_S = 180.0
-"""The most one command (a run, or the making of its data) may take, so that one that hangs
-leaves the budget to the others."""
+"""The most one command (a run, the making of its data, the parity renders) may take, so that one
+that hangs leaves the budget to the others."""
+TESTS_CAP_S = 240.0
+"""The most ``pytest -m cuda`` may take (it collects the whole suite first)."""
 
 
 class Clock:
@@ -205,9 +207,9 @@ class Clock:
     def left(self) -> float:
         return self.end - time.monotonic()
 
-    def limit(self) -> float:
-        """The timeout of the next command: what is left, at most :data:`RUN_CAP_S`."""
-        return max(1.0, min(RUN_CAP_S, self.left()))
+    def limit(self, cap: float = RUN_CAP_S) -> float:
+        """The timeout of the next command: what is left, at most ``cap``."""
+        return max(1.0, min(cap, self.left()))
 
 
 # ----------------------------------------------------------------------------------- 1. tests
@@ -219,7 +221,7 @@ def part_tests(results: Path, clock: Clock, cuda: bool) -> None:
     t0 = time.monotonic()
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
     try:
-        res = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=max(1.0, clock.left()))
+        res = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=clock.limit(TESTS_CAP_S))
         out = res.stdout + res.stderr
         summary = [ln.strip("= ") for ln in out.splitlines() if re.search(r"\d+ (passed|failed|skipped|errors?|deselected)", ln)]
         counts = summary[-1] if summary else one_line(out)
@@ -258,7 +260,7 @@ def part_parity(results: Path, clock: Clock, cuda: bool) -> None:
         out = Path(tmp) / "parity.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--parity-child", str(out)]
         try:
-            res = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=max(1.0, clock.left()))
+            res = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=clock.limit())
         except subprocess.TimeoutExpired:
             record_row(results, Row("parity", preset, f"failed: timed out after {time.monotonic() - t0:.0f} s", wall=time.monotonic() - t0))
             return
@@ -461,8 +463,12 @@ def read_results(results: Path) -> tuple[list[Row], dict[str, float]]:
     return rows, timers
 
 
-def report(results: Path, *, no_write: bool, command: str, budget: float, cuda: bool) -> int:
-    """The table (printed, and written to the ``gpu-check`` section unless ``no_write``); 1 if a row failed."""
+def report(results: Path, *, no_write: bool, command: str, budget: float, cuda: bool, same_as: list[str] | None = None) -> int:
+    """The table (printed, and written to the ``gpu-check`` section unless ``no_write``); 1 if a row failed.
+
+    ``same_as``: the arguments of this script that run the same check in one call; the section's
+    header names that command rather than the wrapper's report call (its temporary file).
+    """
     _import_scripts()
     from _benchlib import machine, table, write_section
 
@@ -484,7 +490,12 @@ def report(results: Path, *, no_write: bool, command: str, budget: float, cuda: 
     )
     if no_write:
         print(f"machine: {machine()}")
-    write_section("gpu-check", "GPU check (scripts/gpu_check.sh)", body, dry_run=no_write)
+    argv = sys.argv
+    sys.argv = [str(Path(__file__).resolve()), *(same_as or [])]  # what write_section records as the command
+    try:
+        write_section("gpu-check", "GPU check (scripts/gpu_check.sh)", body, dry_run=no_write)
+    finally:
+        sys.argv = argv
     failed = [r for r in rows if r.status.startswith("failed")]
     if failed:
         print(f"gpu check: {len(failed)} failed: " + "; ".join(f"{r.part} {r.preset}" for r in failed), file=sys.stderr)
@@ -563,7 +574,8 @@ def main(argv: list[str] | None = None) -> int:
             run_parts(args, results, cuda)
             if args.part != "all":
                 return 0
-        return report(results, no_write=args.no_write, command=args.command, budget=args.budget, cuda=cuda)
+        same_as = [*(["--quick"] if args.quick else []), "--steps", str(args.steps), "--budget", f"{args.budget:g}"]
+        return report(results, no_write=args.no_write, command=args.command, budget=args.budget, cuda=cuda, same_as=same_as)
     finally:
         if own_results:
             results.unlink(missing_ok=True)
