@@ -68,18 +68,15 @@ def _s2d_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
-    import torch
-
     from shapegen.commands.methods import load_system
+    from shapegen.devices import choose_device
 
     out = Path(args.output)
     if out.suffix.lower() not in MESH_SUFFIXES:
         raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
     if args.view is not None and not math.isfinite(args.view):
         raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device = choose_device(args.device)
     model = load_system("las", args.checkpoint, device)
     if not model.config.use_sketch:
         raise ShapegenError(f"checkpoint '{args.checkpoint}' is not sketch-conditioned; use 'shapegen generate --method las'")

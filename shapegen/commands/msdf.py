@@ -146,9 +146,8 @@ def _encode(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------ decode
 def _decode(args: argparse.Namespace) -> None:
-    import torch
-
     from shapegen.config import load_config
+    from shapegen.devices import choose_device
     from shapegen.fields.mosaic_sdf import MosaicSDF
     from shapegen.geometry.export import export_mesh
     from shapegen.io import check_output_path
@@ -164,9 +163,7 @@ def _decode(args: argparse.Namespace) -> None:
     if cfg.resolution < 2:
         raise ShapegenError(f"resolution must be at least 2, got {cfg.resolution}")
     check_output_path(out)  # before decoding, whose progress bar would come first
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = choose_device(cfg.device, option="device=")
     msdf = MosaicSDF.load(args.input, device=device)
     msdf.backend = cfg.backend
     mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, close_holes=cfg.close_holes,
