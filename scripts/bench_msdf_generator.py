@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import _benchlib as bl
 
 from shapegen.config import load_config, resolve_preset
+from shapegen.devices import choose_device
 from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode
 from shapegen.methods.msdf import MSDFConfig, MSDFGenerator
 
@@ -293,7 +294,7 @@ def main() -> None:
         tmp.write_text(json.dumps(results, indent=1, default=str))
         tmp.replace(res_path)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(choose_device())
     if not args.skip_speed:
         load0 = os.getloadavg()[0]
         results["speed"] = {"device": device, "rows": _rows_speed(device), "load": [load0, os.getloadavg()[0]]}

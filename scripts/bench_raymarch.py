@@ -43,6 +43,7 @@ from renderers.occupancy_grid import OccupancyGrid
 from renderers.rays import generate_rays, ray_aabb_intersect
 from renderers.samples import RaySamples
 from renderers.volume import volume_render
+from shapegen.devices import choose_device
 
 G = 128
 CHUNK = 4096
@@ -136,7 +137,7 @@ WITH_MLP = True
 
 @torch.no_grad()
 def child(args):
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     if args.threads:
         torch.set_num_threads(int(args.threads))
     vol, _, grid, rays = setup(device, args.res)
@@ -250,7 +251,7 @@ def _threads(n):
 @torch.no_grad()
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--method", default="grid")
     ap.add_argument("--res", type=int, default=64)
@@ -264,7 +265,7 @@ def main():
     args = ap.parse_args()
     if args.child:
         return child(args)
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [0]
     thread_counts = [t or torch.get_num_threads() for t in thread_counts]
     backends = ["torch"] + (["nerfacc"] if device.type == "cuda" else [])
