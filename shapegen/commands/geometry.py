@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING, Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help` starts fast
     import torch
 
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
 
 
 def _check_mesh_output(path: str) -> Path:
     out = Path(path)
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     return out
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from shapegen.commands.base import Command
 from shapegen.data.las_prepare import LASPrepareConfig
 from shapegen.errors import ShapegenError
-
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 
 # --------------------------------------------------------------------------------- las prepare
@@ -72,8 +71,8 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
     from shapegen.devices import choose_device
 
     out = Path(args.output)
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if args.view is not None and not math.isfinite(args.view):
         raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
     device = choose_device(args.device)

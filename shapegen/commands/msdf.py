@@ -15,10 +15,9 @@ from typing import Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 log = logging.getLogger(__name__)
-
-MESH_OUTPUT_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
 
 
 @dataclass
@@ -158,8 +157,8 @@ def _decode(args: argparse.Namespace) -> None:
     if args.normalized:
         cfg.normalized = True
     out = Path(args.output)
-    if out.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_OUTPUT_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if cfg.resolution < 2:
         raise ShapegenError(f"resolution must be at least 2, got {cfg.resolution}")
     check_output_path(out)  # before decoding, whose progress bar would come first

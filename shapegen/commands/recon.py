@@ -57,12 +57,12 @@ def _reconstruct(args: argparse.Namespace, _config) -> None:
 
     from shapegen.checkpoints import resume_from
     from shapegen.config import save_config
-    from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
+    from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
     from shapegen.io import check_output_path, make_output_dir
     from shapegen.methods.occsdf import build_for_scene, fit, preset_config, read_scene
 
     out = Path(args.output)
-    if out.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ShapegenError(f"unsupported output format '{out.suffix or '(none)'}' for {out}; use .glb, .gltf, .obj or .ply")
     check_output_path(out)
     cfg = preset_config(args.preset, args.overrides)
