@@ -122,14 +122,13 @@ def write_comparison(sketch, mesh, azimuth: float, path: Path, size: int = 256) 
     import torch
     import torch.nn.functional as F
 
-    from renderers.preview import render_mesh, save_image
+    from renderers.preview import render_sheet, save_image
     from shapegen.data.sketches import LAS_FOV, view_c2w
 
     ink = F.interpolate(sketch[None, None].float(), size=(size, size), mode="area")[0, 0]
-    tiles = [np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)]
-    for az in (azimuth, azimuth + 90.0, azimuth + 180.0):
-        tiles.append(render_mesh(mesh.vertices, mesh.faces, width=size, height=size, fov_deg=LAS_FOV, c2w=view_c2w(az)))
-    return save_image(path, np.concatenate(tiles, 1))
+    drawing = np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)
+    views = [view_c2w(az) for az in (azimuth, azimuth + 90.0, azimuth + 180.0)]
+    return save_image(path, render_sheet([[drawing, mesh]], size, views=views, fov_deg=LAS_FOV))
 
 
 COMMANDS = [
