@@ -52,10 +52,11 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.logs import quiet_lightning
     from shapegen.methods.vsd import VSDConfig
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -51,10 +51,11 @@ def _child(args: argparse.Namespace) -> None:
     from pytorch_lightning.callbacks import Callback
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.logs import quiet_lightning
     from shapegen.methods.vsd import VSDConfig, VSDSystem
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
     side = args.resolution
