@@ -9,7 +9,7 @@ Writes the ``msdf-generator`` section of docs/benchmarks.md:
 3. Solver accuracy: a tiny model is trained on synthetic spheres/slabs (n = 64, k = 3) and its
    samples from Euler, midpoint and RK4 at 10-100 evaluations are compared with the adaptive
    dopri5 reference (RMS difference in normalised units, and of the decoded centres).
-4. With ``--fidelity``: the fidelity check of issue 5 on 3 ShapeNet classes x 3 real meshes
+4. With ``--fidelity``: the class-fidelity check on 3 ShapeNet classes x 3 real meshes
    (steps and wall time until every sample is nearest to its own class), then sample quality
    (1-NNA, COV, MMD, distance to the dopri5 sample) from 10 to 100 evaluations and the
    evaluations dopri5 needs (:mod:`_msdf_fidelity`).

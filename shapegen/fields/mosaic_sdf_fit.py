@@ -1,7 +1,7 @@
 """Mesh -> Mosaic-SDF conversion (the paper's Algorithm 1), batched over shapes.
 
-Paper: Yariv et al., "Mosaic-SDF for 3D Generative Models", CVPR 2024, arXiv 2312.09222
-(notes: ``../shared/methods/msdf.md``). Steps per shape:
+Paper: Lior Yariv, Omri Puny, Oran Gafni, Yaron Lipman, "Mosaic-SDF for 3D Generative Models",
+CVPR 2024, arXiv 2312.09222. Steps per shape:
 
 1. Normalise the mesh into [-1, 1]^3 (``normalize_mesh``, cube mode; the transform is kept).
 2. Centres ``p_i``: farthest point sampling over a dense area-uniform surface sample ``Y``.

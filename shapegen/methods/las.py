@@ -2,7 +2,7 @@
 
 Paper: Xin-Yang Zheng, Hao Pan, Peng-Shuai Wang, Xin Tong, Yang Liu, Heung-Yeung Shum,
 "Locally Attentional SDF Diffusion for Controllable 3D Shape Generation", ACM TOG 42(4)
-(SIGGRAPH 2023), arXiv 2305.04461. Notes: ``../shared/methods/las.md``.
+(SIGGRAPH 2023), arXiv 2305.04461.
 
 Equations implemented (:mod:`shapegen.diffusion.gaussian`):
 

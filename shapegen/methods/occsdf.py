@@ -3,7 +3,7 @@
 Paper: Xiaoyang Lyu, Peng Dai, Zizhang Li, Dongyu Yan, Yi Lin, Yifan Peng, Xiaojuan Qi,
 "Learning A Room with the Occ-SDF Hybrid: Signed Distance Function Mingled with Occupancy Aids
 Scene Representation", ICCV 2023, arXiv 2303.09152; built on MonoSDF (Yu et al. 2022, arXiv
-2206.00665). Notes: ``../shared/methods/occsdf.md``.
+2206.00665).
 
 Equations implemented (``f`` the SDF, positive in free space; ``o = sigmoid(-10 o_raw)``):
 
