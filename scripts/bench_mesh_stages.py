@@ -29,9 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 # (stage, render side, tet-grid resolution or None, extra overrides)
 STAGE_CONFIGS = [
     ("nerf", 32, None, []),
@@ -143,7 +140,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import table, write_section
 
     e2e_rows = []
     for steps in (None, args.e2e_steps):

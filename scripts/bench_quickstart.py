@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _benchlib as bl
+from shapegen.testing import bench as bl
 
 TARGET_S = 120.0
 

@@ -33,17 +33,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import table, write_section
-
 from renderers.cameras import Intrinsics, orbit_pose
 from renderers.occupancy_grid import OccupancyGrid
 from renderers.rays import generate_rays, ray_aabb_intersect
 from renderers.samples import RaySamples
 from renderers.volume import volume_render
 from shapegen.devices import choose_device
+from shapegen.testing.bench import table, write_section
 
 G = 128
 CHUNK = 4096

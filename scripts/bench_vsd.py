@@ -24,9 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 CONFIGS = [
     ("VSD", 32, ["guidance.mode=vsd"]),
     ("SDS", 32, ["guidance.mode=sds", "guidance.guidance_scale=100"]),
@@ -107,7 +104,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import table, write_section
 
     rows = []
     configs = CONFIGS + (CUDA_CONFIGS if args.device == "cuda" else [])
