@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -403,10 +404,19 @@ def _wrap(text: str, font: Any, width: int) -> list[str]:
     return lines
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
-    path = Path(path)
+@contextmanager
+def _atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary file beside ``path`` (same suffix) and rename it onto ``path`` if the block
+    succeeds; an OS error names ``path``, and the temporary never stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
+    finally:
+        _remove(tmp)
 
 
 def _remove(tmp: Path) -> None:
@@ -427,16 +437,9 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an ``H W 3|4`` uint8 image (PNG, JPEG, ... by suffix) atomically; returns the path."""
     from PIL import Image
 
-    path, tmp = _atomic_target(path)
-    try:
-        Image.fromarray(np.ascontiguousarray(image)).save(
-            tmp, format=Image.registered_extensions().get(path.suffix.lower())
-        )
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _named(exc, path) from exc
-    finally:
-        _remove(tmp)
+    path = Path(path)
+    with _atomic_write(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
     return path
 
 
@@ -460,8 +463,7 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
             ) from None
     elif suffix != ".gif":
         raise ValueError(f"unsupported animation format {suffix!r} for {path}; use .gif or .mp4")
-    path, tmp = _atomic_target(path)
-    try:
+    with _atomic_write(path) as tmp:
         if suffix == ".gif":
             from PIL import Image
 
@@ -486,9 +488,4 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
             with imageio.get_writer(tmp, fps=fps, codec="libx264", format="FFMPEG") as writer:
                 for frame in frames:
                     writer.append_data(np.pad(frame[..., :3], pad, mode="edge"))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _named(exc, path) from exc
-    finally:
-        _remove(tmp)
     return path

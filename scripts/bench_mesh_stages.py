@@ -140,7 +140,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from shapegen.testing.bench import table, write_section
+    from shapegen.testing.bench import run_child, table, write_section
 
     e2e_rows = []
     for steps in (None, args.e2e_steps):
@@ -157,10 +157,7 @@ def main() -> None:
         for o in overrides:
             cmd += ["--override", o]
         load = os.getloadavg()[0]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(cmd)
         rows.append([stage, f"{side}x{side}", f"{tet}^3" if tet else "-", r["faces"] or "-", args.device, r["threads"],
                      r["median"], r["best"], f"{load:.1f}"])
         print(rows[-1], flush=True)

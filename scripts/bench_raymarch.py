@@ -25,7 +25,6 @@ import ctypes
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from renderers.rays import generate_rays, ray_aabb_intersect
 from renderers.samples import RaySamples
 from renderers.volume import volume_render
 from shapegen.devices import choose_device
-from shapegen.testing.bench import table, write_section
+from shapegen.testing.bench import run_child, table, write_section
 
 G = 128
 CHUNK = 4096
@@ -175,12 +174,7 @@ def peak_mib(device, method, res, backend, threads=0):
         "--threads",
         str(threads),
     ]
-    out = (
-        subprocess.run(cmd, capture_output=True, text=True, check=True)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    return json.loads(out)["mib"]
+    return run_child(cmd)["mib"]
 
 
 def interleaved_best(fns, repeat, warmup):

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -104,7 +103,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from shapegen.testing.bench import table, write_section
+    from shapegen.testing.bench import run_child, table, write_section
 
     rows = []
     configs = CONFIGS + (CUDA_CONFIGS if args.device == "cuda" else [])
@@ -114,10 +113,7 @@ def main() -> None:
         for o in overrides:
             cmd += ["--override", o]
         load = os.getloadavg()[0]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(cmd)
         rows.append([mode, f"{side}x{side}", args.device, r["threads"], r["median"], r["best"], r["peak_mib"], f"{load:.1f}"])
         print(rows[-1], flush=True)
     mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS added MiB"

@@ -9,10 +9,12 @@ scripts can be re-run independently without clobbering each other's tables. The 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +66,15 @@ def timeit(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def run_child(cmd: list[str]) -> dict:
+    """Run one measurement in a fresh interpreter (its own threads and peak memory) and return the
+    JSON object on the last line of its output; exits with the end of its stderr when it fails."""
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def table(header: list[str], rows: list[list[object]]) -> str:

@@ -58,3 +58,11 @@ def test_shared_data_root_exits_with_one_line_when_absent(tmp_path, monkeypatch)
         bench.shared_data_root()
     monkeypatch.setenv("SHAPEGEN_SHARED_DATA", str(tmp_path))
     assert bench.shared_data_root() == tmp_path
+
+
+def test_run_child_returns_the_last_json_line_and_exits_on_failure():
+    ok = [sys.executable, "-c", "print('warming up'); print('{\"median\": 1.5}')"]
+    assert bench.run_child(ok) == {"median": 1.5}
+    bad = [sys.executable, "-c", "import sys; sys.exit('child broke')"]
+    with pytest.raises(SystemExit, match="benchmark child failed:\nchild broke"):
+        bench.run_child(bad)
