@@ -49,6 +49,7 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.devices import choose_device
     from shapegen.logs import quiet_lightning
     from shapegen.methods.vsd import VSDConfig
 
@@ -56,7 +57,7 @@ def _child(args: argparse.Namespace) -> None:
     quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     side, stage = args.resolution, args.stage
     overrides = [*args.override, f"render.resolutions=[{side}]", "render.milestones=[]",
                  f"geometry.resolution={side}", f"texture.resolution={side}"]

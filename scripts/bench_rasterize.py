@@ -31,6 +31,7 @@ import torch
 from renderers.cameras import Intrinsics
 from renderers.preview import orbit_camera, render_mesh
 from renderers.rasterize import face_neighbors, rasterize, render_gbuffers, warp_import_error
+from shapegen.devices import choose_device
 from shapegen.testing.bench import shared_data_root, table, timeit, write_section
 
 
@@ -124,7 +125,7 @@ def main() -> None:
     meshes = load_meshes(root / "meshes_classic")
     if not meshes:
         sys.exit(f"no meshes under {root / 'meshes_classic'}; nothing to benchmark")
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     backends = ["torch"] + (["warp"] if warp_import_error() is None else [])
     if warp_import_error() is not None:
         print(f"warp backend skipped: {warp_import_error()}")
