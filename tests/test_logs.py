@@ -28,6 +28,7 @@ def test_levels_and_eval_mode_warning(level):
     assert all(logging.getLogger(name).level == level for name in LIGHTNING_LOGGERS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.warn("Found 3 module(s) in eval mode at the start of training.", UserWarning, stacklevel=1)
+        warnings.warn("The 'train_dataloader' does not have many workers which may be a bottleneck.", UserWarning, stacklevel=1)
         warnings.warn("another warning", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["another warning"]
 

@@ -1,4 +1,6 @@
-"""Data commands: ``data procedural`` writes the procedural shape set.
+"""Data commands: ``data procedural`` writes the procedural shape set; ``data merge-shards DIR``
+joins the index files of a run split with ``--shard K/N`` (``data procedural``, ``las prepare``,
+``msdf encode``; :mod:`shapegen.data.shards`).
 
 ``data`` takes its action as a positional argument (``shapegen data procedural -o DIR``), so
 the action's flags and the shared ``--config`` / ``--set`` flags live on one parser. Each
@@ -15,7 +17,7 @@ from shapegen.commands.base import Command
 from shapegen.data.procedural_set import ProceduralConfig
 from shapegen.errors import ShapegenError
 
-ACTIONS = ("procedural",)
+ACTIONS = ("procedural", "merge-shards")
 
 
 @dataclass
@@ -25,8 +27,11 @@ class DataConfig:
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, attributes.csv)")
-    p.add_argument("-o", "--output", required=True, help="output folder (re-running resumes: existing meshes are kept)")
+    p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, "
+                   "attributes.csv); merge-shards: join the index files of the N finished --shard runs in DIR (data procedural, "
+                   "las prepare, msdf encode) into those of one run, then remove the shard files")
+    p.add_argument("folder", nargs="?", metavar="DIR", help="merge-shards: the output folder the shards wrote into")
+    p.add_argument("-o", "--output", help="procedural: output folder (re-running resumes: existing meshes are kept)")
     p.add_argument("--classes", help="comma-separated classes (default: all eleven: chair,table,shelf,lamp,mug,sofa,bed,bench,vase,bowl,desk)")
     p.add_argument("--per-class", type=int, metavar="N", help="shapes per class (same as --set procedural.per_class=N)")
     p.add_argument("--seed", type=int, metavar="S", help="seed of the set (same as --set procedural.seed=S)")
@@ -35,11 +40,23 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (0: one per CPU core)")
     p.add_argument("--preview", metavar="PNG", help="also write a preview sheet (a few shapes per class) to this PNG")
     p.add_argument("--fresh", action="store_true", help="write every mesh again instead of keeping those already in the folder")
+    p.add_argument("--shard", metavar="K/N", help="write only block K of N of the shapes (classes in order, then indices; cluster "
+                   "array jobs sharing -o DIR) and their rows to index.shard-K-of-N.csv etc.; once all N have finished, "
+                   "'shapegen data merge-shards DIR' writes the CSVs of one run")
 
 
 def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
     from shapegen.data.procedural_set import write_preview, write_procedural_set
+    from shapegen.data.shards import parse_shard
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.output is None:
+        raise ShapegenError("data procedural needs an output folder: shapegen data procedural -o DIR")
+    if args.folder is not None:
+        raise ShapegenError(f"data procedural takes its output folder as -o {args.folder}, not as a positional argument")
+    if shard is not None and args.preview is not None:
+        raise ShapegenError("--preview needs the whole set: leave it out of the --shard runs and run the same command "
+                            "without --shard after merge-shards (it keeps the meshes)")
     if args.classes is not None:
         cfg.classes = [c.strip() for c in args.classes.split(",") if c.strip()]
     for name in ("per_class", "seed", "resolution", "split", "workers"):
@@ -47,21 +64,38 @@ def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
             setattr(cfg, name, getattr(args, name))
     if args.preview is not None and not args.preview.lower().endswith(".png"):
         raise ShapegenError(f"the preview sheet is a PNG: give --preview a path ending in .png instead of '{args.preview}'")
-    summary = write_procedural_set(cfg, args.output, fresh=args.fresh)
+    summary = write_procedural_set(cfg, args.output, fresh=args.fresh, shard=shard)
     splits = ", ".join(f"{k} {v}" for k, v in summary.per_split.items())
     print(
         f"wrote {summary.written} meshes ({summary.skipped} already there) of {len(cfg.classes)} classes "
         f"to {args.output} in {summary.seconds:.1f} s; splits: {splits}; index: {summary.index}"
     )
+    if shard is not None:
+        print(f"shard {shard} done; once every shard has finished, run 'shapegen data merge-shards {args.output}'")
     if args.preview is not None:
         print(f"wrote {write_preview(cfg, args.output, args.preview)}")
+
+
+def _merge_shards(args: argparse.Namespace) -> None:
+    from shapegen.data.shards import merge_shards
+
+    folder = args.folder if args.folder is not None else args.output
+    if folder is None:
+        raise ShapegenError("merge-shards needs the folder the shards wrote into: shapegen data merge-shards DIR")
+    report = merge_shards(folder)
+    made = ", ".join(p.name for p in report.written) or "no index files (the command writes none)"
+    print(f"merged {report.count} shards of '{report.command}' ({report.total} items) in {folder}: {made}; "
+          f"removed {len(report.removed)} shard files")
 
 
 def _data(args: argparse.Namespace, cfg: DataConfig) -> None:
     if args.action == "procedural":
         _procedural(args, cfg.procedural)
+    elif args.action == "merge-shards":
+        _merge_shards(args)
 
 
 COMMANDS = [
-    Command("data", "make data sets: 'data procedural -o DIR' writes captioned procedural furniture and tableware", _data_args, _data, DataConfig, "data"),
+    Command("data", "make data sets: 'data procedural -o DIR' writes captioned procedural furniture and tableware; "
+            "'data merge-shards DIR' joins the index files of runs split with --shard K/N", _data_args, _data, DataConfig, "data"),
 ]

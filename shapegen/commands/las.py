@@ -25,16 +25,22 @@ def _las_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--category", help="category of every mesh (default: sub-folder name)")
     p.add_argument("--workers", type=int, default=1, help="meshes prepared at once in separate processes (same result as 1)")
     p.add_argument("--fresh", action="store_true", help="prepare every mesh again instead of reusing the data already in OUTPUT")
+    p.add_argument("--shard", metavar="K/N", help="prepare only block K of N of the sorted mesh files (cluster array jobs sharing "
+                   "OUTPUT; its index goes to index.shard-K-of-N.json); once all N have finished, 'shapegen data merge-shards "
+                   "OUTPUT' writes index.json as one run would")
 
 
 def _las(args: argparse.Namespace, cfg: LASPrepareConfig) -> None:
     from shapegen.data.las_prepare import check_resumable, prepare_dataset
+    from shapegen.data.shards import parse_shard
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
     if args.category:
         cfg.category = args.category
-    check_resumable(args.output, cfg, args.fresh)
-    report = prepare_dataset(args.mesh_dir, args.output, cfg, workers=args.workers, fresh=args.fresh)
-    print(f"prepared {len(report.prepared)}, reused {len(report.reused)}, skipped {len(report.skipped)} meshes in {args.output}")
+    check_resumable(args.output, cfg, args.fresh, shard)
+    report = prepare_dataset(args.mesh_dir, args.output, cfg, workers=args.workers, fresh=args.fresh, shard=shard)
+    part = f" (shard {shard}; merge with 'shapegen data merge-shards {args.output}' once every shard has finished)" if shard else ""
+    print(f"prepared {len(report.prepared)}, reused {len(report.reused)}, skipped {len(report.skipped)} meshes in {args.output}{part}")
     for name, why in report.skipped.items():
         print(f"  skipped {name}: {why}")
 

@@ -9,9 +9,6 @@ added here rather than by the generic parser. Heavy imports happen inside ``run`
 from __future__ import annotations
 
 import argparse
-import csv
-import importlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -24,187 +21,71 @@ if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help`
 
 
 def method_class(name: str):
-    """The LightningModule class registered as ``name`` in ``METHODS``.
+    """The LightningModule class of the method registered as ``name``.
 
     Raises:
         ShapegenError: for a name that is not in the table.
     """
-    from shapegen.methods import METHODS
+    from shapegen.methods.base import get_method
 
-    if name not in METHODS:
-        raise ShapegenError(f"unknown method '{name}'; choose one of: {', '.join(sorted(METHODS)) or '(none yet)'}")
-    module, _, cls = METHODS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return get_method(name).system_class()
 
 
 def _method_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True, help="method name, e.g. msdf")
+    p.add_argument("--method", required=True, help="method name (msdf, las, occsdf, vsd)")
 
 
-def _require(system, name: str, *attrs: str):
-    """Check that a method's system supports the generic commands (some methods have their own)."""
-    missing = [a for a in attrs if not hasattr(system, a)]
-    if missing:
-        raise ShapegenError(f"method '{name}' does not support this generic command (no {', '.join(missing)}); "
-                            f"see 'shapegen --help' for its own commands")
-    return system
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """The hardware flags of every training verb; each is the same as ``--set train.KEY=VALUE``."""
+    g = p.add_argument_group("devices (the same as --set train.KEY=VALUE)")
+    g.add_argument("--accelerator", help="cpu, gpu or auto (default: the config's, auto)")
+    g.add_argument("--devices", type=int, help="devices per node (-1: all); the data's batch_size is per device")
+    g.add_argument("--num-nodes", type=int, help="machines (SLURM nodes, torchrun --nnodes)")
+    g.add_argument("--strategy", choices=["auto", "ddp", "fsdp", "ddp_spawn"], help="how several devices share the work")
+    g.add_argument("--precision", choices=["auto", "32", "bf16-mixed", "16-mixed"], help="numerics (auto: bf16-mixed on a GPU that has it)")
+
+
+def run_overrides(args: argparse.Namespace, prefix: str = "train") -> list[str]:
+    """``--devices 2`` and friends as ``--set`` overrides of the run config at ``prefix``."""
+    flags = ("accelerator", "devices", "num_nodes", "strategy", "precision")
+    return [f"{prefix}.{flag}={getattr(args, flag)}" for flag in flags if getattr(args, flag, None) is not None]
 
 
 # -------------------------------------------------------------------------------------- train
-TRAIN_MAY_DIFFER = ("train.max_steps", "train.checkpoint_every", "train.log_every", "train.preview_every",
-                    "train.accelerator", "train.init_from", "data.root", "data.num_workers")
-"""Settings a resumed ``train`` run may change: how long it runs, how often it logs, where the data is."""
-
 def _train_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
     p.add_argument("-o", "--output", help="run folder for checkpoints, loss plot and previews (default: runs/METHOD)")
-    p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/METHOD/, e.g. tiny)")
+    p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/METHOD/, e.g. tiny or demo)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set data.root=data/msdf")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from OUTPUT/checkpoints/last.ckpt")
     p.add_argument("--stage", help="train one stage of a multi-stage method (las: occupancy, sdf or both; same as "
                    "--set train.stage=...); a checkpoint of another stage in OUTPUT is loaded, not resumed, and keeps its weights")
-
-
-def write_loss_plot(steps: list[int], losses: list[float], path: str | Path, title: str = "training loss") -> Path:
-    """Draw loss against step (log-scaled loss axis) into a PNG with Pillow (no matplotlib needed)."""
-    from PIL import Image, ImageDraw
-
-    from shapegen.io import atomic_path
-
-    w, h, m = 640, 400, 50
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    d.rectangle([m, m // 2, w - m // 2, h - m], outline="black")
-    d.text((m, 5), title, fill="black")
-    pts = [(s, math.log10(max(v, 1e-12))) for s, v in zip(steps, losses) if math.isfinite(v)]
-    if len(pts) >= 2:
-        s0, s1 = pts[0][0], max(pts[-1][0], pts[0][0] + 1)
-        lo, hi = min(p[1] for p in pts), max(p[1] for p in pts)
-        hi = hi if hi > lo else lo + 1.0
-
-        def xy(s: float, v: float) -> tuple[float, float]:
-            return m + (s - s0) / (s1 - s0) * (w - 1.5 * m), (h - m) - (v - lo) / (hi - lo) * (h - 1.5 * m)
-
-        d.line([xy(*p) for p in pts], fill=(30, 90, 200), width=2)
-        d.text((5, m // 2), f"{10 ** hi:.3g}", fill="black")
-        d.text((5, h - m - 10), f"{10 ** lo:.3g}", fill="black")
-        d.text((m, h - m + 5), f"step {s0}", fill="black")
-        d.text((w - 2 * m - 20, h - m + 5), f"step {pts[-1][0]}", fill="black")
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-    return path
-
-
-def _callbacks(out: Path, every: int, preview_every: int):
-    import pytorch_lightning as pl
-
-    class LossLog(pl.Callback):
-        """Keeps the per-step loss; writes ``loss.csv`` and ``loss.png`` every ``every`` steps and at the end."""
-
-        def __init__(self) -> None:
-            self.steps: list[int] = []
-            self.losses: list[float] = []
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-            self.steps.append(int(trainer.global_step))
-            self.losses.append(float(loss))
-            if every and trainer.global_step % every == 0:
-                self.flush()
-
-        # The history travels in the checkpoint, so a resumed run's plot starts at step 1, not
-        # at the resumed step (loss.csv is only flushed every ``every`` steps).
-        def state_dict(self) -> dict:
-            return {"steps": list(self.steps), "losses": list(self.losses)}
-
-        def load_state_dict(self, state_dict: dict) -> None:
-            self.steps, self.losses = list(state_dict["steps"]), list(state_dict["losses"])
-
-        def flush(self) -> None:
-            if not self.steps:
-                return
-            from shapegen.io import atomic_path
-
-            with atomic_path(out / "loss.csv") as tmp, open(tmp, "w", newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(["step", "loss"])
-                writer.writerows(zip(self.steps, self.losses))
-            write_loss_plot(self.steps, self.losses, out / "loss.png")
-
-        def on_train_end(self, trainer, module) -> None:
-            self.flush()
-
-    class Previews(pl.Callback):
-        """Samples, decodes and renders a sheet every ``preview_every`` steps and at the end."""
-
-        def _write(self, trainer, module) -> None:
-            if not hasattr(module, "write_samples"):
-                return
-            try:
-                module.write_samples(out / "previews" / f"step_{trainer.global_step:07d}", num=4, seed=0)
-            except ShapegenError as exc:  # e.g. decoding not available: training goes on
-                print(f"note: no preview at step {trainer.global_step}: {exc}")
-
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-            if preview_every > 0 and trainer.global_step % preview_every == 0:
-                self._write(trainer, module)
-
-        def on_train_end(self, trainer, module) -> None:
-            if preview_every >= 0:
-                self._write(trainer, module)
-
-    return [LossLog(), Previews()]
+    add_run_args(p)
 
 
 def _train(args: argparse.Namespace, _config) -> None:
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    from shapegen.methods.base import get_method, require
+    from shapegen.methods.training import train
 
-    from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO, fit, resume_from
-    from shapegen.config import load_config, resolve_preset, save_config
-    from shapegen.io import make_output_dir
-
-    system = _require(method_class(args.method), args.method, "CONFIG", "for_training")
-    path = resolve_preset(args.config, args.method) if args.config else None
-    overrides = list(args.overrides)
+    spec = require(get_method(args.method), "train", "be trained with 'shapegen train'")
+    overrides = list(args.overrides) + run_overrides(args)
     if args.stage is not None:
-        if not hasattr(getattr(system.CONFIG(), "train", None), "stage"):
+        if not spec.stages:
             raise ShapegenError(f"method '{args.method}' has no training stages; drop --stage")
         overrides.append(f"train.stage={args.stage}")
-    cfg = load_config(system.CONFIG, path, overrides)
-    out = Path(args.output or f"runs/{args.method}")
-    last = out / "checkpoints" / "last.ckpt"
-    other_stage = last.is_file() and not args.fresh and hasattr(system, "resumable") and not system.resumable(cfg, last)
-    if other_stage:
-        # Another stage wrote this checkpoint: start this stage from its weights, keep the rest.
-        print(f"{last} was trained with another stage; training stage '{cfg.train.stage}' from its weights")
-        cfg.train.init_from = str(last)
-    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    model, datamodule = system.for_training(cfg)
-    # Compared with what this run would save (after for_training filled in what the data decides).
-    resume = None if other_stage else resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=TRAIN_MAY_DIFFER)
-    make_output_dir(out)  # removed again if the run fails before writing anything into it
-    save_config(model.config, out / "config.yaml")
-    tc = cfg.train
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0,
-                                 every_n_train_steps=max(1, tc.checkpoint_every))
-    trainer = pl.Trainer(
-        max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true",
-        gradient_clip_val=tc.grad_clip or None, log_every_n_steps=max(1, tc.log_every), logger=False,
-        callbacks=[checkpoint, RNGCheckpoint(tc.seed), *_callbacks(out, max(1, tc.log_every) * 10, tc.preview_every)],
-        default_root_dir=out, enable_model_summary=False, plugins=[SafeCheckpointIO()],
-    )
-    fit(trainer, model, datamodule=datamodule, ckpt_path=resume)
-    trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
-    print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
+    from shapegen.engine import is_rank_zero
+
+    last = train(spec, args.config, overrides, args.output or f"runs/{args.method}", fresh=args.fresh)
+    if is_rank_zero():
+        out = last.parent.parent
+        print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
 
 
 # ----------------------------------------------------------------------------------- generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
-    p.add_argument("--checkpoint", required=True, help="a .ckpt written by 'shapegen train'")
+    p.add_argument("--checkpoint", help="a .ckpt written by 'shapegen train' (default: the method's shipped model in assets/models)")
     cond = p.add_mutually_exclusive_group()
     cond.add_argument("--class", "--category", dest="cls", help="class name (class-conditioned models; --category is the same)")
     cond.add_argument("--prompt", help="text prompt (text-conditioned models)")
@@ -228,16 +109,19 @@ class GenerateConfig:
     """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
 
 
-def load_system(method: str, checkpoint: str | Path, device: torch.device | str = "cpu"):
-    """Load a trained system from a checkpoint (one-line errors for every user mistake)."""
-    system = _require(method_class(method), method, "load_from_checkpoint", "write_samples")
-    ckpt = Path(checkpoint)
+def load_system(method: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
+    """Load a trained system of a method that generates (one-line errors for every user mistake);
+    without ``checkpoint``, the method's shipped model."""
+    from shapegen.methods.base import default_checkpoint, get_method, require
+
+    spec = require(get_method(method), "generate", "generate shapes")
+    ckpt = Path(checkpoint) if checkpoint else default_checkpoint(spec)
     if not ckpt.is_file():
         raise ShapegenError(f"checkpoint '{ckpt}' not found; train one with 'shapegen train --method {method}'")
     from shapegen.checkpoints import load_module
 
     try:
-        model = load_module(system, ckpt, map_location=device)
+        model = load_module(spec.system_class(), ckpt, map_location=device)
     except ShapegenError:
         raise
     except Exception as exc:

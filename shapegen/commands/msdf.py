@@ -57,6 +57,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     enc.add_argument("--k", type=int, help="grid side (same as --set k=K)")
     enc.add_argument("--steps", type=int, help="fine-tuning steps (same as --set steps=S)")
     enc.add_argument("--fresh", action="store_true", help="convert every mesh again instead of skipping existing outputs")
+    enc.add_argument("--shard", metavar="K/N", help="folder only: convert block K of N of the sorted meshes, in whole batches of "
+                     "batch_shapes so each file is the one an unsharded run writes (cluster array jobs sharing OUTPUT); once all N "
+                     "have finished, 'shapegen data merge-shards OUTPUT' checks that none is missing")
     _add_config_flags(enc, "msdf_convert")
     enc.set_defaults(_msdf_run=_encode)
     dec = sub.add_parser("decode", help="extract a mesh from a .msdf.npz file",
@@ -92,7 +95,10 @@ def _check_existing(out_dir: Path, n: int, k: int, only: Path | None = None) -> 
 
 
 def _encode(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
     from shapegen.config import load_config, resolve_preset
+    from shapegen.data.shards import finish_shard, parse_shard, start_shard
     from shapegen.fields.mosaic_sdf_fit import (
         MSDF_SUFFIX,
         MosaicSDFConvertConfig,
@@ -100,6 +106,7 @@ def _encode(args: argparse.Namespace) -> None:
         find_meshes,
     )
 
+    shard = parse_shard(args.shard) if args.shard is not None else None
     path = resolve_preset(args.config, "msdf_convert") if args.config else None
     cfg = load_config(MosaicSDFConvertConfig, path, args.overrides)
     for flag in ("n", "k", "steps"):
@@ -115,6 +122,8 @@ def _encode(args: argparse.Namespace) -> None:
         if out.exists() and not out.is_dir():
             raise ShapegenError(f"output '{out}' is a file; give a folder for a folder of meshes")
     else:
+        if shard is not None:
+            raise ShapegenError(f"--shard splits a folder of meshes, and '{src}' is one file; give a folder or leave out --shard")
         if not out.name.endswith(MSDF_SUFFIX):
             raise ShapegenError(f"output '{out.name}' must end in {MSDF_SUFFIX}")
         from shapegen.geometry.mesh_io import load_mesh
@@ -128,6 +137,12 @@ def _encode(args: argparse.Namespace) -> None:
     outputs = None if src.is_dir() else [out]
     if not args.fresh:
         _check_existing(out if src.is_dir() else out.parent, cfg.n, cfg.k, None if src.is_dir() else out)
+    if shard is not None:
+        # Whole batches: the meshes of a batch share one optimiser, so the same batches as an
+        # unsharded run give the same files.
+        total, block = len(inputs), shard.block(len(inputs), unit=max(cfg.batch_shapes, 1))
+        inputs = inputs[block.start : block.stop]
+        start_shard(out_dir, shard)
     report = convert_folder(inputs, out_dir, cfg, root=root, progress=True, outputs=outputs, overwrite=args.fresh)
     for result, written in zip(report.results, report.written):
         st = result.stats
@@ -139,8 +154,14 @@ def _encode(args: argparse.Namespace) -> None:
         print(f"failed {failed}: {reason}")
     if not src.is_dir() and report.failed:
         raise ShapegenError(f"could not convert '{src}': {report.failed[0][1]}")
-    if src.is_dir() and report.failed and not report.written and not report.skipped:
+    if src.is_dir() and report.failed and not report.written and not report.skipped and shard is None:
         raise ShapegenError(f"every mesh under '{src}' failed to convert; see the reasons above")
+    if shard is not None:
+        # No index to merge: the manifest lets merge-shards check that every shard finished.
+        settings = {k: v for k, v in asdict(cfg).items() if k != "device"}
+        finish_shard(out_dir, shard, command="msdf encode", total=total, items=block, settings=settings, files={})
+        made = f"meshes {block.start + 1}..{block.stop} of {total}" if block else f"none of the {total} meshes (fewer batches than shards)"
+        print(f"shard {shard}: {made}; once every shard has finished, run 'shapegen data merge-shards {out_dir}'")
 
 
 # ------------------------------------------------------------------------------------ decode

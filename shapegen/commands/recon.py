@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shapegen.commands.base import Command
+from shapegen.commands.methods import add_run_args, run_overrides
 from shapegen.data.room_synth import RoomSynthConfig
 from shapegen.errors import ShapegenError
 
@@ -36,10 +37,6 @@ def _room(args: argparse.Namespace, cfg: RoomSynthConfig) -> None:
 
 
 # ---------------------------------------------------------------------------------- reconstruct
-RECON_MAY_DIFFER = ("train.max_steps", "train.checkpoint_every", "train.preview_every", "train.preview_resolution",
-                    "train.mesh_resolution", "train.render_chunk", "train.accelerator", "scene.path")
-"""Settings a resumed ``reconstruct`` may change: run length, previews, the final mesh's resolution, the device, where the scene folder is."""
-
 def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", help="scene folder: MonoSDF layout (cameras.npz, *_rgb.png, priors) or an RGB-D sequence (camera-intrinsics.txt, frames/)")
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb recommended, .gltf, .obj, .ply), world frame")
@@ -50,38 +47,18 @@ def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="accepted for old command lines; resuming is the default now")
     p.add_argument("--run-dir", help="checkpoints, previews and config (default: OUTPUT without suffix + '.run')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_args(p)
 
 
 def _reconstruct(args: argparse.Namespace, _config) -> None:
-    import torch
+    from shapegen.methods.occsdf import preset_config, reconstruct
 
-    from shapegen.checkpoints import resume_from
-    from shapegen.config import save_config
-    from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
-    from shapegen.io import check_output_path, make_output_dir
-    from shapegen.methods.occsdf import build_for_scene, fit, preset_config, read_scene
-
-    out = Path(args.output)
-    if out.suffix.lower() not in EXPORT_SUFFIXES:
-        raise ShapegenError(f"unsupported output format '{out.suffix or '(none)'}' for {out}; use .glb, .gltf, .obj or .ply")
-    check_output_path(out)
-    cfg = preset_config(args.preset, args.overrides)
-    scene = read_scene(args.scene, cfg.scene)  # all input errors surface before anything is written
-    run_dir = Path(args.run_dir) if args.run_dir else out.with_suffix(".run")
-    last = run_dir / "checkpoints" / "last.ckpt"
     if args.fresh and args.resume:
         raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
-    model = build_for_scene(cfg, scene)
-    resume = resume_from(last, dict(model.hparams), fresh=args.fresh, may_differ=RECON_MAY_DIFFER) is not None
-    make_output_dir(run_dir)  # removed again if the run fails before writing anything into it
-    save_config(model.config, run_dir / "config.yaml")
-    torch.manual_seed(cfg.train.seed)
-    fit(model, run_dir, resume=resume, progress=not args.no_progress)
-    mesh = model.extract_world_mesh(progress=not args.no_progress)
-    if mesh.num_faces == 0:
-        raise ShapegenError("the SDF has no zero level set inside the scene box; train longer or check the priors")
-    export_mesh(mesh, out)
-    print(f"wrote {out} ({mesh.num_faces} faces); checkpoints and previews in {run_dir}")
+    cfg = preset_config(args.preset, list(args.overrides) + run_overrides(args))
+    out = reconstruct(args.scene, args.output, cfg, run_dir=args.run_dir, fresh=args.fresh, progress=not args.no_progress)
+    run_dir = Path(args.run_dir) if args.run_dir else out.with_suffix(".run")
+    print(f"wrote {out}; checkpoints, loss plot and previews in {run_dir}")
 
 
 # ---------------------------------------------------------------------------------- eval-recon

@@ -74,6 +74,13 @@ class LASDataset(Dataset):
         self.sketch_size = sketch_size
         self.repeat = max(1, repeat)
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.seed = 0
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training sampler each epoch: the sketch drawn for an item depends on
+        ``(seed, epoch, index)`` only, not on which process or worker loads it."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.names) * self.repeat
@@ -94,7 +101,7 @@ class LASDataset(Dataset):
         sdf, shell = self.volumes(name)
         recs = self.sketches[name]
         if recs:
-            r = random.choice(recs)
+            r = recs[random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + i).randrange(len(recs))]
             ink = read_sketch_png(self.root / r["file"])
             if ink.shape[-1] != self.sketch_size:
                 from shapegen.data.sketches import binarize_sketch
@@ -110,9 +117,10 @@ class LASDataset(Dataset):
 class LASDataModule(pl.LightningDataModule):
     """Shuffled training batches of :class:`LASDataset`."""
 
-    def __init__(self, cfg: LASDataConfig, sketch_size: int = 224, categories: list[str] | None = None) -> None:
+    def __init__(self, cfg: LASDataConfig, sketch_size: int = 224, categories: list[str] | None = None, seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
+        self.seed = seed
         self.sketch_size = sketch_size
         self.index = read_index(cfg.root)
         self.categories = categories if categories is not None else list(self.index.get("categories", []))
@@ -120,5 +128,10 @@ class LASDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = LASDataset(self.cfg.root, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
-        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), shuffle=True, drop_last=True,
+        ds.seed = self.seed
+        from shapegen.engine import train_sampler
+
+        # The same global order on one device or many (batch_size is per device).
+        sampler = train_sampler(ds, getattr(self, "trainer", None), self.seed)
+        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), sampler=sampler, drop_last=True,
                           num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)

@@ -19,7 +19,10 @@ Layout of ``DATA_DIR``::
                              elevation), settings, and skipped meshes with reasons
 
 Preparation is resumable: a shape whose ``.npz`` and sketches exist with the same settings is
-not recomputed; ``index.json`` is rewritten after every mesh.
+not recomputed; ``index.json`` is rewritten after every mesh. With ``shard`` (``--shard K/N``)
+a run prepares one contiguous block of the sorted mesh files (names are still made unique
+over the whole folder) and keeps its index in ``index.shard-K-of-N.json``, which
+:func:`shapegen.data.shards.merge_shards` joins into ``index.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from shapegen.data.shards import Shard, finish_shard, start_shard
 from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, render_sketch, save_sketch
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
@@ -160,10 +164,17 @@ def _prepare_one(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
         return None, str(exc)
 
 
-def check_resumable(out_dir: str | os.PathLike, cfg: LASPrepareConfig, fresh: bool = False) -> None:
+def _resume_index(out: Path, shard: Shard | None) -> Path:
+    """The index a run resumes from: its shard's index, else (a shard of a merged folder) ``index.json``."""
+    if shard is not None and shard.path(out / "index.json").is_file():
+        return shard.path(out / "index.json")
+    return out / "index.json"
+
+
+def check_resumable(out_dir: str | os.PathLike, cfg: LASPrepareConfig, fresh: bool = False, shard: Shard | None = None) -> None:
     """The command line's resume rule for a data folder: one made with other settings is refused
     (``--fresh`` prepares everything again), so a run never silently discards finished meshes."""
-    index_path = Path(out_dir) / "index.json"
+    index_path = _resume_index(Path(out_dir), shard)
     if fresh or not index_path.is_file():
         return
     old = json.loads(index_path.read_text()).get("settings", {})
@@ -176,7 +187,7 @@ def check_resumable(out_dir: str | os.PathLike, cfg: LASPrepareConfig, fresh: bo
 
 
 def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg: LASPrepareConfig, progress: bool = True,
-                    workers: int = 1, fresh: bool = False) -> PrepareReport:
+                    workers: int = 1, fresh: bool = False, shard: Shard | None = None) -> PrepareReport:
     """Prepare every mesh under ``mesh_dir`` (recursively) into ``out_dir`` (see the module doc).
 
     Args:
@@ -188,6 +199,9 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
             as with one, ``index.json`` included.
         fresh: prepare every mesh again instead of reusing what ``out_dir`` holds (it is also
             prepared again when ``index.json`` records other settings).
+        shard: prepare only this shard's block of the mesh files, keep its index under the
+            shard's name and write its manifest at the end (:mod:`shapegen.data.shards`); a
+            shard whose every mesh is skipped is no error (the others may have prepared some).
 
     Raises:
         ShapegenError: if ``mesh_dir`` is missing or holds no mesh files, or ``workers`` < 1.
@@ -211,18 +225,27 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     if workers < 1:
         raise ShapegenError(f"workers must be >= 1, got {workers}")
     make_output_dir(out / "shapes")
-    index_path = out / "index.json"
-    old = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    index_path = out / "index.json" if shard is None else shard.path(out / "index.json")
+    resume_path = _resume_index(out, shard)
+    old = json.loads(resume_path.read_text()) if resume_path.is_file() else {}
     same = not fresh and old.get("settings") == _settings(cfg)
-    shapes: dict[str, dict] = old.get("shapes", {}) if same else {}
-    sketches: list[dict] = [r for r in old.get("sketches", []) if r["shape"] in shapes] if same else []
-    report = PrepareReport()
+    # Names over the whole folder, so every shard names a mesh as an unsharded run does.
     names: dict[str, int] = {}
-    todo: list[tuple[Path, str, str]] = []
+    named: list[tuple[Path, str]] = []
     for path in files:
         stem = path.relative_to(root).with_suffix("").as_posix().replace("/", "__")
         names[stem] = names.get(stem, 0) + 1
-        name = stem if names[stem] == 1 else f"{stem}_{names[stem]}"
+        named.append((path, stem if names[stem] == 1 else f"{stem}_{names[stem]}"))
+    block = range(len(files)) if shard is None else shard.block(len(files))
+    if shard is not None:
+        start_shard(out, shard)
+        mine = {named[i][1] for i in block}
+        old["shapes"] = {k: v for k, v in old.get("shapes", {}).items() if k in mine}
+    shapes: dict[str, dict] = old.get("shapes", {}) if same else {}
+    sketches: list[dict] = [r for r in old.get("sketches", []) if r["shape"] in shapes] if same else []
+    report = PrepareReport()
+    todo: list[tuple[Path, str, str]] = []
+    for path, name in (named[i] for i in block):
         done = name in shapes and (out / "shapes" / f"{name}.npz").is_file() and all(
             (out / r["file"]).is_file() for r in sketches if r["shape"] == name)
         if done:
@@ -241,7 +264,7 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         if write:  # after every mesh: an interrupted run resumes from here
             _write_index(index_path, cfg, shapes, sketches, report.skipped)
 
-    bar = tqdm(total=len(files), initial=len(report.reused), desc="las prepare", unit="mesh", disable=not progress)
+    bar = tqdm(total=len(block), initial=len(report.reused), desc="las prepare", unit="mesh", disable=not progress)
     try:
         if workers == 1 or len(todo) < 2:
             for path, name, category in todo:
@@ -267,7 +290,7 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
         bar.leave = False  # erase the bar: the error is the last word
         bar.close()
         raise
-    if report.skipped and not report.prepared and not report.reused:
+    if report.skipped and not report.prepared and not report.reused and shard is None:
         bar.leave = False  # erase the bar: the error is the last word
         bar.close()
         first, why = next(iter(report.skipped.items()))
@@ -275,6 +298,9 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
                             "repair or remove them")
     bar.close()
     _write_index(index_path, cfg, shapes, sketches, report.skipped)
+    if shard is not None:
+        finish_shard(out, shard, command="las prepare", total=len(files), items=block, settings=_settings(cfg),
+                     files={"index.json": "las-index"})
     return report
 
 

@@ -238,9 +238,10 @@ def latent_statistics(latent: Float[Tensor, "M n e"]) -> tuple[Float[Tensor, " e
 class MSDFDataModule(pl.LightningDataModule):
     """Lightning datamodule over a folder of M-SDFs (all shapes are training shapes)."""
 
-    def __init__(self, config: MSDFDataConfig) -> None:
+    def __init__(self, config: MSDFDataConfig, seed: int = 0) -> None:
         super().__init__()
         self.config = config
+        self.seed = seed
         self.dataset: MSDFDataset | None = None
         self.classes: list[str] = []
         self.k = 0
@@ -258,7 +259,11 @@ class MSDFDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         bs = min(self.config.batch_size, len(self.dataset))
-        return DataLoader(self.dataset, batch_size=bs, shuffle=True, drop_last=True, num_workers=self.config.num_workers,
+        from shapegen.engine import train_sampler
+
+        # The same global order on one device or many (batch_size is per device).
+        sampler = train_sampler(self.dataset, getattr(self, "trainer", None), self.seed)
+        return DataLoader(self.dataset, batch_size=bs, sampler=sampler, drop_last=True, num_workers=self.config.num_workers,
                           persistent_workers=self.config.num_workers > 0)
 
 

@@ -12,6 +12,9 @@ Captions and attributes come from the parameters (:mod:`shapegen.data.captions`)
 ``captions.csv`` is what ``shapegen train --method msdf`` reads with ``data.labels=captions``
 (one caption drawn per shape and epoch). The three CSVs are rewritten on every run from the
 parameters alone, so a resumed or grown set gets the same rows as one made in one go.
+With ``shard`` (``--shard K/N``) a run makes one contiguous block of the shapes (class by class,
+index by index) and writes its rows to ``index.shard-K-of-N.csv`` and so on;
+:func:`shapegen.data.shards.merge_shards` joins them into the three CSVs (:mod:`shapegen.data.shards`).
 
 PLY files are written +Y up (``ply_up="y"``), the frame :func:`shapegen.geometry.mesh_io.load_mesh`
 returns them in; OBJ is +Y up anyway. A shape's split depends only on ``(seed, class, index)``
@@ -29,11 +32,14 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shapegen.errors import ShapegenError
+
+if TYPE_CHECKING:
+    from shapegen.data.shards import Shard
 
 # Literal copies of shapegen.data.procedural's constants (a test keeps them equal): importing
 # that module pulls in torch, and this config is imported by ``shapegen --help``.
@@ -201,7 +207,7 @@ def _check_resume(out: Path, cfg: ProceduralConfig) -> None:
 
 
 def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progress: bool = True,
-                         fresh: bool = False) -> SetSummary:
+                         fresh: bool = False, shard: Shard | None = None) -> SetSummary:
     """Generate the set described by ``cfg`` into folder ``out`` (resuming what exists).
 
     Args:
@@ -209,6 +215,8 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
         out: output folder (created if needed).
         progress: show a tqdm progress bar.
         fresh: write every mesh again (overwriting) instead of keeping those already there.
+        shard: make only this shard's block of the shapes and write its CSVs under shard names,
+            then its manifest (:mod:`shapegen.data.shards`); None: every shape.
 
     Returns:
         A :class:`SetSummary`.
@@ -222,6 +230,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     from shapegen.config import save_config
     from shapegen.data.captions import ATTRIBUTES, attributes, captions
     from shapegen.data.procedural import generate
+    from shapegen.data.shards import finish_shard, start_shard
     from shapegen.io import atomic_path, check_output_path
 
     t0 = time.perf_counter()
@@ -231,18 +240,21 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     if not fresh:
         _check_resume(out, cfg)
     save_config(cfg, out / "procedural.yaml")
+    items = [(cls, i) for cls in cfg.classes for i in range(cfg.per_class)]
+    block = range(len(items)) if shard is None else shard.block(len(items))
+    if shard is not None:
+        start_shard(out, shard)
 
     rows, todo, caption_rows, attr_rows = [], [], [], []
-    for cls in cfg.classes:
-        for i in range(cfg.per_class):
-            split = split_of(splits, cfg.seed, cls, i)
-            rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
-            shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
-            rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
-            caption_rows += [(rel.as_posix(), text) for text in captions(cls, shape.params, cfg.captions_per_shape, shape.seed)]
-            attr_rows.append((rel.as_posix(), cls, split, attributes(cls, shape.params)))
-            if fresh or not (out / rel).is_file():
-                todo.append((cls, i, rel))
+    for cls, i in (items[j] for j in block):
+        split = split_of(splits, cfg.seed, cls, i)
+        rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
+        shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
+        rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
+        caption_rows += [(rel.as_posix(), text) for text in captions(cls, shape.params, cfg.captions_per_shape, shape.seed)]
+        attr_rows.append((rel.as_posix(), cls, split, attributes(cls, shape.params)))
+        if fresh or not (out / rel).is_file():
+            todo.append((cls, i, rel))
     skipped = len(rows) - len(todo)
     workers = cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="procedural shapes", unit="shape", disable=not progress or not todo)
@@ -275,13 +287,19 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
         "captions.csv": [["path", "caption"], *caption_rows],
         "attributes.csv": [["path", "class", "split", *columns], *([p, c, s, *(a.get(k, "") for k in columns)] for p, c, s, a in attr_rows)],
     }
+    paths = {name: out / name if shard is None else shard.path(out / name) for name in tables}
     for name, table in tables.items():
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(table)
-        with atomic_path(out / name) as tmp:
+        with atomic_path(paths[name]) as tmp:
             tmp.write_text(buf.getvalue())
+    if shard is not None:
+        settings = {k: v for k, v in asdict(cfg).items() if k not in ("workers", "preview_per_class", "preview_tile")}
+        finish_shard(out, shard, command="data procedural", total=len(items), items=block, settings=settings,
+                     files=dict.fromkeys(tables, "csv"))
     per_split = {name: sum(r[2] == name for r in rows) for name, _ in splits}
-    return SetSummary(len(todo), skipped, time.perf_counter() - t0, per_split, out / "index.csv", out / "captions.csv", out / "attributes.csv")
+    return SetSummary(len(todo), skipped, time.perf_counter() - t0, per_split, paths["index.csv"], paths["captions.csv"],
+                      paths["attributes.csv"])
 
 
 def write_preview(cfg: ProceduralConfig, out: str | os.PathLike, path: str | os.PathLike) -> Path:

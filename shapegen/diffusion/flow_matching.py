@@ -69,10 +69,18 @@ class FlowMatchingBatch:
     """``u_t = x1 - (1 - s_min) x0``."""
 
 
-def draw_training_batch(x1: Float[Tensor, "B ..."], sigma_min: float = 0.0, generator: torch.Generator | None = None) -> FlowMatchingBatch:
-    """Draw ``x0 ~ N(0, I)``, ``t ~ U[0, 1]`` and build ``x_t`` and ``u_t`` for data ``x1``."""
-    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
-    t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
+def draw_training_batch(
+    x1: Float[Tensor, "B ..."],
+    sigma_min: float = 0.0,
+    generator: torch.Generator | None = None,
+    x0: Float[Tensor, "B ..."] | None = None,
+    t: Float[Tensor, " B"] | None = None,
+) -> FlowMatchingBatch:
+    """Draw ``x0 ~ N(0, I)``, ``t ~ U[0, 1]`` (unless given) and build ``x_t`` and ``u_t`` for data ``x1``."""
+    if x0 is None:
+        x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    if t is None:
+        t = torch.rand(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
     return FlowMatchingBatch(x0=x0, t=t, xt=ot_path(x0, x1, t, sigma_min), target=ot_target(x0, x1, sigma_min))
 
 

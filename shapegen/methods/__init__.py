@@ -1,15 +1,42 @@
-"""Methods: one file per method, registered explicitly in :data:`METHODS`.
+"""Methods: one module per method, each described by one :class:`~shapegen.methods.base.MethodSpec`
+in :data:`METHODS` (nothing registers itself by import side effect).
 
-Each entry maps the name used on the command line (``--method NAME``) to the module path
-of its LightningModule system. Nothing registers itself by import side effect.
+Adding a method: its module (config dataclass nesting a ``RunConfig`` at ``train``, a
+LightningModule with ``CONFIG`` and ``for_training``), presets in ``configs/NAME/`` (at least
+``tiny.yaml``), one line here, its tests; the contract tests then run it like every other method.
 """
 
 from __future__ import annotations
 
-METHODS: dict[str, str] = {
-    "msdf": "shapegen.methods.msdf:MSDFGenerator",
-    "vsd": "shapegen.methods.vsd:VSDSystem",
-    "occsdf": "shapegen.methods.occsdf:OccSDFSystem",
-    "las": "shapegen.methods.las:LASDiffusion",
+from shapegen.methods.base import MethodSpec, RunConfig
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "msdf", "shapegen.methods.msdf:MSDFConfig", "shapegen.methods.msdf:MSDFGenerator",
+            "Mosaic-SDF: a flow-matching generator of local SDF grids (class-, text- or un-conditioned)",
+            generate=True, may_differ=("data.root", "data.num_workers"),
+            default_checkpoint="assets/models/msdf_demo/msdf_demo.ckpt",
+        ),
+        MethodSpec(
+            "las", "shapegen.methods.las:LASConfig", "shapegen.methods.las:LASDiffusion",
+            "LAS-Diffusion: sketch- and category-conditioned two-stage (occupancy, SDF) diffusion",
+            generate=True, stages=("both", "occupancy", "sdf"), may_differ=("train.init_from", "data.root", "data.num_workers"),
+            default_checkpoint="assets/models/las_demo/las_demo.ckpt",
+        ),
+        MethodSpec(
+            "occsdf", "shapegen.methods.occsdf:OccSDFConfig", "shapegen.methods.occsdf:OccSDFSystem",
+            "Occ-SDF hybrid: a room from posed images with depth and normal priors",
+            reconstruct=True, may_differ=("scene.path", "train.render_chunk", "train.preview_resolution", "train.mesh_resolution"),
+        ),
+        MethodSpec(
+            "vsd", "shapegen.methods.vsd:VSDConfig", "shapegen.methods.vsd:VSDSystem",
+            "VSD (ProlificDreamer): text-to-3D by variational score distillation on NeRF particles",
+            stages=("nerf", "geometry", "texture"),
+        ),
+    )
 }
-"""Method name -> ``module:Class`` of its LightningModule (filled as methods land)."""
+"""Method name -> its spec."""
+
+__all__ = ["METHODS", "MethodSpec", "RunConfig"]

@@ -72,9 +72,11 @@ from shapegen.data.las_dataset import LASDataConfig, LASDataModule
 from shapegen.data.las_prepare import occupancy_shell
 from shapegen.data.sketches import LAS_AZIMUTHS, LAS_FOV, view_c2w, view_projection
 from shapegen.diffusion.gaussian import alpha_sigma, ancestral_step, cfg_combine, noise, time_grid
+from shapegen.engine import rank_rows
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox
+from shapegen.methods.base import RunConfig
 from shapegen.methods.outputs import GenerationResult, write_preview_sheet
 from shapegen.nn.ema import ramped_decay
 from shapegen.nn.local_attention import local_attention_mask, training_radius
@@ -88,33 +90,25 @@ __all__ = ["LASConfig", "LASDiffusion", "LASSample"]
 
 
 @dataclass
-class LASTrainConfig:
-    """Optimisation and the Lightning Trainer."""
+class LASTrainConfig(RunConfig):
+    """The run (:class:`~shapegen.methods.base.RunConfig`), the stage and the optimiser."""
 
+    max_steps: int = 300_000
+    """Optimiser steps."""
+    grad_clip: float = 1.0
+    """Gradient norm clipping (0: off)."""
+    log_every: int = 50
+    """Steps between loss log entries."""
     stage: Literal["both", "occupancy", "sdf"] = "both"
     """Which stage(s) to optimise; the other stage's weights are left untouched."""
     init_from: str = ""
     """Checkpoint whose weights start this run (e.g. stage 1 trained, now train stage 2)."""
-    max_steps: int = 300_000
-    """Optimiser steps."""
     lr: float = 2e-4
     """Adam(W) learning rate (LAS: 2e-4 sketch stage 1, 1e-4 otherwise)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
-    grad_clip: float = 1.0
-    """Gradient norm clipping (0: off)."""
     ema_decay: float = 0.999
     """EMA decay of the trained stage's weights (0: no EMA); sampling uses the EMA weights."""
-    seed: int = 0
-    """Seed of everything."""
-    accelerator: str = "auto"
-    """Lightning accelerator (auto, cpu, gpu)."""
-    checkpoint_every: int = 1000
-    """Steps between checkpoints."""
-    log_every: int = 50
-    """Steps between loss log entries."""
-    preview_every: int = 0
-    """Steps between preview sheets (0: only at the end, -1: never)."""
 
 
 @dataclass
@@ -349,17 +343,21 @@ class LASDiffusion(pl.LightningModule):
         shell = batch["shell"].float()
         b = shell.shape[0]
         x0 = (shell * 2 - 1)[:, None]
-        t = torch.rand(b, device=self.device)
-        x_t = noise(x0, t, torch.randn_like(x0))
+        # Every per-sample draw through rank_rows: the same values however the batch is split
+        # over devices (one process with B samples = two with B / 2 each).
+        dev = self.device
+        t = rank_rows(lambda n: torch.rand(n, device=dev), b, self)
+        x_t = noise(x0, t, rank_rows(lambda n: torch.randn((n, *x0.shape[1:]), device=dev, dtype=x0.dtype), b, self))
+        dropped = rank_rows(lambda n: torch.rand(n, device=dev), b, self) < self.config.cond_drop
         labels = None
         if self.config.use_category:
             labels = batch["label"].clone()
-            labels[torch.rand(b, device=self.device) < self.config.cond_drop] = self.occupancy_net.null_class
+            labels[dropped] = self.occupancy_net.null_class
         tokens = masks = None
         if self.sketch_encoder is not None:
-            keep = torch.rand(b, device=self.device) >= self.config.cond_drop
+            keep = rank_rows(lambda n: torch.rand(n, device=dev), b, self) >= self.config.cond_drop
             tokens = self._tokens(batch["sketch"], keep)
-            masks = self._masks(self.view_azimuth(batch["view"]), training_radius(b, device=self.device))
+            masks = self._masks(self.view_azimuth(batch["view"]), rank_rows(lambda n: training_radius(n, device=dev), b, self))
         x0_sc = torch.zeros_like(x0)
         if torch.rand(()) < self.config.self_cond_prob:
             with torch.no_grad():
@@ -370,7 +368,7 @@ class LASDiffusion(pl.LightningModule):
         """Training shells for stage 2: per-voxel jittered threshold (never empty)."""
         base = self.config.shell_voxels * 2.0 / self.config.resolution
         j = self.config.shell_jitter
-        thr = base * (1 + (torch.rand_like(sdf) * 2 - 1) * j)
+        thr = base * (1 + (rank_rows(lambda n: torch.rand((n, *sdf.shape[1:]), device=sdf.device, dtype=sdf.dtype), sdf.shape[0], self) * 2 - 1) * j)
         shell = occupancy_shell(sdf, thr)
         empty = ~shell.flatten(1).any(1)
         if bool(empty.any()):
@@ -391,10 +389,13 @@ class LASDiffusion(pl.LightningModule):
         b = sdf.shape[0]
         coords = self.shell_children(self.perturbed_shell(sdf))
         x0 = (sdf[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]] / self.tau).clamp(-1, 1)[:, None]
-        t = torch.rand(b, device=self.device)
+        t = rank_rows(lambda n: torch.rand(n, device=sdf.device), b, self)
         a, s = alpha_sigma(t)
         bi = coords[:, 0]
-        x_t = a[bi, None] * x0 + s[bi, None] * torch.randn_like(x0)
+        # Noise from a dense per-sample grid, read at the shell's voxels (per sample, so it does
+        # not depend on how the batch is split over devices).
+        dense = rank_rows(lambda n: torch.randn((n, *sdf.shape[1:]), device=sdf.device, dtype=x0.dtype), b, self)
+        x_t = a[bi, None] * x0 + s[bi, None] * dense[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]][:, None]
         pred = self.sdf_net(x_t, coords, self.config.resolution, t)
         err = ((pred - x0) ** 2)[:, 0]
         per = torch.zeros(b, device=self.device).index_add_(0, bi, err) / torch.bincount(bi, minlength=b).clamp_min(1)
@@ -570,7 +571,7 @@ class LASDiffusion(pl.LightningModule):
     @classmethod
     def for_training(cls, config: LASConfig) -> tuple[LASDiffusion, LASDataModule]:
         """Read the prepared folder, fill resolution and categories, build (and optionally initialise) the system."""
-        dm = LASDataModule(config.data, config.sketch_encoder.image_size)
+        dm = LASDataModule(config.data, config.sketch_encoder.image_size, seed=config.train.seed)
         config.resolution = dm.resolution
         if config.use_category:
             config.categories = dm.categories
@@ -593,6 +594,10 @@ class LASDiffusion(pl.LightningModule):
         starts the asked stage from the checkpoint's weights (``train.init_from``) and keeps the other."""
         hp = load_checkpoint(checkpoint).get("hyper_parameters", {})
         return hp.get("train", {}).get("stage", "both") == config.train.stage
+
+    def write_preview(self, folder: str | Path, step: int) -> None:
+        """Four samples of the model at ``step`` (meshes and a sheet) in ``folder/step_NNNNNNN`` (training previews)."""
+        self.write_samples(Path(folder) / f"step_{step:07d}", num=4, seed=0)
 
     def write_samples(
         self,

@@ -58,7 +58,9 @@ from shapegen.diffusion.flow_matching import (
     sample_noise,
     solve_ode,
 )
+from shapegen.engine import rank_rows
 from shapegen.errors import ShapegenError
+from shapegen.methods.base import RunConfig
 from shapegen.methods.outputs import GenerationResult, write_preview_sheet
 from shapegen.nn.ema import ema_update
 from shapegen.nn.text_encoders import CLIPTextEncoder, build_text_encoder
@@ -84,33 +86,23 @@ class MSDFSampleConfig:
 
 
 @dataclass
-class MSDFTrainConfig:
-    """Optimisation and the Lightning Trainer."""
+class MSDFTrainConfig(RunConfig):
+    """The run (:class:`~shapegen.methods.base.RunConfig`) and the optimiser."""
 
     max_steps: int = 200_000
     """Optimiser steps."""
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    """Numerics: ``auto`` trains and samples with bf16 autocast only on a CUDA device that supports it."""
+    grad_clip: float = 1.0
+    """Gradient-norm clipping (0: off)."""
     lr: float = 1e-4
     """AdamW learning rate after warm-up."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     warmup_steps: int = 1000
     """Linear learning-rate warm-up."""
-    grad_clip: float = 1.0
-    """Gradient-norm clipping (0: off)."""
     ema_decay: float = 0.9999
     """EMA decay of the sampling weights (0: no EMA); ramped up as ``min(decay, (1 + i) / (10 + i))``."""
-    precision: Literal["auto", "32", "bf16"] = "auto"
-    """bf16 autocast: ``auto`` uses it only on a CUDA device that supports bf16."""
-    seed: int = 0
-    """Seed of weights, batches, noise and times."""
-    checkpoint_every: int = 1000
-    """Save ``last.ckpt`` every this many steps."""
-    preview_every: int = 0
-    """Sample, decode and render a preview sheet every this many steps (0: only at the end; -1: never)."""
-    log_every: int = 10
-    """Log the loss every this many steps."""
-    accelerator: str = "auto"
-    """Lightning accelerator (``auto``, ``cpu``, ``gpu``)."""
 
 
 @dataclass
@@ -281,8 +273,9 @@ class MSDFGenerator(pl.LightningModule):
         return {}
 
     def _autocast(self):
+        # Sampling only: in training, the Trainer's precision plugin autocasts (shapegen.engine).
         mode = self.config.train.precision
-        on = mode == "bf16" or (mode == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
+        on = mode == "bf16-mixed" or (mode == "auto" and self.device.type == "cuda" and torch.cuda.is_bf16_supported())
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=on)
 
     # ------------------------------------------------------------------ training
@@ -297,14 +290,17 @@ class MSDFGenerator(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         x1 = self.normalize(batch["tensor"].float())
         b = x1.shape[0]
-        fm = draw_training_batch(x1, self.config.sigma_min)
-        drop = torch.rand(b, device=self.device) < self.config.cond_drop
+        # Noise, times and condition drop-out per sample, the same however the batch is split
+        # over devices (shapegen.engine.rank_rows): one per row of the global batch.
+        x0 = rank_rows(lambda n: torch.randn((n, *x1.shape[1:]), device=x1.device, dtype=x1.dtype), b, self)
+        t = rank_rows(lambda n: torch.rand(n, device=x1.device, dtype=x1.dtype), b, self)
+        fm = draw_training_batch(x1, self.config.sigma_min, x0=x0, t=t)
+        drop = rank_rows(lambda n: torch.rand(n, device=self.device), b, self) < self.config.cond_drop
         labels = batch["label"].long() if self.config.conditioning == "class" else None
         if labels is not None:
             drop = drop | (labels == self.net.null_class)  # files without a class are unconditional
         cond = self._condition(labels, batch.get("caption"), b)
-        with self._autocast():
-            v = self.net(fm.xt, fm.t, drop=drop, **cond)
+        v = self.net(fm.xt, fm.t, drop=drop, **cond)
         loss = flow_matching_loss(v, fm.target)
         self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=b)
         return loss
@@ -409,6 +405,10 @@ class MSDFGenerator(pl.LightningModule):
         """See :func:`build_for_training` (the entry point of ``shapegen train``)."""
         return build_for_training(config)
 
+    def write_preview(self, folder: str | Path, step: int) -> None:
+        """Four samples of the model at ``step`` (meshes and a sheet) in ``folder/step_NNNNNNN`` (training previews)."""
+        self.write_samples(Path(folder) / f"step_{step:07d}", num=4, seed=0)
+
     def write_samples(
         self,
         out_dir: str | Path,
@@ -456,7 +456,7 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
     Raises:
         ShapegenError: for missing data or a conditioning the data cannot provide.
     """
-    dm = MSDFDataModule(config.data)
+    dm = MSDFDataModule(config.data, seed=config.train.seed)
     dm.setup("fit")
     config.n, config.k = dm.n, dm.k
     if config.conditioning == "class":

@@ -56,6 +56,7 @@ from shapegen.fields.occsdf import (
     GeometryNetwork,
     GeometryNetworkConfig,
 )
+from shapegen.methods.base import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class OccSDFLossConfig:
 
 
 @dataclass
-class OccSDFTrainConfig:
-    """Optimisation, sampling and the run."""
+class OccSDFTrainConfig(RunConfig):
+    """The run (:class:`~shapegen.methods.base.RunConfig`), optimisation and sampling."""
 
     max_steps: int = 200_000
     """Optimiser steps (the official runs stop at 200k)."""
@@ -121,8 +122,6 @@ class OccSDFTrainConfig:
     """Sampler: rounds at most."""
     n_eikonal: int = 1024
     """Uniform eikonal points per step (plus one near-surface point per ray)."""
-    seed: int = 0
-    """Seed of the weights and of every batch."""
     checkpoint_every: int = 5000
     """Save ``last.ckpt`` every this many steps."""
     preview_every: int = 5000
@@ -131,8 +130,6 @@ class OccSDFTrainConfig:
     """Marching-cubes resolution of preview meshes."""
     mesh_resolution: int = 512
     """Marching-cubes resolution of the final mesh over the normalised cube."""
-    accelerator: str = "auto"
-    """Lightning accelerator (``auto``, ``cpu``, ``gpu``)."""
     render_chunk: int = 1024
     """Rays per chunk when rendering whole images."""
 
@@ -272,6 +269,10 @@ class OccSDFSystem(pl.LightningModule):
         if not config.scene.path:
             raise ShapegenError("set the scene folder with --set scene.path=DIR (or use 'shapegen reconstruct DIR')")
         return build_for_scene(config, read_scene(config.scene.path, config.scene)), None
+
+    def write_preview(self, folder: str | Path, step: int) -> None:
+        """Colour/depth views and a mesh render of training view 0 at ``step`` (:func:`write_previews`)."""
+        write_previews(self, folder, step)
 
     # ------------------------------------------------------------------ data
     @property
@@ -534,48 +535,70 @@ def fit(
     model: OccSDFSystem,
     run_dir: str | Path,
     *,
-    resume: bool = False,
+    resume: bool | str | Path | None = False,
     progress: bool = True,
     previews: bool = True,
     callbacks: tuple = (),
 ) -> Path:
-    """Train with Lightning: ``run_dir/checkpoints/last.ckpt`` every ``checkpoint_every`` steps,
-    previews in ``run_dir/previews`` every ``preview_every`` steps and at the end; ``resume``
-    continues from ``last.ckpt`` when it exists (same config: the learning-rate schedule and
-    the batches depend on ``max_steps`` and the step). ``callbacks`` are extra Lightning
-    callbacks. Returns the final checkpoint."""
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    """Train with :func:`shapegen.engine.fit`: ``run_dir/checkpoints/last.ckpt`` every
+    ``checkpoint_every`` steps, previews in ``run_dir/previews`` every ``preview_every`` steps and
+    at the end; ``resume`` (True or a path) continues from ``last.ckpt`` when it exists (same
+    config: the learning-rate schedule and the batches depend on ``max_steps`` and the step).
+    ``callbacks`` are extra Lightning callbacks. Returns the final checkpoint."""
+    from shapegen.engine import fit as engine_fit
 
-    from shapegen.checkpoints import RNGCheckpoint, SafeCheckpointIO
-    from shapegen.checkpoints import fit as fit_trainer
-
-    tc = model.config.train
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / "last.ckpt"
-
-    class Previews(pl.Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-            if previews and tc.preview_every > 0 and trainer.global_step % tc.preview_every == 0:
-                write_previews(module, run_dir / "previews", trainer.global_step)
-
-        def on_train_end(self, trainer, module) -> None:
-            if previews:
-                write_previews(module, run_dir / "previews", trainer.global_step)
-
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=max(1, tc.checkpoint_every))
-    trainer = pl.Trainer(
-        max_steps=tc.max_steps, accelerator=tc.accelerator, devices=1, precision="32-true", logger=False,
-        callbacks=[ckpt, RNGCheckpoint(tc.seed), Previews(), *callbacks], default_root_dir=run_dir, enable_model_summary=False,
-        enable_progress_bar=progress, num_sanity_val_steps=0, log_every_n_steps=1, plugins=[SafeCheckpointIO()],
-    )
-    ckpt_path = str(last) if resume and last.is_file() else None
+    ckpt_path = last if resume and last.is_file() else None
     if ckpt_path:
         log.info("resuming from %s", ckpt_path)
-    try:
-        fit_trainer(trainer, model, ckpt_path=ckpt_path)
-    except RuntimeError as exc:
-        if ckpt_path and ("state_dict" in str(exc) or "size mismatch" in str(exc)):
-            raise ShapegenError(f"{last} was written with another configuration; use the same preset or pass --fresh") from exc
-        raise
-    trainer.save_checkpoint(last, weights_only=False)  # the full state, so a later run can resume it
-    return last
+    return engine_fit(model, model.config.train, run_dir, resume=ckpt_path, preview=_preview if previews else None,
+                      callbacks=callbacks, progress=progress)
+
+
+def _preview(model: OccSDFSystem, folder: Path, step: int) -> None:
+    write_previews(model, folder, step)
+
+
+def reconstruct(
+    scene_dir: str | Path,
+    out: str | Path,
+    config: OccSDFConfig,
+    *,
+    run_dir: str | Path | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Reconstruct the scene in ``scene_dir`` into the mesh file ``out`` (world frame).
+
+    ``run_dir`` (default: ``out`` without suffix + ``.run``) keeps ``config.yaml``, checkpoints and
+    previews; a run folder with a checkpoint of the same config is resumed, ``fresh`` starts over,
+    one of another config is a one-line error.
+
+    Raises:
+        ShapegenError: unreadable scene, bad output format, a checkpoint of another config, or an
+            SDF without a surface.
+    """
+    from shapegen.checkpoints import resume_from
+    from shapegen.config import save_config
+    from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
+    from shapegen.io import check_output_path, make_output_dir
+    from shapegen.methods.base import RUN_MAY_DIFFER, get_method
+
+    out = Path(out)
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"unsupported output format '{out.suffix or '(none)'}' for {out}; use .glb, .gltf, .obj or .ply")
+    check_output_path(out)
+    scene = read_scene(scene_dir, config.scene)  # all input errors surface before anything is written
+    run_dir = Path(run_dir) if run_dir else out.with_suffix(".run")
+    model = build_for_scene(config, scene)
+    spec = get_method("occsdf")
+    resume = resume_from(run_dir / "checkpoints" / "last.ckpt", dict(model.hparams), fresh=fresh, may_differ=RUN_MAY_DIFFER + spec.may_differ)
+    make_output_dir(run_dir)  # removed again if the run fails before writing anything into it
+    save_config(model.config, run_dir / "config.yaml")
+    fit(model, run_dir, resume=resume, progress=progress)
+    mesh = model.extract_world_mesh(progress=progress)
+    if mesh.num_faces == 0:
+        raise ShapegenError("the SDF has no zero level set inside the scene box; train longer or check the priors")
+    export_mesh(mesh, out)
+    return out

@@ -40,7 +40,7 @@ def _fixed_losses(model: LASDiffusion, batch: dict) -> tuple[float, float]:
 
 
 def test_registered():
-    assert METHODS["las"] == "shapegen.methods.las:LASDiffusion"
+    assert METHODS["las"].system == "shapegen.methods.las:LASDiffusion"
     assert "msdf" in METHODS
 
 

@@ -32,7 +32,7 @@ def _fixed_loss(model: MSDFGenerator, x: torch.Tensor, labels: torch.Tensor) -> 
 
 
 def test_registered_and_data_folder(tmp_path):
-    assert METHODS["msdf"] == "shapegen.methods.msdf:MSDFGenerator"
+    assert METHODS["msdf"].system == "shapegen.methods.msdf:MSDFGenerator"
     data, classes, k = load_msdf_folder(MSDFDataConfig(root=str(write_class_folder(tmp_path))))
     assert classes == ["slab", "sphere"] and k == K and data.tensors.shape == (8, N, 4 + K**3)
     assert sorted(set(data.labels)) == [0, 1]

@@ -144,7 +144,7 @@ def test_registered_and_trainable_from_the_generic_entry_point(tiny_room):
     from shapegen.commands.methods import method_class
     from shapegen.methods import METHODS
 
-    assert METHODS["occsdf"] == "shapegen.methods.occsdf:OccSDFSystem" and "msdf" in METHODS
+    assert METHODS["occsdf"].system == "shapegen.methods.occsdf:OccSDFSystem" and "msdf" in METHODS
     system = method_class("occsdf")
     model, datamodule = system.for_training(preset_config("tiny", [f"scene.path={tiny_room}"]))
     assert datamodule is None and model.config.num_images == 2

@@ -21,7 +21,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_registered():
-    assert METHODS["vsd"] == "shapegen.methods.vsd:VSDSystem"
+    assert METHODS["vsd"].system == "shapegen.methods.vsd:VSDSystem"
     assert "msdf" in METHODS  # the table keeps every method
 
 
