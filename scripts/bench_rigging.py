@@ -24,16 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import table, write_section
 
 from shapegen.fields.body_prior import HumanoidPrior
 from shapegen.geometry.mesh import Mesh
@@ -45,6 +38,7 @@ from shapegen.geometry.rigging import (
     transfer_rig,
 )
 from shapegen.methods.avatar import RigConfig, anny_template, rig_humanoid
+from shapegen.testing.bench import table, write_section
 
 
 def _subdivide_to(mesh: Mesh, vertices: int) -> Mesh:

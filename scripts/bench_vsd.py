@@ -19,13 +19,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CONFIGS = [
     ("VSD", 32, ["guidance.mode=vsd"]),
@@ -51,10 +47,11 @@ def _child(args: argparse.Namespace) -> None:
     from pytorch_lightning.callbacks import Callback
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.logs import quiet_lightning
     from shapegen.methods.vsd import VSDConfig, VSDSystem
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
     side = args.resolution
@@ -106,7 +103,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import run_child, table, write_section
 
     rows = []
     configs = CONFIGS + (CUDA_CONFIGS if args.device == "cuda" else [])
@@ -116,10 +113,7 @@ def main() -> None:
         for o in overrides:
             cmd += ["--override", o]
         load = os.getloadavg()[0]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(cmd)
         rows.append([mode, f"{side}x{side}", args.device, r["threads"], r["median"], r["best"], r["peak_mib"], f"{load:.1f}"])
         print(rows[-1], flush=True)
     mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS added MiB"

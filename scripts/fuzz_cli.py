@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _benchlib as bl
-
+from shapegen.testing import bench as bl
 from shapegen.testing import fuzz
 
 

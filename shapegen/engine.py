@@ -24,10 +24,8 @@ checkpoint of another config is a one-line error.
 from __future__ import annotations
 
 import csv
-import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,18 +33,8 @@ from typing import Any
 import torch
 
 from shapegen.errors import ShapegenError
+from shapegen.logs import quiet_lightning
 from shapegen.methods.base import RunConfig
-
-LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
-
-
-def quiet_lightning(level: int = logging.WARNING) -> None:
-    """Keep Lightning's INFO chatter (GPU available, TPU available, ...) and its warning about
-    frozen submodules in eval mode (our priors and encoders are frozen on purpose) off the terminal."""
-    for name in LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def global_rank() -> int:
@@ -371,7 +359,6 @@ __all__ = [
     "global_rank",
     "is_rank_zero",
     "lightning_precision",
-    "quiet_lightning",
     "rank_rows",
     "StepSampler",
     "train_loader",

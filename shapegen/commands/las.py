@@ -14,8 +14,7 @@ from pathlib import Path
 from shapegen.commands.base import Command
 from shapegen.data.las_prepare import LASPrepareConfig
 from shapegen.errors import ShapegenError
-
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 
 # --------------------------------------------------------------------------------- las prepare
@@ -74,18 +73,15 @@ def _s2d_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
-    import torch
-
     from shapegen.commands.methods import load_system
+    from shapegen.devices import choose_device
 
     out = Path(args.output)
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if args.view is not None and not math.isfinite(args.view):
         raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device = choose_device(args.device)
     model = load_system("las", args.checkpoint, device)
     if not model.config.use_sketch:
         raise ShapegenError(f"checkpoint '{args.checkpoint}' is not sketch-conditioned; use 'shapegen generate --method las'")
@@ -132,14 +128,13 @@ def write_comparison(sketch, mesh, azimuth: float, path: Path, size: int = 256) 
     import torch
     import torch.nn.functional as F
 
-    from renderers.preview import render_mesh, save_image
+    from renderers.preview import render_sheet, save_image
     from shapegen.data.sketches import LAS_FOV, view_c2w
 
     ink = F.interpolate(sketch[None, None].float(), size=(size, size), mode="area")[0, 0]
-    tiles = [np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)]
-    for az in (azimuth, azimuth + 90.0, azimuth + 180.0):
-        tiles.append(render_mesh(mesh.vertices, mesh.faces, width=size, height=size, fov_deg=LAS_FOV, c2w=view_c2w(az)))
-    return save_image(path, np.concatenate(tiles, 1))
+    drawing = np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)
+    views = [view_c2w(az) for az in (azimuth, azimuth + 90.0, azimuth + 180.0)]
+    return save_image(path, render_sheet([[drawing, mesh]], size, views=views, fov_deg=LAS_FOV))
 
 
 COMMANDS = [

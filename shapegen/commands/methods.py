@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+
+if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help` starts fast
+    import torch
 
 
 def method_class(name: str):
@@ -106,7 +109,7 @@ class GenerateConfig:
     """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
 
 
-def load_system(method: str, checkpoint: str | Path | None = None, device: str = "cpu"):
+def load_system(method: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
     """Load a trained system of a method that generates (one-line errors for every user mistake);
     without ``checkpoint``, the method's shipped model."""
     from shapegen.methods.base import default_checkpoint, get_method, require
@@ -130,16 +133,14 @@ def load_system(method: str, checkpoint: str | Path | None = None, device: str =
 def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
     import inspect
 
-    import torch
+    from shapegen.devices import choose_device
 
     if args.num < 1:
         raise ShapegenError(f"--num must be at least 1, got {args.num}")
     cfg = cfg or GenerateConfig()
     if not 0 <= cfg.min_component_fraction <= 1:  # before sampling, so no half-written output is left
         raise ShapegenError(f"min_component_fraction must be in [0, 1], got {cfg.min_component_fraction}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    device = choose_device(args.device)
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling

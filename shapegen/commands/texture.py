@@ -16,8 +16,7 @@ from pathlib import Path
 from shapegen.commands.base import Command
 from shapegen.commands.text_to_3d import add_prior_args
 from shapegen.errors import ShapegenError
-
-SUFFIXES = (".glb", ".gltf", ".obj")
+from shapegen.geometry.export import TEXTURE_SUFFIXES as SUFFIXES
 
 
 def _args(p: argparse.ArgumentParser) -> None:

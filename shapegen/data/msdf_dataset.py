@@ -34,6 +34,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from shapegen.errors import ShapegenError
+from shapegen.geometry.mesh_io import MESH_SUFFIXES
 
 SUFFIX = ".msdf.npz"
 """File suffix of a saved M-SDF."""
@@ -74,10 +75,6 @@ def read_msdf_file(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(tensor).all():
         raise ShapegenError(f"'{path}' contains NaN or infinite values; re-convert that shape")
     return tensor, k
-
-
-MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
-"""Mesh suffixes a captions CSV path may end with (the mesh an M-SDF was encoded from)."""
 
 
 class MSDFDataset(Dataset):
@@ -269,7 +266,6 @@ class MSDFDataModule(pl.LightningDataModule):
 
 
 __all__ = [
-    "MESH_SUFFIXES",
     "SUFFIX",
     "MSDFDataConfig",
     "MSDFDataModule",

@@ -18,10 +18,8 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from shapegen.errors import ShapegenError
+from shapegen.geometry.mesh_io import MESH_SUFFIXES
 from shapegen.geometry.metrics import GenerationMetrics, generation_metrics
-
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".off", ".stl")
-"""Mesh files picked up from a folder (plus ``.msdf.npz``, decoded by the caller's loader)."""
 
 
 def farthest_point_sampling(points: Float[Tensor, "N 3"], num: int, start: int = 0) -> Int[Tensor, " num"]:

@@ -1,10 +1,10 @@
 """Text to a rigged, textured humanoid: the ``avatar`` preset of the VSD mesh stages.
 
-Method notes: ``shared/methods/avatar.md`` (layers 1-3). Builds on ProlificDreamer's mesh stages
-(Wang et al., NeurIPS 2023, arXiv 2305.16213; :mod:`shapegen.methods.vsd_mesh`) with the body
-prior and head-zoom cameras of the text-to-avatar line (DreamAvatar, Cao et al., arXiv
-2304.00916; TADA, Liao et al., arXiv 2308.10899; HumanNorm, Huang et al., arXiv 2310.01406),
-and with our rig transfer (:mod:`shapegen.methods.avatar`) instead of an SMPL-X/FLAME template.
+Builds on ProlificDreamer's mesh stages (Wang et al., NeurIPS 2023, arXiv 2305.16213;
+:mod:`shapegen.methods.vsd_mesh`) with the body prior and head-zoom cameras of the text-to-avatar
+line (DreamAvatar, Cao et al., arXiv 2304.00916; TADA, Liao et al., arXiv 2308.10899; HumanNorm,
+Huang et al., arXiv 2310.01406), and with our rig transfer (:mod:`shapegen.methods.avatar`)
+instead of an SMPL-X/FLAME template.
 
 Pipeline (:func:`shapegen.commands.avatar`):
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shapegen.geometry.mesh_io import MESH_SUFFIXES
+
 OUTPUT_CASES = ("read-only output folder", "full disk")
 CONFIG_CASES = ("wrong-typed config value", "unknown config key")
 #: Words one of which an output case's error must contain (it must be about the output).
@@ -167,11 +169,11 @@ class Samples:
         def make(path: Path) -> None:
             import trimesh
 
-            tm = trimesh.creation.icosphere(subdivisions=1, radius=0.8)
-            if suffix in (".glb", ".gltf", ".obj", ".ply"):
-                from shapegen.geometry.export import export_mesh
-                from shapegen.geometry.mesh import Mesh
+            from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
+            from shapegen.geometry.mesh import Mesh
 
+            tm = trimesh.creation.icosphere(subdivisions=1, radius=0.8)
+            if suffix in EXPORT_SUFFIXES:
                 export_mesh(Mesh.from_trimesh(tm), path)
             else:
                 tm.export(path)
@@ -310,7 +312,7 @@ class Samples:
 # ---------------------------------------------------------------------------- bad inputs
 FILE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (suffixes in the default matrix, suffixes in the large one)
-    "mesh": ((".glb", ".ply", ".obj"), (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")),
+    "mesh": ((".glb", ".ply", ".obj"), MESH_SUFFIXES),
     "humanoid": ((".glb", ".ply", ".obj"), (".obj", ".ply", ".glb")),
     "sketch": ((".png",), (".png", ".jpg")),
     "grid": ((".npy",), (".npy", ".npz")),
