@@ -355,12 +355,12 @@ def fit(
 
 
 __all__ = [
+    "StepSampler",
     "fit",
     "global_rank",
     "is_rank_zero",
     "lightning_precision",
     "rank_rows",
-    "StepSampler",
     "train_loader",
     "write_loss_plot",
 ]
