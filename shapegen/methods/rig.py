@@ -1,4 +1,4 @@
-"""Avatars: rig any roughly humanoid standing mesh against the body prior's template.
+"""Rigging a humanoid mesh (``shapegen rig``): skin any roughly humanoid standing mesh against the body prior's template.
 
 Method notes: ``shared/methods/avatar.md`` (layer 3, rig transfer). The text-to-avatar VSD
 preset (layers 1 and 2: body-prior initialisation, head-zoom cameras, prior regulariser, PBR
