@@ -66,7 +66,7 @@ from shapegen.geometry.rigging import (
     transfer_rig,
 )
 from shapegen.methods.rig import RigConfig
-from shapegen.methods.text_to_3d import VSD_MAY_DIFFER
+from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, with_run_settings
 from shapegen.methods.vsd import VSDConfig
 from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem
 
@@ -414,6 +414,13 @@ class AvatarResult:
     """Wall time per phase: geometry, texture, bake+rig+export, renders."""
 
 
+def _saved_avatar_config(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    saved = ckpt.get("hyper_parameters", {}).get("avatar")
+    if isinstance(saved, dict) and isinstance(saved.get("vsd"), dict):
+        saved = {**saved, "vsd": with_run_settings(saved["vsd"])}
+    return saved
+
+
 def _check_output(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ShapegenError(f"-o {out} is a file; give a folder")
@@ -498,7 +505,7 @@ def text_to_avatar(
 
     def resume(ckpt: Path) -> bool:
         return resume_from(ckpt, to_dict(cfg), fresh=fresh, may_differ=AVATAR_MAY_DIFFER, announce=is_rank_zero(),
-                           saved_config=lambda c: c.get("hyper_parameters", {}).get("avatar")) is not None
+                           saved_config=_saved_avatar_config) is not None
 
     # The texture stage starts from the geometry stage's final mesh: a fresh geometry stage
     # means a fresh texture stage.

@@ -65,6 +65,7 @@ __all__ = [
     "stage_run",
     "text_to_3d",
     "train_stage",
+    "with_run_settings",
 ]
 
 
@@ -246,6 +247,21 @@ def write_history(history: list[dict[str, float]], path: Path) -> Path:
     return path
 
 
+def with_run_settings(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A saved VSD config dict with the default ``train`` section filled in when it has none
+    (checkpoints written before the stages shared run settings), so those still resume."""
+    if isinstance(config, dict) and "train" not in config:
+        from shapegen.config import to_dict
+        from shapegen.methods.vsd import VSDRunConfig
+
+        config = {**config, "train": to_dict(VSDRunConfig())}
+    return config
+
+
+def _saved_config(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    return with_run_settings(ckpt.get("hyper_parameters", {}).get("config"))
+
+
 def _finished_step(path: Path) -> tuple[int, int]:
     """``(global step, configured steps)`` saved in a stage checkpoint."""
     from shapegen.checkpoints import load_checkpoint
@@ -350,7 +366,7 @@ def text_to_3d(
     # Every listed stage's checkpoint is checked (and a mismatch refused) before any work.
     resume = {
         s: resume_from(stage_checkpoint(out, s), to_dict(cfg), fresh=fresh, may_differ=VSD_MAY_DIFFER,
-                       saved_config=lambda ckpt: ckpt.get("hyper_parameters", {}).get("config"), announce=is_rank_zero())
+                       saved_config=_saved_config, announce=is_rank_zero())
         is not None
         for s in names
     }

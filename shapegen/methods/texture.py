@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shapegen.errors import ShapegenError
-from shapegen.methods.text_to_3d import VSD_MAY_DIFFER
+from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, with_run_settings
 
 SUFFIXES = (".glb", ".gltf", ".obj")
 """Output formats that carry a UV-mapped texture."""
@@ -49,7 +49,7 @@ def mesh_digest(vertices, faces) -> str:
 
 
 def _saved(ckpt: dict[str, Any]) -> dict[str, Any] | None:
-    config = ckpt.get("hyper_parameters", {}).get("config")
+    config = with_run_settings(ckpt.get("hyper_parameters", {}).get("config"))
     state = ckpt.get("state_dict", {})
     if config is None or ckpt.get("shapegen_stage") != "texture" or "mesh_vertices" not in state:
         return None

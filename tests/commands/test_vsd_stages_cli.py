@@ -82,6 +82,23 @@ def test_resume_one_stage_from_its_checkpoint(three_stages, capsys, tmp_path):
     assert (out / "geometry.glb").read_bytes() == before  # earlier stages untouched
 
 
+def test_a_checkpoint_from_before_the_run_settings_still_resumes(three_stages, capsys, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(three_stages, out)
+    path = out / "checkpoints" / "texture" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    del ckpt["hyper_parameters"]["config"]["train"]  # as written before the stages shared train.*
+    torch.save(ckpt, path)
+    code, stdout, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=3", "--stages", "texture")
+    assert code == 0, err
+    assert f"resuming from {path} (step 2;" in stdout
+    # A run setting that is not the default is still a difference.
+    code, _, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=4",
+                       "--set", "train.grad_clip=1.0", "--stages", "texture")
+    _one_error_line(code, err)
+    assert "train.grad_clip=0.0 (now 1.0)" in err
+
+
 @pytest.mark.parametrize(
     ("stages", "message"),
     [("nerf,dmtet", "unknown stage 'dmtet'"), ("geometry", "needs the nerf stage's result"),
