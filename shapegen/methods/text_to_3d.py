@@ -65,6 +65,7 @@ __all__ = [
     "stage_run",
     "text_to_3d",
     "train_stage",
+    "vsd_config",
     "with_run_settings",
 ]
 
@@ -274,7 +275,8 @@ def _finished_step(path: Path) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------ pipeline
-def _config(prompt_or_config: Any, preset: str | Path, overrides: Sequence[str]):
+def vsd_config(prompt_or_config: Any, preset: str | Path = "default", overrides: Sequence[str] = ()):
+    """A :class:`~shapegen.methods.vsd.VSDConfig`: the one given, or ``preset`` with ``overrides`` and the prompt ``prompt_or_config``."""
     from shapegen.config import load_config, resolve_preset
     from shapegen.methods.vsd import VSDConfig
 
@@ -336,7 +338,7 @@ def text_to_3d(
     from shapegen.engine import is_rank_zero, quiet_lightning
     from shapegen.io import make_output_dir
 
-    cfg = _config(prompt_or_config, preset, overrides)
+    cfg = vsd_config(prompt_or_config, preset, overrides)
     names = check_stages(stages)
     sides = {"nerf": max(cfg.render.resolutions), "geometry": cfg.geometry.resolution, "texture": cfg.texture.resolution}
     check_device(cfg, max(sides[s] for s in names))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shapegen.errors import ShapegenError
-from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, with_run_settings
+from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, vsd_config, with_run_settings
 
 SUFFIXES = (".glb", ".gltf", ".obj")
 """Output formats that carry a UV-mapped texture."""
@@ -96,10 +96,10 @@ def texture_mesh(
     from shapegen.geometry.mesh import Mesh
     from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
     from shapegen.io import check_output_path, make_output_dir
-    from shapegen.methods.text_to_3d import _config, check_device, fit_stage, write_history
+    from shapegen.methods.text_to_3d import check_device, fit_stage, write_history
     from shapegen.methods.vsd_mesh import TextureSystem, bake_field
 
-    cfg = _config(prompt_or_config, preset, overrides)
+    cfg = vsd_config(prompt_or_config, preset, overrides)
     check_device(cfg, cfg.texture.resolution)
     out = Path(out)
     if out.suffix.lower() not in SUFFIXES:

@@ -134,3 +134,16 @@ def test_model_not_cached_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "text-to-3d", "a cat", "--preset", "tiny", "--model", "nobody/not-a-model", "-o", str(tmp_path))
     assert code == 2 and err.count("\n") == 1
     assert "hf download nobody/not-a-model" in err
+
+
+def test_vsd_config_from_a_prompt_and_a_preset():
+    from shapegen.errors import ShapegenError
+    from shapegen.methods.text_to_3d import vsd_config
+
+    cfg = vsd_config("a cat", "tiny", ["steps=5", "train.devices=2"])
+    assert (cfg.prompt, cfg.steps, cfg.model, cfg.train.devices) == ("a cat", 5, "tiny-random", 2)
+    assert vsd_config(cfg) is cfg
+    with pytest.raises(ShapegenError, match="prompt is empty"):
+        vsd_config("  ", "tiny")
+    with pytest.raises(ShapegenError, match="set its fields"):
+        vsd_config(cfg, overrides=["steps=1"])
