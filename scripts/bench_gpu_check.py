@@ -50,12 +50,14 @@ NO_CUDA = "skipped: no CUDA"
 OVER_BUDGET = "failed: not run, the time budget was spent"
 
 
-def _import_scripts() -> None:
-    """Make the other scripts (``_benchlib``, ``bench_raymarch``) and this checkout importable;
-    only where needed, so importing this module changes nothing."""
-    for path in (str(REPO), str(REPO / "scripts")):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+def _raymarch_scene():
+    """``scripts/bench_raymarch.py`` as a module (loaded from its file; nothing on ``sys.path`` changes)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_raymarch", REPO / "scripts" / "bench_raymarch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ------------------------------------------------------------------------------ the method runs
@@ -278,9 +280,9 @@ def part_parity(results: Path, clock: Clock, cuda: bool) -> None:
 
 def parity_child(out: Path, device: str = "cuda", backends: tuple[str, str] = ("torch", "nerfacc")) -> int:
     """Render the raymarch scene with both backends; seconds are per render (best of 3)."""
-    _import_scripts()
-    import bench_raymarch as rm
     import torch
+
+    rm = _raymarch_scene()
 
     cuda = device == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -438,7 +440,6 @@ def child(result: Path, argv: list[str]) -> int:
     register_optimizer_step_post_hook(after_step)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    _import_scripts()
     from shapegen.cli import main
 
     rc = main(argv)
@@ -469,8 +470,7 @@ def report(results: Path, *, no_write: bool, command: str, budget: float, cuda: 
     ``same_as``: the arguments of this script that run the same check in one call; the section's
     header names that command rather than the wrapper's report call (its temporary file).
     """
-    _import_scripts()
-    from _benchlib import machine, table, write_section
+    from shapegen.testing.bench import machine, table, write_section
 
     rows, timers = read_results(results)
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -1,10 +1,10 @@
 """VSD NeRF-stage benchmark: seconds per iteration and peak memory of the tiny preset.
 
 Each configuration runs in a fresh subprocess: the tiny preset (``configs/vsd/tiny.yaml``,
-tiny random Stable Diffusion) with the given overrides, through the real Lightning training
-loop (occupancy update, render, VAE encode, prior + LoRA UNet passes, backward, AdamW). The
-first ``--warmup`` steps are not timed; the table gives the median and best time of the next
-``--steps`` steps. Peak memory: on CPU the peak resident set size (``VmHWM``, reset through
+tiny random Stable Diffusion) with the given overrides, through the package's training loop
+(:func:`shapegen.engine.fit`: occupancy update, render, VAE encode, prior + LoRA UNet passes,
+backward, AdamW). The first ``--warmup`` steps are not timed; the table gives the median and
+best time of the next ``--steps`` steps. Peak memory: on CPU the peak resident set size (``VmHWM``, reset through
 ``/proc/self/clear_refs`` once the model is built) minus the RSS at that point, i.e. what
 training adds on top of the loaded model; on CUDA ``torch.cuda.max_memory_allocated``.
 
@@ -39,15 +39,18 @@ def _status_kib(field: str) -> int:
 
 
 def _child(args: argparse.Namespace) -> None:
+    import dataclasses
     import logging
+    import tempfile
     import warnings
 
-    import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import Callback
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.engine import fit
     from shapegen.logs import quiet_lightning
+    from shapegen.methods.text_to_3d import stage_run
     from shapegen.methods.vsd import VSDConfig, VSDSystem
 
     warnings.filterwarnings("ignore")
@@ -79,10 +82,10 @@ def _child(args: argparse.Namespace) -> None:
     else:
         Path("/proc/self/clear_refs").write_text("5")
     base = _status_kib("VmRSS")
-    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if cuda else "cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[Timer()])
-    trainer.fit(model)
+    run = stage_run(cfg, "nerf")
+    run = dataclasses.replace(run, accelerator="gpu" if cuda else "cpu", checkpoint_every=10**9, preview_every=-1)
+    with tempfile.TemporaryDirectory() as tmp:  # fit() keeps a final checkpoint; the benchmark does not
+        fit(model, run, tmp, callbacks=[Timer()], loss_log=False, progress=False)
     timed = times[args.warmup:]
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else (_status_kib("VmHWM") - base) / 1024
     print(json.dumps({"median": statistics.median(timed), "best": min(timed), "peak_mib": peak,

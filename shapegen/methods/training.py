@@ -76,6 +76,9 @@ def train(
     cfg = config if config is not None else load_method_config(spec, preset, overrides)
     run = spec.run_config(cfg)
     check_run(run)
+    pipeline = spec.pipeline_function()
+    if pipeline is not None:  # a staged pipeline: it applies the resume rule and calls fit() per stage
+        return pipeline(cfg, out_dir, fresh=fresh, progress=progress)
     out = Path(out_dir)
     last = out / "checkpoints" / "last.ckpt"
     other_stage = bool(spec.stages) and last.is_file() and not fresh and _saved_stage(last) not in ("", run.stage)

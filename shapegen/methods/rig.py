@@ -1,4 +1,4 @@
-"""Avatars: rig any roughly humanoid standing mesh against the body prior's template.
+"""Rigging a humanoid mesh (``shapegen rig``): skin any roughly humanoid standing mesh against the body prior's template.
 
 The text-to-avatar VSD preset (body-prior initialisation, head-zoom cameras, prior regulariser,
 PBR bake) is :mod:`shapegen.methods.text_avatar`, which rigs its result with the same transfer.
