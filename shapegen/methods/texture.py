@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from shapegen.errors import ShapegenError
+from shapegen.geometry.export import TEXTURE_SUFFIXES
 from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, vsd_config, with_run_settings
 
 SUFFIXES = TEXTURE_SUFFIXES
