@@ -94,7 +94,7 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="accepted for old command lines; continuing from the checkpoints is the default now")
     p.add_argument("--preview", action="store_true", help="also render poses.png (rest, wave, step)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_run_args(p)
+    add_run_args(p, prefix="vsd.train")
 
 
 def _avatar_config(args: argparse.Namespace):

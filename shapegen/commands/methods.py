@@ -35,9 +35,9 @@ def _method_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="method name (msdf, las, occsdf, vsd)")
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    """The hardware flags of every training verb; each is the same as ``--set train.KEY=VALUE``."""
-    g = p.add_argument_group("devices (the same as --set train.KEY=VALUE)")
+def add_run_args(p: argparse.ArgumentParser, prefix: str = "train") -> None:
+    """The hardware flags of every training verb; each is the same as ``--set PREFIX.KEY=VALUE``."""
+    g = p.add_argument_group(f"devices (the same as --set {prefix}.KEY=VALUE)")
     g.add_argument("--accelerator", help="cpu, gpu or auto (default: the config's, auto)")
     g.add_argument("--devices", type=int, help="devices per node (-1: all); the data's batch_size is per device")
     g.add_argument("--num-nodes", type=int, help="machines (SLURM nodes, torchrun --nnodes)")
@@ -78,8 +78,7 @@ def _train(args: argparse.Namespace, _config) -> None:
 
     last = train(spec, args.config, overrides, args.output or f"runs/{args.method}", fresh=args.fresh)
     if is_rank_zero():
-        out = last.parent.parent
-        print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
+        print(f"wrote {last}; loss plot, previews and config.yaml in {args.output or f'runs/{args.method}'}")
 
 
 # ----------------------------------------------------------------------------------- generate
