@@ -71,8 +71,10 @@ def check_run(run: RunConfig) -> None:
         raise ShapegenError(f"train.devices must be a positive count or -1 (all), got {run.devices}")
     if run.num_nodes < 1:
         raise ShapegenError(f"train.num_nodes must be at least 1, got {run.num_nodes}")
-    if run.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ShapegenError("train.accelerator asks for a GPU but no CUDA GPU is available; use --accelerator cpu or auto")
+    if run.accelerator in ("gpu", "cuda"):
+        from shapegen.devices import choose_device
+
+        choose_device("cuda", option="--accelerator")
     if run.precision == "16-mixed" and not (run.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()):
         raise ShapegenError("precision 16-mixed needs a CUDA GPU; use bf16-mixed or 32 on a CPU")
 

@@ -172,9 +172,9 @@ def check_device(cfg, side: int, key: str = "requires_gpu") -> None:
 
 def _device(run):
     """The device a stage's system is built on before training (the one Lightning will pick)."""
-    import torch
+    from shapegen.devices import choose_device
 
-    return torch.device("cuda" if torch.cuda.is_available() and run.accelerator != "cpu" else "cpu")
+    return choose_device("cpu" if run.accelerator == "cpu" else "auto")
 
 
 def _renders(run, folder: Path):
@@ -193,7 +193,8 @@ def _renders(run, folder: Path):
 
 
 def fit_stage(model, cfg, stage: str, out: str | Path, *, resume: bool, checkpoint: str | Path | None = None,
-              renders: str | Path | None = None, loss_log: bool = False, progress: bool = True) -> Path:
+              renders: str | Path | None = None, loss_log: bool = False, progress: bool = True,
+              callbacks: Sequence = ()) -> Path:
     """Train one stage's system through :func:`shapegen.engine.fit` and leave it in eval mode.
 
     Args:
@@ -206,6 +207,7 @@ def fit_stage(model, cfg, stage: str, out: str | Path, *, resume: bool, checkpoi
         renders: the folder of the training renders (default ``out/renders``).
         loss_log: also write the engine's ``loss.csv`` and ``loss.png`` into ``out``.
         progress: show the progress bar.
+        callbacks: extra Lightning callbacks.
 
     Returns:
         The stage's final checkpoint.
@@ -216,7 +218,7 @@ def fit_stage(model, cfg, stage: str, out: str | Path, *, resume: bool, checkpoi
     run = stage_run(cfg, stage)
     last = Path(checkpoint) if checkpoint is not None else stage_checkpoint(out, stage)
     folder = Path(renders) if renders is not None else out / "renders"
-    path = fit(model, run, out, resume=last if resume else None, checkpoint=last, callbacks=[_renders(run, folder)],
+    path = fit(model, run, out, resume=last if resume else None, checkpoint=last, callbacks=[_renders(run, folder), *callbacks],
                loss_log=loss_log, progress=progress)
     model.eval()
     return path
@@ -313,6 +315,7 @@ def text_to_3d(
     fresh: bool = False,
     init_mesh=None,
     progress: bool = True,
+    callbacks: Sequence = (),
 ) -> TextTo3DResult:
     """Run ProlificDreamer's ``stages`` for one prompt into ``out_dir``.
 
@@ -388,24 +391,24 @@ def text_to_3d(
         save_config(cfg, result.config)
     for stage in names:
         run_stage = {"nerf": _run_nerf, "geometry": _run_geometry, "texture": _run_texture}[stage]
-        run_stage(cfg, out, model, resume[stage], result, progress=progress, init_mesh=mesh)
+        run_stage(cfg, out, model, resume[stage], result, progress=progress, init_mesh=mesh, callbacks=callbacks)
         model = None  # the next stage builds its own system (and prior); free this one first
     return result
 
 
-def train_stage(config, out_dir: str | Path, *, fresh: bool = False, progress: bool = True) -> Path:
+def train_stage(config, out_dir: str | Path, *, fresh: bool = False, progress: bool = True, callbacks: Sequence = ()) -> Path:
     """``shapegen train --method vsd``: the stage ``config.train.stage`` (default ``nerf``) of
     :func:`text_to_3d` into ``out_dir``; returns the stage's final checkpoint."""
     stage = config.train.stage
-    return text_to_3d(config, out_dir, stages=(stage,), fresh=fresh, progress=progress).checkpoints[stage]
+    return text_to_3d(config, out_dir, stages=(stage,), fresh=fresh, progress=progress, callbacks=callbacks).checkpoints[stage]
 
 
-def _run_nerf(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None) -> None:
+def _run_nerf(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None, callbacks: Sequence = ()) -> None:
     """Stage 1: VSD on NeRF particles; meshes, turntables, history and loss plots."""
     from shapegen.engine import is_rank_zero, write_loss_plot
     from shapegen.geometry.export import export_mesh
 
-    result.checkpoints["nerf"] = fit_stage(model, cfg, "nerf", out, resume=resume, loss_log=True, progress=progress)
+    result.checkpoints["nerf"] = fit_stage(model, cfg, "nerf", out, resume=resume, loss_log=True, progress=progress, callbacks=callbacks)
     if not is_rank_zero():
         return
     e = cfg.export
@@ -422,7 +425,7 @@ def _run_nerf(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, pr
     result.plots.append(out / "loss.png")
 
 
-def _run_geometry(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None) -> None:
+def _run_geometry(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None, callbacks: Sequence = ()) -> None:
     """Stage 2: DMTet from the NeRF (or ``init_mesh``), SDS on normal renders; ``geometry.glb``."""
     from shapegen.engine import is_rank_zero
     from shapegen.geometry.export import export_mesh
@@ -438,13 +441,13 @@ def _run_geometry(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *
             model.init_from_sdf(MeshSDF(init_mesh.to(device)))
         else:
             model.init_from_sdf(nerf_level_function(stage_checkpoint(out, "nerf"), cfg.geometry.particle, device))
-    result.checkpoints["geometry"] = fit_stage(model, cfg, "geometry", out, resume=resume, progress=progress)
+    result.checkpoints["geometry"] = fit_stage(model, cfg, "geometry", out, resume=resume, progress=progress, callbacks=callbacks)
     if is_rank_zero():
         result.meshes.append(export_mesh(model.extract_mesh(), out / "geometry.glb"))
         result.histories.append(write_history(model.history, out / "history_geometry.json"))
 
 
-def _run_texture(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None) -> None:
+def _run_texture(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None, callbacks: Sequence = ()) -> None:
     """Stage 3: VSD texture field on the frozen geometry-stage mesh; ``textured.glb`` and a turntable."""
     from shapegen.engine import is_rank_zero
     from shapegen.geometry.export import export_mesh
@@ -459,7 +462,7 @@ def _run_texture(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *,
             model.set_mesh(mesh.vertices, mesh.faces)
         else:
             model = TextureSystem(cfg, mesh.vertices, mesh.faces)
-    result.checkpoints["texture"] = fit_stage(model, cfg, "texture", out, resume=resume, progress=progress)
+    result.checkpoints["texture"] = fit_stage(model, cfg, "texture", out, resume=resume, progress=progress, callbacks=callbacks)
     if not is_rank_zero():
         return
     result.meshes.append(export_mesh(model.textured_mesh(), out / "textured.glb"))

@@ -78,7 +78,7 @@ def train(
     check_run(run)
     pipeline = spec.pipeline_function()
     if pipeline is not None:  # a staged pipeline: it applies the resume rule and calls fit() per stage
-        return pipeline(cfg, out_dir, fresh=fresh, progress=progress)
+        return pipeline(cfg, out_dir, fresh=fresh, progress=progress, callbacks=callbacks)
     out = Path(out_dir)
     last = out / "checkpoints" / "last.ckpt"
     other_stage = bool(spec.stages) and last.is_file() and not fresh and _saved_stage(last) not in ("", run.stage)
