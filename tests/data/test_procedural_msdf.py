@@ -16,8 +16,8 @@ from shapegen.data.procedural_set import ProceduralConfig, msdf_path, procedural
 from shapegen.fields.mosaic_sdf import MosaicSDF, grid_offsets
 from shapegen.geometry.sampling import sample_surface
 
-TINY = ["--set", "procedural.msdf=true", "procedural.msdf_n=24", "procedural.msdf_k=3", "procedural.msdf_samples=600",
-        "procedural.workers=1", "procedural.split=train=0.5,test=0.5"]
+TINY = [a for kv in ("procedural.msdf=true", "procedural.msdf_n=24", "procedural.msdf_k=3", "procedural.msdf_samples=600",
+                     "procedural.workers=1", "procedural.split=train=0.5,test=0.5") for a in ("--set", kv)]
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -74,7 +74,7 @@ def test_cli_writes_msdf_beside_each_mesh_resumes_and_refuses_other_settings(cap
     assert (out / rows[1]["path"]).stat().st_mtime_ns == mtime
     # Other M-SDF settings cannot be mixed into the folder.
     code, _, err = _cli(capsys, "data", "procedural", "-o", str(out), "--classes", "mug,chair", "--per-class", "3",
-                        "--resolution", "24", *TINY, "procedural.msdf_k=4")
+                        "--resolution", "24", *TINY, "--set", "procedural.msdf_k=4")
     assert code == 2 and "msdf_k=3" in err and err.count("\n") == 1
 
 
