@@ -48,6 +48,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = Tru
             ``hyper_parameters``, or an output path that is the input.
     """
     from shapegen.checkpoints import load_checkpoint, save_checkpoint
+    from shapegen.io import check_output_path
 
     src, dst = Path(checkpoint), Path(out)
     if dst.exists() and dst.resolve() == src.resolve():
@@ -55,6 +56,7 @@ def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = Tru
     ckpt = load_checkpoint(src)
     if "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ShapegenError(f"'{src}' has no state_dict and hyper_parameters; is it a checkpoint written by 'shapegen train'?")
+    check_output_path(dst)
     state = dict(ckpt["state_dict"])
     hparams = copy.deepcopy(ckpt["hyper_parameters"])
     ema_keys = [k for k in state if k.startswith("ema.")]
