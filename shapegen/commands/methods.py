@@ -1,5 +1,7 @@
 """Method commands: ``train`` and ``generate`` for any entry of :data:`shapegen.methods.METHODS`,
-and ``eval-generation`` (COV / MMD / 1-NNA of generated against reference meshes).
+``export-model`` (a trained checkpoint slimmed to the weights that sampling uses) and
+``eval-generation`` (COV / MMD / 1-NNA of generated against reference meshes, and class fidelity
+with ``--by-class``).
 
 ``train`` and ``generate`` take ``--method NAME``; the config schema, the presets folder
 (``configs/NAME/``) and the system class come from the method, so ``--config`` and ``--set`` are
@@ -156,6 +158,31 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
         print(f"note: samples {result.empty} decoded to no surface (an under-trained model?); they have no GLB")
 
 
+# ------------------------------------------------------------------------------- export-model
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _method_arg(p)
+    p.add_argument("checkpoint", help="a checkpoint written by 'shapegen train' (e.g. RUN/checkpoints/last.ckpt)")
+    p.add_argument("-o", "--output", required=True, help="the weights-only .ckpt to write")
+    p.add_argument("--no-ema", action="store_true", help="keep the trained weights instead of their moving average")
+
+
+def _export_model(args: argparse.Namespace, _config) -> None:
+    from shapegen.methods.base import get_method, require
+    from shapegen.methods.export import export_model
+
+    require(get_method(args.method), "generate", "export a model that generates")
+    load_system(args.method, args.checkpoint)  # a checkpoint of another method fails here, before anything is written
+    result = export_model(args.checkpoint, args.output, use_ema=not args.no_ema)
+    try:
+        load_system(args.method, result.path)
+    except ShapegenError:
+        result.path.unlink(missing_ok=True)
+        raise
+    step = "" if result.global_step is None else f" after {result.global_step} steps"
+    print(f"wrote {result.path} ({result.bytes_out / 1e6:.1f} MB, from {result.bytes_in / 1e6:.1f} MB): "
+          f"{'EMA' if result.ema else 'trained'} weights{step} and the config, no optimiser state")
+
+
 # ---------------------------------------------------------------------------- eval-generation
 @dataclass
 class EvalGenerationConfig:
@@ -169,12 +196,19 @@ class EvalGenerationConfig:
     """Marching-cubes resolution when decoding ``.msdf.npz`` files."""
     seed: int = 0
     """Seed of the surface samples."""
+    prefer: Literal["msdf", "mesh"] = "msdf"
+    """A shape stored both as ``NAME.msdf.npz`` and as a mesh ``NAME.glb/.ply/...`` counts as its decoded M-SDF or as its mesh
+    (``mesh``: the procedural set's true surfaces as the reference, the GLBs of ``shapegen generate``); a file without a twin always counts."""
+    baseline_limit: int = 0
+    """Use only the first N baseline shapes (per class with ``--by-class``), e.g. as many as were generated; 0: all."""
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("generated", help="folder of generated meshes (.glb/.obj/.ply) or .msdf.npz files")
     p.add_argument("reference", help="folder of reference (held-out) meshes or .msdf.npz files")
     p.add_argument("--baseline", metavar="DIR", help="training shapes: the same metrics against the reference, to read the figures by")
+    p.add_argument("--by-class", action="store_true", help="each folder holds one sub-folder per class: also report each class's "
+                   "fidelity (share of its generated shapes whose nearest reference shape is of that class) and its COV/MMD/1-NNA")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -202,9 +236,9 @@ def _eval_generation(args: argparse.Namespace, cfg: EvalGenerationConfig) -> Non
 
     if cfg.num_points < 1 or cfg.dense_factor < 1:
         raise ShapegenError("num_points and dense_factor must be at least 1")
-    report = evaluate_generation(args.generated, args.reference, args.baseline, num_points=cfg.num_points,
-                                 dense_factor=cfg.dense_factor, normalize=cfg.normalize, seed=cfg.seed,
-                                 loader=_shape_loader(cfg.resolution))
+    report = evaluate_generation(args.generated, args.reference, args.baseline, by_class=args.by_class,
+                                 baseline_limit=cfg.baseline_limit, prefer=cfg.prefer, num_points=cfg.num_points, dense_factor=cfg.dense_factor,
+                                 normalize=cfg.normalize, seed=cfg.seed, loader=_shape_loader(cfg.resolution))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -215,6 +249,9 @@ COMMANDS = [
     Command("train", "train a generative method (--method msdf) with Lightning; resumes from OUTPUT/checkpoints/last.ckpt", _train_args, _train),
     Command("generate", "sample shapes from a trained checkpoint: M-SDF files, GLB meshes and a preview sheet", _generate_args, _generate,
             GenerateConfig),
-    Command("eval-generation", "COV, MMD and 1-NNA (Chamfer-L2 on FPS point clouds) of generated against reference shapes",
+    Command("export-model", "slim a trained checkpoint to the weights sampling uses (EMA) and its config, for shipping",
+            _export_args, _export_model),
+    Command("eval-generation", "COV, MMD and 1-NNA (Chamfer-L2 on FPS point clouds) of generated against reference shapes; "
+            "class fidelity with --by-class",
             _eval_args, _eval_generation, EvalGenerationConfig),
 ]

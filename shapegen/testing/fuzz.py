@@ -88,6 +88,8 @@ def _verbs() -> list[Verb]:
           lambda i, o, s: ["generate", "--method", "msdf", "--checkpoint", i, "-o", o, "--num", "1", "--class", "chair",
                            "--resolution", "16", "--steps", "2", "--device", "cpu"],
           ("--num", "notanumber"), ("--no-such-flag", "1")),
+        V("export-model", "export-model", "msdf-ckpt", ".ckpt",
+          lambda i, o, s: ["export-model", "--method", "msdf", i, "-o", o], ("--method", "notamethod"), ("--no-such-flag", "1")),
         V("eval-generation", "eval-generation", "mesh-dir", None,
           lambda i, o, s: ["eval-generation", i, str(s.mesh_dir()), "--set", "num_points=16", "--set", "dense_factor=1"],
           ("--set", "num_points=notanumber")),
