@@ -1,4 +1,4 @@
-"""Bad-input cases for every ``shapegen`` command (``tests/test_fuzz_cli.py`` and ``scripts/fuzz_cli.py``).
+"""Bad-input cases for every ``shapegen`` command (``tests/commands/test_fuzz_cli.py`` and ``scripts/fuzz_cli.py``).
 
 Every command must answer bad input with exactly one ``error: ...`` line on stderr and exit
 status 2, without a traceback, and leave its output location as it found it (no partial file,
