@@ -5,7 +5,9 @@ around :func:`shapegen.methods.text_to_3d.text_to_3d`).
 NeRF; the default, as before), ``geometry`` (DMTet from the NeRF, SDS on normal renders) and
 ``texture`` (VSD on a texture field over the frozen mesh). A stage that is not listed but
 needed by a listed one must have finished in ``OUT_DIR`` before (its checkpoint is read);
-``--init-mesh MESH`` starts the geometry stage from any mesh's SDF instead of a NeRF.
+``--init-mesh MESH`` starts the geometry stage from any mesh's SDF instead of a NeRF;
+``--init msdf`` (a shape generated from the prompt) or ``--init MESH`` starts the NeRF stage's
+density from a shape (``init.*``; fitted once, when the NeRF stage starts, written as ``init.glb``).
 Every listed stage that has a checkpoint in ``OUT_DIR`` continues from it (the others start);
 ``--fresh`` starts every listed stage over (``--resume``, the old flag, is the default now).
 
@@ -70,6 +72,12 @@ def _args(p: argparse.ArgumentParser) -> None:
         help="start the geometry stage from this mesh's SDF instead of the NeRF (e.g. a Mosaic-SDF or LAS result); needs --stages geometry[,texture]",
     )
     p.add_argument(
+        "--init",
+        metavar="SHAPE",
+        help="start the NeRF's density from a shape: 'msdf' (generated from the prompt by the Mosaic-SDF model) or a mesh file; "
+        "fitted once when the NeRF stage starts (sets init.mesh)",
+    )
+    p.add_argument(
         "--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -104,6 +112,11 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
         cfg.particles = args.particles
     apply_prior_args(cfg, args)
     stages = parse_stages(args.stages)
+    if args.init is not None:
+        if "nerf" not in stages:
+            raise ShapegenError(f"--init starts the NeRF stage, but --stages {','.join(stages)} does not run it; "
+                                "use --init-mesh MESH to start the geometry stage from a mesh")
+        cfg.init.mesh = args.init
     if args.fresh and args.resume:
         raise ShapegenError("--fresh and --resume contradict each other; give one (resuming is the default)")
     result = text_to_3d(cfg, args.output, stages=stages, fresh=args.fresh, init_mesh=args.init_mesh, progress=not args.no_progress)

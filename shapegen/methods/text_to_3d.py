@@ -19,9 +19,12 @@ renders; stage 3, VSD on a texture field over the frozen mesh); this module runs
   of the same config continues from it, ``fresh`` starts them over, a checkpoint of another
   config is a one-line error; all are checked before any work. A stage that is not listed but
   needed by the first listed one must have finished in the folder before (its checkpoint is
-  read); ``init_mesh`` starts the geometry stage from any mesh's SDF instead of a NeRF.
+  read); ``init_mesh`` starts the geometry stage from any mesh's SDF instead of a NeRF;
+  ``init.mesh`` (a mesh file, or ``msdf``: a shape generated from the prompt) starts a fresh
+  NeRF stage's density from a shape (:func:`init_density_from_mesh`), not refitted on resume.
 
-Files written into ``out_dir``: ``config.yaml``; NeRF stage: ``model.glb`` (one
+Files written into ``out_dir``: ``config.yaml``; NeRF stage: ``init.glb`` (the starting shape,
+with ``init.mesh``), ``model.glb`` (one
 ``particle_K.glb`` per particle when K > 1; the density field's surface with albedo vertex
 colours), ``turntable.mp4`` (``.gif`` without ffmpeg), ``renders/stepNNNNNN_pK.png``,
 ``history.json`` (per-step losses), ``losses.png`` (the VSD and LoRA losses), ``loss.csv`` and
@@ -49,10 +52,11 @@ STAGES = ("nerf", "geometry", "texture")
 
 VSD_MAY_DIFFER = ("steps", "*.steps", "checkpoint_every", "*.checkpoint_every", "render_every", "*.render_every",
                   "export.*", "*.turntable_frames", "requires_gpu", "allow_download", *RUN_MAY_DIFFER,
-                  "train.seed", "train.stage")
+                  "train.seed", "train.stage", "init.*")
 """Settings a resumed stage may change: run lengths, checkpoint and render cadence, exports, the
 hardware it runs on (``train.seed`` is not read: the top-level ``seed`` is; ``train.stage`` only
-picks the stage of ``shapegen train``)."""
+picks the stage of ``shapegen train``; ``init.*`` only starts a fresh NeRF stage, whose result
+the checkpoint holds)."""
 
 __all__ = [
     "STAGES",
@@ -61,6 +65,9 @@ __all__ = [
     "check_device",
     "check_stages",
     "fit_stage",
+    "init_density_from_mesh",
+    "nerf_init_mesh",
+    "prompt_shape",
     "stage_checkpoint",
     "stage_run",
     "text_to_3d",
@@ -88,6 +95,8 @@ class TextTo3DResult:
     """Loss plots."""
     histories: list[Path] = field(default_factory=list)
     """Per-step losses (``history*.json``)."""
+    init_mesh: Path | None = None
+    """``init.glb``: the shape a fresh NeRF stage's density was fitted to (``init.mesh``), if any."""
 
     @property
     def renders(self) -> Path:
@@ -97,7 +106,8 @@ class TextTo3DResult:
     @property
     def files(self) -> list[Path]:
         """Every written file (meshes, videos, plots, histories, config, checkpoints)."""
-        return [*self.meshes, *self.videos, *self.plots, *self.histories, self.config, *self.checkpoints.values()]
+        init = [self.init_mesh] if self.init_mesh is not None else []
+        return [*self.meshes, *init, *self.videos, *self.plots, *self.histories, self.config, *self.checkpoints.values()]
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -293,16 +303,172 @@ def vsd_config(prompt_or_config: Any, preset: str | Path = "default", overrides:
     return cfg
 
 
-def _load_init_mesh(init_mesh, cfg):
+def _load_init_mesh(init_mesh, cfg, flag: str = "--init-mesh"):
     from shapegen.geometry.mesh import Mesh
     from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
 
     mesh = init_mesh if isinstance(init_mesh, Mesh) else load_mesh(init_mesh)
     if mesh.num_faces == 0:
-        raise ShapegenError(f"--init-mesh {init_mesh if not isinstance(init_mesh, Mesh) else '(mesh)'} has no faces")
+        raise ShapegenError(f"{flag} {init_mesh if not isinstance(init_mesh, Mesh) else '(mesh)'} has no faces")
     # The framing the cameras expect (as shapegen texture): largest half-extent texture.mesh_extent.
     mesh, _ = normalize_mesh(mesh, "cube", padding=cfg.texture.mesh_extent)
     return mesh
+
+
+# ------------------------------------------------------------------------------ NeRF init
+MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".off", ".stl")
+
+
+def _class_in_prompt(prompt: str, classes: Sequence[str]) -> str | None:
+    """The first word of ``prompt`` that names one of ``classes`` (plurals ``-s``, ``-es``, ``-ves`` too)."""
+    import re
+
+    for word in re.findall(r"[a-z]+", prompt.lower()):
+        forms = {word, word[:-1] if word.endswith("s") else word, word[:-2] if word.endswith("es") else word,
+                 word[:-3] + "f" if word.endswith("ves") else word}
+        for name in classes:
+            if name.lower() in forms:
+                return name
+    return None
+
+
+def _text_model_shape(text_to_shape, prompt: str, seed: int):
+    """The first mesh that the text-conditioned Mosaic-SDF model writes for ``prompt``."""
+    import tempfile
+
+    from shapegen.geometry.mesh_io import load_mesh
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text_to_shape(prompt, tmp, num=1, seed=seed)
+        files = sorted(p for p in Path(tmp).rglob("*") if p.suffix.lower() in MESH_SUFFIXES)
+        if not files:
+            raise ShapegenError(f"the text Mosaic-SDF model made no surface for {prompt!r} (seed {seed}); try another --seed or --init MESH_FILE")
+        return load_mesh(files[0])
+
+
+def prompt_shape(prompt: str, seed: int = 0, *, resolution: int = 64, device="cpu"):
+    """A mesh of the object that ``prompt`` describes, from a Mosaic-SDF generator (arXiv 2312.09222).
+
+    The text-conditioned model of :mod:`shapegen.methods.text_msdf` when that module is
+    installed; else the shipped class-conditional model (the default of ``shapegen generate
+    --method msdf``) with the first of its classes that the prompt names.
+
+    Args:
+        prompt: the text prompt, e.g. ``"a DSLR photo of a wooden chair"``.
+        seed: noise seed of the sample.
+        resolution: marching-cubes samples per axis of the decoded class-model sample.
+        device: where the class model samples.
+
+    Raises:
+        ShapegenError: a prompt that names none of the class model's classes (the message lists
+            them), a missing model, or a sample without a surface.
+    """
+    try:
+        from shapegen.methods.text_msdf import text_to_shape
+    except ImportError:
+        text_to_shape = None
+    if text_to_shape is not None:
+        return _text_model_shape(text_to_shape, prompt, seed)
+    import torch
+
+    from shapegen.commands.methods import load_system
+    from shapegen.methods.msdf import decode_to_mesh
+
+    model = load_system("msdf", None, device)
+    classes = list(model.config.classes) if model.config.conditioning == "class" else []
+    cls = _class_in_prompt(prompt, classes)
+    if cls is None:
+        raise ShapegenError(f"--init msdf: the prompt names none of the Mosaic-SDF model's classes ({', '.join(classes)}); "
+                            "name one (e.g. \"a wooden chair\") or give --init MESH_FILE")
+    with torch.no_grad():
+        tensor = model.sample(1, cls=cls, seed=seed)[0]
+    mesh = decode_to_mesh(tensor, model.config.k, resolution)
+    if mesh.num_faces == 0:
+        raise ShapegenError(f"--init msdf: the {cls} sampled with seed {seed} has no surface; try another --seed")
+    return mesh
+
+
+def nerf_init_mesh(cfg):
+    """The shape that starts the NeRF stage (``cfg.init.mesh``), framed as the cameras expect
+    (largest half-extent ``texture.mesh_extent``); None when ``init.mesh`` is empty.
+
+    Args:
+        cfg: a :class:`~shapegen.methods.vsd.VSDConfig`; ``init.mesh`` is a mesh file or ``msdf``
+            (:func:`prompt_shape` of ``cfg.prompt`` with ``cfg.seed``).
+
+    Raises:
+        ShapegenError: a missing or empty mesh file, bad ``init.*`` values, or a failed generation.
+    """
+    ini = cfg.init
+    source = ini.mesh.strip()
+    if not source:
+        return None
+    if ini.steps < 0 or not ini.density > 0 or not ini.width > 0 or not ini.lr > 0 or ini.points < 2:
+        raise ShapegenError(f"init needs steps >= 0, density, width and lr > 0 and points >= 2; got steps={ini.steps}, "
+                            f"density={ini.density}, width={ini.width}, lr={ini.lr}, points={ini.points}")
+    if source == "msdf":
+        return _load_init_mesh(prompt_shape(cfg.prompt, cfg.seed, resolution=ini.msdf_resolution), cfg, "--init")
+    path = Path(source)
+    if not path.is_file():
+        raise ShapegenError(f"--init {source}: no such mesh file; give a mesh file ({', '.join(MESH_SUFFIXES)}) or 'msdf'")
+    return _load_init_mesh(path, cfg, "--init")
+
+
+def init_density_from_mesh(system, mesh, *, steps: int = 300, density: float = 10.0, width: float = 0.02, lr: float = 1e-2,
+                           points: int = 16384, seed: int = 0) -> list[float]:
+    """Fit every particle's density to ``mesh`` and mark its occupancy grid (a fresh NeRF stage's start).
+
+    The target is ``density * sigmoid(-sdf(x) / width)`` (:class:`~shapegen.geometry.sdf.MeshSDF`,
+    negative inside): ``density`` inside, 0 outside, half of it on the surface, which is where
+    the exported surface lies when ``export.iso_density`` picks half the peak. Training points:
+    half uniform in the NeRF's cube, half near the surface (Gaussian offsets of ``2 width`` and
+    ``0.1 radius``). ``steps`` full-batch Adam steps on the hash grid and the density head
+    minimise ``mean(((sigma - target) / density)^2)``; the density blob stays in the field (the
+    fit learns its residual), the albedo head and background are left alone. Then each
+    occupancy grid is re-evaluated everywhere (:meth:`~shapegen.methods.vsd.VSDSystem.update_occupancy`).
+
+    Args:
+        system: a :class:`~shapegen.methods.vsd.VSDSystem` (fitted on its device).
+        mesh: the shape, in the NeRF's world frame (see :func:`nerf_init_mesh`).
+        steps: Adam steps.
+        density: the target density inside (per world unit).
+        width: the transition width across the surface (world units).
+        lr: Adam's learning rate.
+        points: training points.
+        seed: seed of the training points.
+
+    Returns:
+        The final loss of each particle.
+    """
+    import torch
+
+    from shapegen.geometry.sampling import sample_near_surface, sample_uniform
+    from shapegen.geometry.sdf import MeshSDF
+
+    r = float(system.config.nerf.radius)
+    gen = torch.Generator().manual_seed(int(seed))
+    cpu_mesh = mesh.to("cpu")
+    n_near = points // 2
+    near = sample_near_surface(cpu_mesh, n_near, (2.0 * width, 0.1 * r), generator=gen).float().clamp(-r, r)
+    uniform = sample_uniform(points - n_near, ((-r, -r, -r), (r, r, r)), generator=gen)
+    x = torch.cat([uniform, near])
+    sdf = torch.cat([MeshSDF(cpu_mesh)(c) for c in x.split(1 << 15)])
+    target = (density * torch.sigmoid(-sdf / width)).to(system.device)
+    x = x.to(system.device)
+    losses = []
+    with torch.enable_grad():
+        for k, fld in enumerate(system.fields):
+            params = [*fld.encoding.parameters(), *fld.density_head.parameters()]
+            opt = torch.optim.Adam(params, lr=lr, eps=1e-15)
+            loss = torch.zeros(())
+            for _ in range(steps):
+                loss = ((fld.density(x) - target) / density).square().mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            losses.append(float(loss.detach()))
+            system.update_occupancy(k, 0)
+    return losses
 
 
 def text_to_3d(
@@ -329,7 +495,8 @@ def text_to_3d(
         overrides: ``key=value`` strings, e.g. ``["steps=100", "train.precision=bf16-mixed"]``.
         fresh: start every listed stage over instead of continuing from its checkpoint.
         init_mesh: a mesh file or :class:`~shapegen.geometry.mesh.Mesh` whose SDF starts the
-            geometry stage (scaled to a largest half-extent of ``texture.mesh_extent``).
+            geometry stage (scaled to a largest half-extent of ``texture.mesh_extent``). The
+            NeRF stage's start from a shape is the config's ``init.mesh`` (:func:`init_density_from_mesh`).
         progress: show the progress bars.
 
     Raises:
@@ -375,6 +542,9 @@ def text_to_3d(
         is not None
         for s in names
     }
+    # The shape that starts a fresh NeRF stage (init.mesh): read or generated before anything
+    # is written, so a missing file or a failed generation leaves no output folder behind.
+    nerf_shape = nerf_init_mesh(cfg) if "nerf" in names and not resume["nerf"] else None
     # Build the first system (this loads the prior and fails on an unknown model) before
     # anything is written, so a bad model leaves no output folder behind. Seeded first: the
     # fields' and LoRA's initial weights are drawn here, so the same seed gives the same run.
@@ -395,7 +565,8 @@ def text_to_3d(
         save_config(cfg, result.config)
     for stage in names:
         run_stage = {"nerf": _run_nerf, "geometry": _run_geometry, "texture": _run_texture}[stage]
-        run_stage(cfg, out, model, resume[stage], result, progress=progress, init_mesh=mesh, callbacks=callbacks)
+        run_stage(cfg, out, model, resume[stage], result, progress=progress, init_mesh=nerf_shape if stage == "nerf" else mesh,
+                  callbacks=callbacks)
         model = None  # the next stage builds its own system (and prior); free this one first
     return result
 
@@ -408,10 +579,18 @@ def train_stage(config, out_dir: str | Path, *, fresh: bool = False, progress: b
 
 
 def _run_nerf(cfg, out: Path, model, resume: bool, result: TextTo3DResult, *, progress: bool, init_mesh=None, callbacks: Sequence = ()) -> None:
-    """Stage 1: VSD on NeRF particles; meshes, turntables, history and loss plots."""
+    """Stage 1: VSD on NeRF particles (a fresh one first fitted to ``init_mesh`` when given);
+    meshes, turntables, history and loss plots."""
     from shapegen.engine import is_rank_zero, write_loss_plot
     from shapegen.geometry.export import export_mesh
 
+    if init_mesh is not None and not resume:
+        ini = cfg.init
+        model.to(_device(cfg.train))
+        init_density_from_mesh(model, init_mesh, steps=ini.steps, density=ini.density, width=ini.width, lr=ini.lr,
+                               points=ini.points, seed=cfg.seed)
+        if is_rank_zero():
+            result.init_mesh = export_mesh(init_mesh, out / "init.glb")
     result.checkpoints["nerf"] = fit_stage(model, cfg, "nerf", out, resume=resume, loss_log=True, progress=progress, callbacks=callbacks)
     if not is_rank_zero():
         return

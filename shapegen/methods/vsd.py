@@ -62,6 +62,7 @@ from shapegen.methods.base import RunConfig
 
 __all__ = [
     "GeometryStageConfig",
+    "NeRFInitConfig",
     "OptimConfig",
     "RenderSettings",
     "TextureStageConfig",
@@ -200,6 +201,32 @@ class TextureStageConfig:
 
 
 @dataclass
+class NeRFInitConfig:
+    """3D-prior initialisation of the NeRF stage (``init.*``, ``text-to-3d --init``): before the
+    first step of a fresh NeRF stage, every particle's density is fitted to a shape, so score
+    distillation refines a plausible shape instead of the density blob (GaussianDreamer, arXiv
+    2310.08529, starts its Gaussians from Shap-E points; here the NeRF's density is fitted to a
+    mesh). :func:`shapegen.methods.text_to_3d.init_density_from_mesh` does the fit."""
+
+    mesh: str = ""
+    """Empty: no initialisation (the density blob); a mesh file; or ``msdf``: a shape generated
+    from the prompt with the shipped Mosaic-SDF model. The shape is scaled to a largest
+    half-extent of ``texture.mesh_extent`` (the framing the cameras expect)."""
+    steps: int = 300
+    """Adam steps of the fit (each over all ``points``)."""
+    density: float = 10.0
+    """Target density inside the shape (per world unit; the blob's peak is about ``nerf.blob_density``)."""
+    width: float = 0.02
+    """Width of the target's transition across the surface: ``density * sigmoid(-sdf / width)`` (world units)."""
+    lr: float = 1e-2
+    """Adam learning rate of the hash grid and the density head during the fit."""
+    points: int = 16384
+    """Training points: half uniform in the NeRF's cube, half near the surface."""
+    msdf_resolution: int = 64
+    """Marching-cubes samples per axis when ``mesh: msdf`` decodes the generated shape."""
+
+
+@dataclass
 class VSDRunConfig(RunConfig):
     """How the stages run (``train.*``): hardware and numerics (``--devices``, ``--strategy``,
     ``--precision``, ``--accelerator``), gradient clipping and the loss-log cadence.
@@ -243,6 +270,8 @@ class VSDConfig:
     """Weight of the opacity entropy (pushes opacities to 0 or 1)."""
     nerf: NeRFFieldConfig = field(default_factory=NeRFFieldConfig)
     """The NeRF of each particle."""
+    init: NeRFInitConfig = field(default_factory=NeRFInitConfig)
+    """Optional start of the NeRF's density from a shape (``text-to-3d --init``)."""
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     """The background of each particle."""
     shading: ShadingConfig = field(default_factory=ShadingConfig)
