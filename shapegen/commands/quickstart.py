@@ -129,7 +129,7 @@ def run_quickstart(
         las_path = Path(las_model_path) if las_model_path is not None else LAS_DEMO_MODEL
         if not las_path.is_file():
             raise ShapegenError(f"LAS demo model '{las_path}' is missing; restore it with 'git checkout -- assets/models', "
-                                "rebuild it with 'python scripts/train_las_demo.py', or skip sketches with --set sketches=false")
+                                "rebuild it with the commands in assets/models/las_demo/MODEL_CARD.md, or skip sketches with --set sketches=false")
         las = load_system("las", las_path, "cpu")
         if not las.config.use_sketch:
             raise ShapegenError(f"'{las_path}' is not sketch-conditioned; quickstart needs the las_demo checkpoint")
