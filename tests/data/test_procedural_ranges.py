@@ -60,5 +60,5 @@ def test_dilate_grows_the_shape_and_is_part_of_the_set(tmp_path: Path) -> None:
     written = load_mesh(tmp_path / "train" / "table" / "table_00000.ply")
     assert abs(float((written.bounds()[1] - written.bounds()[0]).max()) - float((hi_g - lo_g).max())) < 1e-4
     cfg.dilate = 0.0  # a set of grown shapes is not resumed with true ones
-    with pytest.raises(ShapegenError, match="made with dilate=0.06"):
+    with pytest.raises(ShapegenError, match=r"made with dilate=0\.06"):
         write_procedural_set(cfg, tmp_path, progress=False)

@@ -238,3 +238,20 @@ def test_shipped_card_states_the_recipe_and_its_steps() -> None:
     assert f"**{metrics['headline']['sketch']:.3f}**" in card and "scripts/train_las_demo.py" not in card
     raw = torch.load(DEMO / "las_demo.ckpt", map_location="cpu", weights_only=False)
     assert "optimizer_states" not in raw and "las_ema" not in raw
+
+
+@needs_demo
+def test_recipe_data_and_eval_reproduce_the_shipped_numbers(tmp_path: Path, capsys, monkeypatch) -> None:
+    """Steps 1, 2 and 5 of the card for one held-out shape: the shipped model scores exactly what
+    its metrics.json recorded for that shape's sketches (sampling is seeded; the data is the same)."""
+    monkeypatch.chdir(tmp_path)
+    _cli(capsys, "data", "procedural", "-o", "meshes", "--config", "las_demo", "--classes", "mug", "--per-class", "61",
+         "--split", "held_out=60-60", "--workers", "1")
+    _cli(capsys, "las", "prepare", "meshes/held_out", "-o", "held_out", "--config", "demo")
+    report = json.loads(_cli(capsys, "las", "eval", "held_out", "--json"))  # the shipped model by default
+    recorded = {(e["shape"], e["style"]): e for e in json.loads((DEMO / "metrics.json").read_text())["examples"]}
+    assert len(report["examples"]) == 2
+    for e in report["examples"]:
+        want = recorded[(e["shape"], e["style"])]
+        assert e["azimuth"] == want["azimuth"] and e["iou16"] == pytest.approx(want["iou16"], abs=1e-9), e
+        assert e["iou32"] == pytest.approx(want["iou32"], abs=1e-9)
