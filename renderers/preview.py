@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +38,7 @@ __all__ = [
     "orbit_camera",
     "rasterize",
     "render_mesh",
+    "render_sheet",
     "render_turntable",
     "save_animation",
     "save_image",
@@ -310,10 +313,110 @@ def render_turntable(
     ]
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, Path]:
-    path = Path(path)
+def render_sheet(
+    rows: Sequence[Sequence[Any]],
+    tile: int = 256,
+    *,
+    views: Sequence[Float[Tensor, "4 4"]] | None = None,
+    fov_deg: float = 40.0,
+    colors: Sequence[Sequence[tuple[float, float, float] | None]] | None = None,
+    labels: Sequence[Sequence[str]] | None = None,
+    captions: Sequence[Sequence[str]] | None = None,
+) -> np.ndarray:
+    """Render a sheet of square tiles, one row of the sheet per list in ``rows``.
+
+    Each item of a row is one of:
+
+    - a mesh: anything with ``vertices`` (``V 3``) and ``faces`` (``F 3``), rendered shaded with
+      :func:`render_mesh` (a mesh without faces gives a blank tile);
+    - an ``H W 3`` uint8 image (e.g. an input sketch), resized into its tile;
+    - ``None``: a blank tile.
+
+    Args:
+        rows: the items, row by row; the sheet is as wide as its longest row.
+        tile: side of one tile in pixels.
+        views: camera-to-world matrices (OpenGL axes); every mesh is rendered once per view,
+            side by side, while an image or a blank takes one tile. ``None``: one tile per mesh
+            from :func:`render_mesh`'s default orbit, fitted to the mesh's bounding sphere (sizes
+            then do not compare across tiles; pass a fixed view for that).
+        fov_deg: vertical field of view of every render.
+        colors: optional sRGB colour in [0, 1] per item (same layout as ``rows``; ``None`` keeps
+            the default light grey).
+        labels: optional text per item, drawn in the corner of its first tile.
+        captions: optional text per item, wrapped to the tile's width under its first tile;
+            every row gets the height of its longest caption.
+
+    Returns:
+        ``H W 3`` uint8 image on a white background.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    def width(item: Any) -> int:  # tiles an item takes
+        return len(views) if views is not None and item is not None and not isinstance(item, np.ndarray) else 1
+
+    starts = [np.concatenate([[0], np.cumsum([width(item) for item in row])]).astype(int) for row in rows]
+    n_cols = max((int(s[-1]) for s in starts), default=0)
+    if captions is not None:
+        font = ImageFont.load_default(size=max(8, tile // 12))
+        line_h = int(font.getbbox("Ag")[3]) + 2
+        wrapped = [[_wrap(text, font, tile - 6) for text in row] for row in captions]
+        bands = [max((len(lines) for lines in row), default=0) * line_h + (4 if row else 0) for row in wrapped]
+    else:
+        bands = [0] * len(rows)
+    tops = np.concatenate([[0], np.cumsum([tile + b for b in bands])]).astype(int)
+    sheet = np.full((int(tops[-1]), tile * max(n_cols, 1), 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        y = int(tops[r])
+        for c, item in enumerate(row):
+            x = int(starts[r][c]) * tile
+            if item is None:
+                images = [np.full((tile, tile, 3), 255, np.uint8)]
+            elif isinstance(item, np.ndarray):
+                images = [np.asarray(Image.fromarray(item).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS))]
+            else:
+                color = colors[r][c] if colors is not None else None
+                vc = None if color is None else torch.tensor(color, dtype=torch.float32).expand(torch.as_tensor(item.vertices).shape[0], 3)
+                kwargs = {"vertex_colors": vc, "width": tile, "height": tile, "fov_deg": fov_deg}
+                images = [render_mesh(item.vertices, item.faces, c2w=c2w, **kwargs) for c2w in (views if views is not None else [None])]
+            for k, image in enumerate(images):
+                sheet[y : y + tile, x + k * tile : x + (k + 1) * tile] = image
+            if labels is not None and labels[r][c]:
+                pil = Image.fromarray(sheet[y : y + tile, x : x + tile])
+                ImageDraw.Draw(pil).text((4, 2), labels[r][c], fill=(60, 60, 60))
+                sheet[y : y + tile, x : x + tile] = np.asarray(pil)
+            if captions is not None and c < len(wrapped[r]) and bands[r]:
+                band = Image.new("RGB", (tile, bands[r]), (255, 255, 255))
+                draw = ImageDraw.Draw(band)
+                for k, line in enumerate(wrapped[r][c]):
+                    draw.text((3, k * line_h), line, fill=(30, 30, 30), font=font)
+                sheet[y + tile : y + tile + bands[r], x : x + tile] = np.asarray(band)
+    return sheet
+
+
+def _wrap(text: str, font: Any, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to lines at most ``width`` pixels wide in ``font``."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+@contextmanager
+def _atomic_write(path: Path) -> Iterator[Path]:
+    """Yield a temporary file beside ``path`` (same suffix) and rename it onto ``path`` if the block
+    succeeds; an OS error names ``path``, and the temporary never stays behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path, path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
+    finally:
+        _remove(tmp)
 
 
 def _remove(tmp: Path) -> None:
@@ -334,16 +437,9 @@ def save_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an ``H W 3|4`` uint8 image (PNG, JPEG, ... by suffix) atomically; returns the path."""
     from PIL import Image
 
-    path, tmp = _atomic_target(path)
-    try:
-        Image.fromarray(np.ascontiguousarray(image)).save(
-            tmp, format=Image.registered_extensions().get(path.suffix.lower())
-        )
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _named(exc, path) from exc
-    finally:
-        _remove(tmp)
+    path = Path(path)
+    with _atomic_write(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
     return path
 
 
@@ -367,8 +463,7 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
             ) from None
     elif suffix != ".gif":
         raise ValueError(f"unsupported animation format {suffix!r} for {path}; use .gif or .mp4")
-    path, tmp = _atomic_target(path)
-    try:
+    with _atomic_write(path) as tmp:
         if suffix == ".gif":
             from PIL import Image
 
@@ -393,9 +488,4 @@ def save_animation(path: str | os.PathLike, frames: list[np.ndarray], fps: float
             with imageio.get_writer(tmp, fps=fps, codec="libx264", format="FFMPEG") as writer:
                 for frame in frames:
                     writer.append_data(np.pad(frame[..., :3], pad, mode="edge"))
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise _named(exc, path) from exc
-    finally:
-        _remove(tmp)
     return path

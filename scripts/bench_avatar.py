@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "a knight in silver armour"
 
@@ -69,7 +68,7 @@ def main() -> None:
     p.add_argument("--anny-cache", help="also run the preset with the Anny body (anny installed, its cache built here)")
     p.add_argument("--no-write", action="store_true", help="print the table without updating docs/benchmarks.md")
     args = p.parse_args()
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import table, write_section
 
     rows = []
     for steps in (None, args.steps):

@@ -28,13 +28,9 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import _benchlib as bl
-
 from shapegen.geometry import primitives
 from shapegen.geometry.extract import evaluate_grid, extract_mesh, grid_field, marching_cubes
+from shapegen.testing import bench as bl
 
 BBOX = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
 

@@ -13,21 +13,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import shared_data_root, table, timeit, write_section
-
 from shapegen.geometry.mesh_io import load_mesh, normalize_mesh
 from shapegen.geometry.sampling import sample_near_surface, sample_uniform
 from shapegen.geometry.sdf import MeshSDF, signed_distance
+from shapegen.testing.bench import shared_data_root, table, timeit, write_section
 
 
 def _methods(mesh, points: np.ndarray):

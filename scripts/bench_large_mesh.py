@@ -39,9 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import _benchlib as bl
+from shapegen.testing import bench as bl
 
 VERBS = ("info", "convert", "render", "msdf")
 

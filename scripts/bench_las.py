@@ -25,15 +25,13 @@ voxel IoU of the result with that chair against the mean IoU with the other trai
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import shared_data_root, table, write_section
+from shapegen.testing.bench import shared_data_root, table, write_section
 
 
 def _count(model) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,14 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import _benchlib as bl
-
 from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
 from shapegen.data.procedural import DEMO_CLASSES, generate, to_mesh
 from shapegen.geometry.export import export_mesh
+from shapegen.testing import bench as bl
 
 
 def same_output(a: Path, b: Path) -> bool:

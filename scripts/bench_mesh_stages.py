@@ -29,9 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 # (stage, render side, tet-grid resolution or None, extra overrides)
 STAGE_CONFIGS = [
     ("nerf", 32, None, []),
@@ -52,13 +49,15 @@ def _child(args: argparse.Namespace) -> None:
     import torch
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.devices import choose_device
+    from shapegen.logs import quiet_lightning
     from shapegen.methods.vsd import VSDConfig
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     side, stage = args.resolution, args.stage
     overrides = [*args.override, f"render.resolutions=[{side}]", "render.milestones=[]",
                  f"geometry.resolution={side}", f"texture.resolution={side}"]
@@ -142,7 +141,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import run_child, table, write_section
 
     e2e_rows = []
     for steps in (None, args.e2e_steps):
@@ -159,10 +158,7 @@ def main() -> None:
         for o in overrides:
             cmd += ["--override", o]
         load = os.getloadavg()[0]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(cmd)
         rows.append([stage, f"{side}x{side}", f"{tet}^3" if tet else "-", r["faces"] or "-", args.device, r["threads"],
                      r["median"], r["best"], f"{load:.1f}"])
         print(rows[-1], flush=True)

@@ -33,14 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import REPO, shared_data_root, table, write_section
-
-sys.path.insert(0, str(REPO))
 from shapegen.fields.mosaic_sdf_fit import MosaicSDFConvertConfig, finetune, prepare_shape
 from shapegen.geometry.extract import extract_mesh, grid_field
 from shapegen.geometry.sampling import sample_near_surface, sample_surface, sample_uniform
 from shapegen.geometry.sdf import MeshSDF
+from shapegen.testing.bench import REPO, shared_data_root, table, write_section
 
 #: The subset, in run order: watertight classics first, then furniture and ShapeNet soups.
 SUBSET = [

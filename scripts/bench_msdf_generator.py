@@ -9,10 +9,10 @@ Writes the ``msdf-generator`` section of docs/benchmarks.md:
 3. Solver accuracy: a tiny model is trained on synthetic spheres/slabs (n = 64, k = 3) and its
    samples from Euler, midpoint and RK4 at 10-100 evaluations are compared with the adaptive
    dopri5 reference (RMS difference in normalised units, and of the decoded centres).
-4. With ``--fidelity``: the fidelity check of issue 5 on 3 ShapeNet classes x 3 real meshes
+4. With ``--fidelity``: the class-fidelity check on 3 ShapeNet classes x 3 real meshes
    (steps and wall time until every sample is nearest to its own class), then sample quality
    (1-NNA, COV, MMD, distance to the dopri5 sample) from 10 to 100 evaluations and the
-   evaluations dopri5 needs (:mod:`_msdf_fidelity`).
+   evaluations dopri5 needs (:mod:`shapegen.testing.msdf_fidelity`).
 
 Every part is cached in ``--cache`` (``results.json``; the fidelity run also keeps its data,
 weights and optimiser there and resumes at its last evaluation), so the section can be rebuilt
@@ -26,20 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import _benchlib as bl
-
 from shapegen.config import load_config, resolve_preset
+from shapegen.devices import choose_device
 from shapegen.diffusion.flow_matching import draw_training_batch, flow_matching_loss, sample_noise, solve_ode
 from shapegen.methods.msdf import MSDFConfig, MSDFGenerator
+from shapegen.testing import bench as bl
 
 
 def build(preset: str, n: int, k: int, device: str) -> MSDFGenerator:
@@ -212,7 +208,7 @@ def _fidelity_text(r: dict) -> str:
     evals = r["evals"]
     cmd = "python scripts/bench_msdf_generator.py --fidelity"
     head = (
-        f"Fidelity check (`{cmd}`, resumable cache in `{r['cache']}`; protocol in `scripts/_msdf_fidelity.py`): "
+        f"Fidelity check (`{cmd}`, resumable cache in `{r['cache']}`; protocol in `shapegen/testing/msdf_fidelity.py`): "
         f"3 ShapeNet classes ({', '.join(r['classes'])}) x 3 meshes from `../shared/data/meshes_shapenet`, converted with "
         "`shapegen msdf encode --n 256 --k 5 --steps 100` "
         f"({r['encode_seconds']:.0f} s for the 9 meshes, cached); `demo` preset (4 x 128, {r['params']:.2f} M parameters), "
@@ -293,7 +289,7 @@ def main() -> None:
         tmp.write_text(json.dumps(results, indent=1, default=str))
         tmp.replace(res_path)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(choose_device())
     if not args.skip_speed:
         load0 = os.getloadavg()[0]
         results["speed"] = {"device": device, "rows": _rows_speed(device), "load": [load0, os.getloadavg()[0]]}
@@ -304,7 +300,7 @@ def main() -> None:
         results["solvers"] = {"rows": acc, "train_s": train_s, "steps": steps, "ref_nfe": acc[0][1]}
         save()
     if args.fidelity:
-        import _msdf_fidelity as fid
+        from shapegen.testing import msdf_fidelity as fid
 
         ref = fid.prepare_data(bl.shared_data_root(), cache)
         st = fid.train_until_fidelity(cache, ref, args.minutes, args.max_minutes, args.eval_every)

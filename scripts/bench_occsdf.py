@@ -28,15 +28,11 @@ import math
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _benchlib import table, write_section
 
 from shapegen.commands.recon import _cameras_world
 from shapegen.data.room_synth import LABEL_DARK, LABEL_THIN, RoomSynthConfig, write_room
@@ -44,6 +40,7 @@ from shapegen.data.scenes import load_scene
 from shapegen.geometry.mesh_io import load_mesh
 from shapegen.geometry.recon_metrics import evaluate_meshes
 from shapegen.methods.occsdf import build_for_scene, preset_config
+from shapegen.testing.bench import table, write_section
 
 BASELINE = ["loss.occupancy=false", "loss.feature_rgb=false"]
 
@@ -68,10 +65,9 @@ def train(model, steps: int, t_log: list[float] | None = None) -> None:
 
 def kitchen(args: argparse.Namespace) -> None:
     """The real-kitchen comparison (module doc); writes the ``occsdf-kitchen`` section."""
-    from _benchlib import shared_data_root
-
     from shapegen.commands.fuse import scene_depth_world
     from shapegen.geometry.tsdf import fuse_depth_maps
+    from shapegen.testing.bench import shared_data_root
 
     root = Path(args.kitchen) if args.kitchen != "default" else shared_data_root() / "scene_7scenes_redkitchen"
     load_start = os.getloadavg()[0]

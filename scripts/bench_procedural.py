@@ -21,22 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import _benchlib as bl
-
 from shapegen.data.procedural import CLASSES, DEFAULT_RESOLUTION, generate, to_mesh
 from shapegen.geometry.export import export_mesh
 from shapegen.geometry.extract import extract_mesh
 from shapegen.geometry.mesh_io import inspect_mesh
+from shapegen.testing import bench as bl
 
 
 def per_class(cls: str, n: int, resolution: int, reference: int, tmp: Path) -> list[object]:

@@ -28,14 +28,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import REPO, table, timeit, write_section
-
 from renderers.cameras import Intrinsics
 from renderers.preview import orbit_camera, render_mesh
 from renderers.rasterize import face_neighbors, rasterize, render_gbuffers, warp_import_error
+from shapegen.devices import choose_device
+from shapegen.testing.bench import shared_data_root, table, timeit, write_section
 
 
 def load_meshes(root: Path) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -124,13 +121,11 @@ def main() -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
-    root = Path(
-        __import__("os").environ.get("SHAPEGEN_SHARED_DATA", REPO.parent / "shared" / "data")
-    )
+    root = shared_data_root()
     meshes = load_meshes(root / "meshes_classic")
     if not meshes:
         sys.exit(f"no meshes under {root / 'meshes_classic'}; nothing to benchmark")
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     backends = ["torch"] + (["warp"] if warp_import_error() is None else [])
     if warp_import_error() is not None:
         print(f"warp backend skipped: {warp_import_error()}")

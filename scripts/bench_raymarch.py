@@ -25,7 +25,6 @@ import ctypes
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,16 +32,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import table, write_section
-
 from renderers.cameras import Intrinsics, orbit_pose
 from renderers.occupancy_grid import OccupancyGrid
 from renderers.rays import generate_rays, ray_aabb_intersect
 from renderers.samples import RaySamples
 from renderers.volume import volume_render
+from shapegen.devices import choose_device
+from shapegen.testing.bench import run_child, table, write_section
 
 G = 128
 CHUNK = 4096
@@ -136,7 +132,7 @@ WITH_MLP = True
 
 @torch.no_grad()
 def child(args):
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     if args.threads:
         torch.set_num_threads(int(args.threads))
     vol, _, grid, rays = setup(device, args.res)
@@ -178,12 +174,7 @@ def peak_mib(device, method, res, backend, threads=0):
         "--threads",
         str(threads),
     ]
-    out = (
-        subprocess.run(cmd, capture_output=True, text=True, check=True)
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    return json.loads(out)["mib"]
+    return run_child(cmd)["mib"]
 
 
 def interleaved_best(fns, repeat, warmup):
@@ -250,7 +241,7 @@ def _threads(n):
 @torch.no_grad()
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--method", default="grid")
     ap.add_argument("--res", type=int, default=64)
@@ -264,7 +255,7 @@ def main():
     args = ap.parse_args()
     if args.child:
         return child(args)
-    device = torch.device(args.device)
+    device = choose_device(args.device)
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [0]
     thread_counts = [t or torch.get_num_threads() for t in thread_counts]
     backends = ["torch"] + (["nerfacc"] if device.type == "cuda" else [])

@@ -7,7 +7,7 @@ vertices never coincide with the template's.
 
 Numbers:
     - template build (SDF grid + marching cubes + procedural weights) and rigging time of
-      :func:`shapegen.methods.avatar.rig_humanoid` (alignment, transfer, no I/O) on the target;
+      :func:`shapegen.methods.rig.rig_humanoid` (alignment, transfer, no I/O) on the target;
     - self-consistency: the fraction of vertices whose transferred weights differ from the
       template's own procedural weights evaluated at the same points (L1 distance of the dense
       weight rows; thresholds 0.1 and 0.2), both template -> template and template -> target.
@@ -24,16 +24,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from _benchlib import table, write_section
 
 from shapegen.fields.body_prior import HumanoidPrior
 from shapegen.geometry.mesh import Mesh
@@ -44,7 +37,8 @@ from shapegen.geometry.rigging import (
     rig_analytic_template,
     transfer_rig,
 )
-from shapegen.methods.avatar import RigConfig, anny_template, rig_humanoid
+from shapegen.methods.rig import RigConfig, anny_template, rig_humanoid
+from shapegen.testing.bench import table, write_section
 
 
 def _subdivide_to(mesh: Mesh, vertices: int) -> Mesh:

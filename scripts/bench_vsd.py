@@ -1,10 +1,10 @@
 """VSD NeRF-stage benchmark: seconds per iteration and peak memory of the tiny preset.
 
 Each configuration runs in a fresh subprocess: the tiny preset (``configs/vsd/tiny.yaml``,
-tiny random Stable Diffusion) with the given overrides, through the real Lightning training
-loop (occupancy update, render, VAE encode, prior + LoRA UNet passes, backward, AdamW). The
-first ``--warmup`` steps are not timed; the table gives the median and best time of the next
-``--steps`` steps. Peak memory: on CPU the peak resident set size (``VmHWM``, reset through
+tiny random Stable Diffusion) with the given overrides, through the package's training loop
+(:func:`shapegen.engine.fit`: occupancy update, render, VAE encode, prior + LoRA UNet passes,
+backward, AdamW). The first ``--warmup`` steps are not timed; the table gives the median and
+best time of the next ``--steps`` steps. Peak memory: on CPU the peak resident set size (``VmHWM``, reset through
 ``/proc/self/clear_refs`` once the model is built) minus the RSS at that point, i.e. what
 training adds on top of the loaded model; on CUDA ``torch.cuda.max_memory_allocated``.
 
@@ -19,13 +19,9 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CONFIGS = [
     ("VSD", 32, ["guidance.mode=vsd"]),
@@ -43,18 +39,22 @@ def _status_kib(field: str) -> int:
 
 
 def _child(args: argparse.Namespace) -> None:
+    import dataclasses
     import logging
+    import tempfile
     import warnings
 
-    import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import Callback
 
     from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.engine import fit
+    from shapegen.logs import quiet_lightning
+    from shapegen.methods.text_to_3d import stage_run
     from shapegen.methods.vsd import VSDConfig, VSDSystem
 
     warnings.filterwarnings("ignore")
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_lightning(logging.ERROR)
     if args.threads:
         torch.set_num_threads(args.threads)
     side = args.resolution
@@ -82,10 +82,10 @@ def _child(args: argparse.Namespace) -> None:
     else:
         Path("/proc/self/clear_refs").write_text("5")
     base = _status_kib("VmRSS")
-    trainer = pl.Trainer(max_steps=cfg.steps, accelerator="gpu" if cuda else "cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[Timer()])
-    trainer.fit(model)
+    run = stage_run(cfg, "nerf")
+    run = dataclasses.replace(run, accelerator="gpu" if cuda else "cpu", checkpoint_every=10**9, preview_every=-1)
+    with tempfile.TemporaryDirectory() as tmp:  # fit() keeps a final checkpoint; the benchmark does not
+        fit(model, run, tmp, callbacks=[Timer()], loss_log=False, progress=False)
     timed = times[args.warmup:]
     peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else (_status_kib("VmHWM") - base) / 1024
     print(json.dumps({"median": statistics.median(timed), "best": min(timed), "peak_mib": peak,
@@ -106,7 +106,7 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    from _benchlib import table, write_section
+    from shapegen.testing.bench import run_child, table, write_section
 
     rows = []
     configs = CONFIGS + (CUDA_CONFIGS if args.device == "cuda" else [])
@@ -116,10 +116,7 @@ def main() -> None:
         for o in overrides:
             cmd += ["--override", o]
         load = os.getloadavg()[0]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(cmd)
         rows.append([mode, f"{side}x{side}", args.device, r["threads"], r["median"], r["best"], r["peak_mib"], f"{load:.1f}"])
         print(rows[-1], flush=True)
     mem = "peak CUDA MiB" if args.device == "cuda" else "peak RSS added MiB"

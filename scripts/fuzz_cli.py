@@ -1,6 +1,6 @@
 """Fuzz every ``shapegen`` command with bad input; writes the ``cli-fuzz`` section of docs/benchmarks.md.
 
-The matrix is :func:`shapegen.testing.fuzz.plan` with ``large=True`` (the one ``tests/test_fuzz_cli.py``
+The matrix is :func:`shapegen.testing.fuzz.plan` with ``large=True`` (the one ``tests/commands/test_fuzz_cli.py``
 runs, plus every mesh suffix the loaders accept, three truncation points per file, random bytes
 and text under every suffix, bad meshes inside input folders, more sketch and scene defects).
 Each case runs in-process through ``shapegen.cli.main``; the first ``--console`` cases of every
@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _benchlib as bl
-
+from shapegen.testing import bench as bl
 from shapegen.testing import fuzz
 
 

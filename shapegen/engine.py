@@ -12,7 +12,7 @@ recipes of the shipped models all train through :func:`fit`, which builds the on
   resumed run's plot starts at step 1;
 * previews every ``preview_every`` steps and at the end, a progress bar;
 * devices, nodes, strategy (DDP, FSDP) and precision from the config, with rank 0 alone writing
-  files. The data's batch size is per device; :func:`train_sampler` gives every method's loader
+  files. The data's batch size is per device; :func:`train_loader` gives every method's loader
   the same shuffled order on one device or many, and :func:`rank_rows` draws per-sample noise so
   that two processes with half the batch each take the same steps as one with the whole batch.
 
@@ -24,10 +24,8 @@ checkpoint of another config is a one-line error.
 from __future__ import annotations
 
 import csv
-import logging
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,18 +33,8 @@ from typing import Any
 import torch
 
 from shapegen.errors import ShapegenError
+from shapegen.logs import quiet_lightning
 from shapegen.methods.base import RunConfig
-
-LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
-
-
-def quiet_lightning(level: int = logging.WARNING) -> None:
-    """Keep Lightning's INFO chatter (GPU available, TPU available, ...) and its warning about
-    frozen submodules in eval mode (our priors and encoders are frozen on purpose) off the terminal."""
-    for name in LIGHTNING_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 
 
 def global_rank() -> int:
@@ -83,36 +71,64 @@ def check_run(run: RunConfig) -> None:
         raise ShapegenError(f"train.devices must be a positive count or -1 (all), got {run.devices}")
     if run.num_nodes < 1:
         raise ShapegenError(f"train.num_nodes must be at least 1, got {run.num_nodes}")
-    if run.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ShapegenError("train.accelerator asks for a GPU but no CUDA GPU is available; use --accelerator cpu or auto")
+    if run.accelerator in ("gpu", "cuda"):
+        from shapegen.devices import choose_device
+
+        choose_device("cuda", option="--accelerator")
     if run.precision == "16-mixed" and not (run.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()):
         raise ShapegenError("precision 16-mixed needs a CUDA GPU; use bf16-mixed or 32 on a CPU")
 
 
 # ------------------------------------------------------------------------------ data order
-def train_sampler(dataset, trainer, seed: int, shuffle: bool = True):
-    """A shuffled sampler whose global order depends only on ``seed`` and the epoch.
+class StepSampler:
+    """An endless shuffled stream of dataset indices whose every batch is a function of the
+    training step alone.
 
-    One process gets the whole permutation; with ``W`` processes rank ``r`` gets every ``W``-th
-    index from ``r`` (the tail that does not divide is dropped), so the ``B``-sample batches of one
-    process and the ``B / W``-sample batches of ``W`` processes hold the same samples, and sample
-    ``j`` of rank ``r`` is sample ``j * W + r`` of the global batch (see :func:`rank_rows`).
-    Lightning calls ``set_epoch`` each epoch and leaves a loader with this sampler as it is; the
-    sampler passes the epoch on to a dataset that has ``set_epoch`` (so per-item random choices can
-    depend on ``(epoch, index)`` alone; with loader workers, only on the index).
+    The global stream is the concatenation of permutations of ``range(len(dataset))`` drawn with
+    ``seed + epoch`` (epoch 0, 1, ...); global batch ``i`` is its items ``i B .. (i + 1) B - 1``
+    for the global batch size ``B = batch_size x world``, and rank ``r`` reads item ``j W + r`` of
+    it as its sample ``j`` (what :func:`rank_rows` relies on). The stream starts at the trainer's
+    ``global_step`` when the loader is made, which Lightning has already restored on resume, so a
+    resumed run, stopped anywhere in an epoch, sees exactly the batches of an uninterrupted one;
+    one process with the whole batch sees the same samples as ``W`` with a share each.
+
+    A dataset with ``epoch_indices = True`` receives ``index + epoch * len(dataset)`` instead of
+    ``index``, to key per-item random choices (a sketch among several) to the epoch.
     """
-    from torch.utils.data.distributed import DistributedSampler
 
-    class EpochSampler(DistributedSampler):
-        def set_epoch(self, epoch: int) -> None:
-            super().set_epoch(epoch)
-            forward = getattr(self.dataset, "set_epoch", None)
-            if callable(forward):
-                forward(epoch)
+    def __init__(self, dataset, batch_size: int, seed: int, world: int = 1, rank: int = 0, start_step: int = 0) -> None:
+        self.n = len(dataset)
+        if self.n == 0:
+            raise ShapegenError("the training set is empty")
+        self.batch_size, self.seed, self.world, self.rank, self.start_step = batch_size, seed, world, rank, start_step
+        self.offsets = bool(getattr(dataset, "epoch_indices", False))
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        return torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.world
+        pos = self.start_step * global_batch + self.rank  # this rank's first item in the global stream
+        epoch, perm = -1, None
+        while True:
+            e, k = divmod(pos, self.n)
+            if e != epoch:
+                epoch, perm = e, self._permutation(e)
+            yield int(perm[k]) + (e * self.n if self.offsets else 0)
+            pos += self.world
+
+
+def train_loader(dataset, batch_size: int, trainer, seed: int, num_workers: int = 0, **kwargs):
+    """The training ``DataLoader`` of every method: :class:`StepSampler` batches of ``batch_size``
+    per device (one process or many, a fresh run or a resumed one alike)."""
+    from torch.utils.data import DataLoader
 
     world = trainer.world_size if trainer is not None else 1
     rank = trainer.global_rank if trainer is not None else 0
-    return EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=world > 1)
+    start = int(trainer.global_step) if trainer is not None else 0
+    sampler = StepSampler(dataset, batch_size, seed, world, rank, start)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, **kwargs)
 
 
 def rank_rows(draw: Callable[[int], torch.Tensor], local_batch: int, module) -> torch.Tensor:
@@ -121,7 +137,7 @@ def rank_rows(draw: Callable[[int], torch.Tensor], local_batch: int, module) -> 
     ``draw(n)`` draws values for ``n`` samples (leading dimension ``n``) from the step-seeded
     global generators (:func:`~shapegen.checkpoints.RNGCheckpoint` seeds each step alike on every
     rank); each rank draws the whole global batch's values and keeps its own rows, in the order
-    of :func:`train_sampler`. On one process this is ``draw(local_batch)``.
+    of :class:`StepSampler`. On one process this is ``draw(local_batch)``.
     """
     trainer = getattr(module, "_trainer", None)
     world = trainer.world_size if trainer is not None else 1
@@ -327,6 +343,7 @@ def fit(
         enable_progress_bar=progress,
         num_sanity_val_steps=0,
         limit_val_batches=0,
+        use_distributed_sampler=False,  # train_loader shards the data itself, the same on one device or many
         plugins=[SafeCheckpointIO()],
     )
     try:
@@ -340,12 +357,12 @@ def fit(
 
 
 __all__ = [
+    "StepSampler",
     "fit",
     "global_rank",
     "is_rank_zero",
     "lightning_precision",
-    "quiet_lightning",
     "rank_rows",
-    "train_sampler",
+    "train_loader",
     "write_loss_plot",
 ]

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from shapegen.engine import check_run, lightning_precision, rank_rows, train_sampler, write_loss_plot
+from shapegen.engine import StepSampler, check_run, lightning_precision, rank_rows, write_loss_plot
 from shapegen.errors import ShapegenError
 from shapegen.methods.base import RunConfig
 
@@ -24,39 +24,39 @@ def _fake_trainer(world: int, rank: int):
     return SimpleNamespace(world_size=world, global_rank=rank)
 
 
+def _take(sampler, count: int) -> list[int]:
+    it = iter(sampler)
+    return [next(it) for _ in range(count)]
+
+
 @pytest.mark.parametrize("n, batch", [(10, 4), (11, 4), (12, 6)])
-def test_sampler_shards_hold_the_same_samples_as_one_process(n, batch):
+def test_step_sampler_shards_hold_the_same_samples_as_one_process(n, batch):
     data = list(range(n))
-    one = list(train_sampler(data, None, seed=3))
-    assert sorted(one) == data  # a permutation
-    halves = [list(train_sampler(data, _fake_trainer(2, r), seed=3)) for r in (0, 1)]
-    steps = n // batch
+    steps = 7  # several epochs
+    one = _take(StepSampler(data, batch, seed=3), steps * batch)
+    assert sorted(one[:n]) == data  # the first epoch is a permutation
+    halves = [_take(StepSampler(data, batch // 2, seed=3, world=2, rank=r), steps * batch // 2) for r in (0, 1)]
     for i in range(steps):
         global_batch = one[i * batch : (i + 1) * batch]
         local = [h[i * batch // 2 : (i + 1) * batch // 2] for h in halves]
-        # sample j of rank r is sample 2 j + r of the global batch (rank_rows relies on it)
+        # sample j of rank r is sample j W + r of the global batch (rank_rows relies on it)
         assert [local[r][j] for j in range(batch // 2) for r in (0, 1)] == global_batch
 
 
-def test_sampler_order_depends_on_seed_and_epoch_only():
-    data = list(range(20))
-    a, b = train_sampler(data, None, seed=1), train_sampler(data, None, seed=1)
-    assert list(a) == list(b)
-    a.set_epoch(1)
-    assert list(a) != list(b)
-    assert list(train_sampler(data, None, seed=2)) != list(b)
+def test_step_sampler_starts_at_the_step_so_a_resumed_run_sees_the_same_batches():
+    data = list(range(10))
+    whole = _take(StepSampler(data, 4, seed=1), 40)
+    for start in (1, 2, 3, 5):  # anywhere in an epoch of 2.5 batches
+        assert _take(StepSampler(data, 4, seed=1, start_step=start), 8) == whole[start * 4 : start * 4 + 8]
+    assert _take(StepSampler(data, 4, seed=2), 40) != whole
 
 
-def test_sampler_passes_the_epoch_to_the_dataset():
+def test_step_sampler_passes_the_epoch_to_a_dataset_that_asks():
     class Data(list):
-        epoch = -1
+        epoch_indices = True
 
-        def set_epoch(self, epoch):
-            self.epoch = epoch
-
-    data = Data(range(5))
-    train_sampler(data, None, seed=0).set_epoch(4)
-    assert data.epoch == 4
+    got = _take(StepSampler(Data(range(5)), 5, seed=0), 10)
+    assert sorted(got[:5]) == [0, 1, 2, 3, 4] and sorted(got[5:]) == [5, 6, 7, 8, 9]
 
 
 def test_rank_rows_gives_each_rank_its_rows_of_the_global_draw():
@@ -139,7 +139,7 @@ def test_msdf_two_processes_with_half_the_batch_equal_one_with_the_whole_batch(m
     one, two = tmp_path / "one", tmp_path / "two"
     assert _files(one) == _files(two)
     # The same samples, noise and times in every step; only the order of float32 sums differs
-    # (the gradient all-reduce adds two halves), a few ulps of values of order 1.
+    # (the gradient all-reduce adds two halves): a few ulps of values of order 1.
     a, b = _losses(one), _losses(two)
     assert len(a) == len(b) == 6
     assert a == pytest.approx(b, rel=1e-5)

@@ -28,7 +28,8 @@ class DataConfig:
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, "
-                   "attributes.csv); merge-shards: join the index files of the N finished --shard runs in DIR (data procedural, "
+                   "attributes.csv; with --set procedural.msdf=true also each shape's Mosaic-SDF with analytic values); "
+                   "merge-shards: join the index files of the N finished --shard runs in DIR (data procedural, "
                    "las prepare, msdf encode) into those of one run, then remove the shard files")
     p.add_argument("folder", nargs="?", metavar="DIR", help="merge-shards: the output folder the shards wrote into")
     p.add_argument("-o", "--output", help="procedural: output folder (re-running resumes: existing meshes are kept)")
@@ -66,8 +67,9 @@ def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
         raise ShapegenError(f"the preview sheet is a PNG: give --preview a path ending in .png instead of '{args.preview}'")
     summary = write_procedural_set(cfg, args.output, fresh=args.fresh, shard=shard)
     splits = ", ".join(f"{k} {v}" for k, v in summary.per_split.items())
+    what = "shapes (meshes and M-SDFs)" if cfg.msdf else "meshes"
     print(
-        f"wrote {summary.written} meshes ({summary.skipped} already there) of {len(cfg.classes)} classes "
+        f"wrote {summary.written} {what} ({summary.skipped} already there) of {len(cfg.classes)} classes "
         f"to {args.output} in {summary.seconds:.1f} s; splits: {splits}; index: {summary.index}"
     )
     if shard is not None:

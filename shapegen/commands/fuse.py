@@ -75,12 +75,12 @@ def _fuse_args(p: argparse.ArgumentParser) -> None:
 
 def _fuse(args: argparse.Namespace, _config) -> None:
     from shapegen.data.scenes import load_scene
-    from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
+    from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
     from shapegen.geometry.tsdf import fuse_depth_maps
     from shapegen.io import check_output_path
 
     out = Path(args.output)
-    if out.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ShapegenError(f"unsupported output format '{out.suffix or '(none)'}' for {out}; use .ply, .glb, .gltf or .obj")
     if not args.voxel > 0:
         raise ShapegenError(f"--voxel must be positive, got {args.voxel}")

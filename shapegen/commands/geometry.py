@@ -9,18 +9,21 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help` starts fast
+    import torch
+
 
 
 def _check_mesh_output(path: str) -> Path:
     out = Path(path)
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     return out
 
 
@@ -192,7 +195,7 @@ def _extract_args(p: argparse.ArgumentParser) -> None:
                    "so only pass files you made or trust (SDF grids need no flag)")
 
 
-def load_field(path: str | Path, device: str = "cpu", trust: bool = False):
+def load_field(path: str | Path, device: torch.device | str = "cpu", trust: bool = False):
     """Load a saved SDF grid or exported field as ``(field_fn, bbox or None, grid or None)``.
 
     Args:
@@ -264,8 +267,8 @@ def load_field(path: str | Path, device: str = "cpu", trust: bool = False):
 
 def _extract(args: argparse.Namespace, cfg: ExtractConfig) -> None:
     import numpy as np
-    import torch
 
+    from shapegen.devices import choose_device
     from shapegen.geometry.export import export_mesh
     from shapegen.geometry.extract import extract_mesh, grid_field, marching_cubes
 
@@ -273,9 +276,7 @@ def _extract(args: argparse.Namespace, cfg: ExtractConfig) -> None:
     resolution = args.resolution if args.resolution is not None else cfg.resolution
     if resolution is not None and resolution < 2:
         raise ShapegenError(f"resolution must be at least 2, got {resolution}")
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--set device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
+    device = choose_device(cfg.device, option="device=")
     field, bbox, grid = load_field(args.input, device, trust=args.trust_field)
     if bbox is None:
         bbox = np.array([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])

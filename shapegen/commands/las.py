@@ -16,8 +16,7 @@ from pathlib import Path
 from shapegen.commands.base import Command
 from shapegen.data.las_prepare import LASPrepareConfig
 from shapegen.errors import ShapegenError
-
-MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 
 # --------------------------------------------------------------------------------- las prepare / eval
@@ -92,9 +91,8 @@ def _las_eval(args: argparse.Namespace) -> None:
     import json
     import sys
 
-    import torch
-
     from shapegen.commands.methods import load_system
+    from shapegen.devices import choose_device
     from shapegen.methods.las import export_checkpoint
     from shapegen.methods.las_eval import evaluate, result_table
 
@@ -103,10 +101,7 @@ def _las_eval(args: argparse.Namespace) -> None:
         raise ShapegenError("several --guidance weights are chosen between on validation shapes: add --val DIR")
     if args.export is not None and Path(args.export).suffix != ".ckpt":
         raise ShapegenError(f"--export writes a checkpoint: give a path ending in .ckpt instead of '{args.export}'")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    model = load_system("las", args.checkpoint, device)
+    model = load_system("las", args.checkpoint, choose_device(args.device))
     one = weights[0] if len(weights) == 1 and args.val is None else None
     result = evaluate(model, args.mesh_dir, train_dir=args.train_data, guidance=one, val_dir=args.val,
                       guidance_weights=weights if args.val is not None else (), scale=args.scale, seed=args.seed,
@@ -153,18 +148,15 @@ def _s2d_args(p: argparse.ArgumentParser) -> None:
 
 
 def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
-    import torch
-
+    from shapegen.devices import choose_device
     from shapegen.methods.las import sketch_to_3d, write_comparison
 
     out = Path(args.output)
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if args.view is not None and not math.isfinite(args.view):
         raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device = choose_device(args.device)
     if args.view is None:
         print("note: no --view given; the sketch is attended globally (the LAS model never trains this way)")
     result = sketch_to_3d(args.sketch, category=args.category, view=args.view, checkpoint=args.checkpoint, seed=args.seed,
@@ -182,15 +174,6 @@ def _sampling(cfg: SketchTo3DConfig) -> dict:
     """The command's settings as :func:`~shapegen.methods.las.sketch_to_3d` arguments (0: the model's own)."""
     return {"guidance": cfg.guidance or None, "radius": cfg.radius or None, "occupancy_steps": cfg.occupancy_steps or None,
             "sdf_steps": cfg.sdf_steps or None}
-
-
-def sketch_to_mesh(model, sketch_path, category: str | None, view: float | None, seed: int = 0,
-                   cfg: SketchTo3DConfig | None = None):
-    """``(ink map, mesh)`` of :func:`shapegen.methods.las.sketch_to_3d` with the command's settings (``quickstart``)."""
-    from shapegen.methods.las import sketch_to_3d
-
-    result = sketch_to_3d(sketch_path, category=category, view=view, model=model, seed=seed, **_sampling(cfg or SketchTo3DConfig()))
-    return result.sketch, result.mesh
 
 
 COMMANDS = [

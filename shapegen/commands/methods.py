@@ -1,5 +1,7 @@
 """Method commands: ``train`` and ``generate`` for any entry of :data:`shapegen.methods.METHODS`,
-and ``eval-generation`` (COV / MMD / 1-NNA of generated against reference meshes).
+``export-model`` (a trained checkpoint slimmed to the weights that sampling uses) and
+``eval-generation`` (COV / MMD / 1-NNA of generated against reference meshes, and class fidelity
+with ``--by-class``).
 
 ``train`` and ``generate`` take ``--method NAME``; the config schema, the presets folder
 (``configs/NAME/``) and the system class come from the method, so ``--config`` and ``--set`` are
@@ -11,10 +13,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+
+if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help` starts fast
+    import torch
 
 
 def method_class(name: str):
@@ -32,9 +37,9 @@ def _method_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True, help="method name (msdf, las, occsdf, vsd)")
 
 
-def add_run_args(p: argparse.ArgumentParser) -> None:
-    """The hardware flags of every training verb; each is the same as ``--set train.KEY=VALUE``."""
-    g = p.add_argument_group("devices (the same as --set train.KEY=VALUE)")
+def add_run_args(p: argparse.ArgumentParser, prefix: str = "train") -> None:
+    """The hardware flags of every training verb; each is the same as ``--set PREFIX.KEY=VALUE``."""
+    g = p.add_argument_group(f"devices (the same as --set {prefix}.KEY=VALUE)")
     g.add_argument("--accelerator", help="cpu, gpu or auto (default: the config's, auto)")
     g.add_argument("--devices", type=int, help="devices per node (-1: all); the data's batch_size is per device")
     g.add_argument("--num-nodes", type=int, help="machines (SLURM nodes, torchrun --nnodes)")
@@ -75,8 +80,7 @@ def _train(args: argparse.Namespace, _config) -> None:
 
     last = train(spec, args.config, overrides, args.output or f"runs/{args.method}", fresh=args.fresh)
     if is_rank_zero():
-        out = last.parent.parent
-        print(f"wrote {last}, {out / 'loss.png'} and {out / 'config.yaml'}")
+        print(f"wrote {last}; loss plot, previews and config.yaml in {args.output or f'runs/{args.method}'}")
 
 
 # ----------------------------------------------------------------------------------- generate
@@ -106,7 +110,7 @@ class GenerateConfig:
     """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
 
 
-def load_system(method: str, checkpoint: str | Path | None = None, device: str = "cpu"):
+def load_system(method: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
     """Load a trained system of a method that generates (one-line errors for every user mistake);
     without ``checkpoint``, the method's shipped model."""
     from shapegen.methods.base import default_checkpoint, get_method, require
@@ -130,16 +134,14 @@ def load_system(method: str, checkpoint: str | Path | None = None, device: str =
 def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
     import inspect
 
-    import torch
+    from shapegen.devices import choose_device
 
     if args.num < 1:
         raise ShapegenError(f"--num must be at least 1, got {args.num}")
     cfg = cfg or GenerateConfig()
     if not 0 <= cfg.min_component_fraction <= 1:  # before sampling, so no half-written output is left
         raise ShapegenError(f"min_component_fraction must be in [0, 1], got {cfg.min_component_fraction}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("--device cuda was asked for but no CUDA GPU is available; use --device cpu or auto")
-    device = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
+    device = choose_device(args.device)
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling
@@ -156,6 +158,31 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
         print(f"note: samples {result.empty} decoded to no surface (an under-trained model?); they have no GLB")
 
 
+# ------------------------------------------------------------------------------- export-model
+def _export_args(p: argparse.ArgumentParser) -> None:
+    _method_arg(p)
+    p.add_argument("checkpoint", help="a checkpoint written by 'shapegen train' (e.g. RUN/checkpoints/last.ckpt)")
+    p.add_argument("-o", "--output", required=True, help="the weights-only .ckpt to write")
+    p.add_argument("--no-ema", action="store_true", help="keep the trained weights instead of their moving average")
+
+
+def _export_model(args: argparse.Namespace, _config) -> None:
+    from shapegen.methods.base import get_method, require
+    from shapegen.methods.export import export_model
+
+    require(get_method(args.method), "generate", "export a model that generates")
+    load_system(args.method, args.checkpoint)  # a checkpoint of another method fails here, before anything is written
+    result = export_model(args.checkpoint, args.output, use_ema=not args.no_ema)
+    try:
+        load_system(args.method, result.path)
+    except ShapegenError:
+        result.path.unlink(missing_ok=True)
+        raise
+    step = "" if result.global_step is None else f" after {result.global_step} steps"
+    print(f"wrote {result.path} ({result.bytes_out / 1e6:.1f} MB, from {result.bytes_in / 1e6:.1f} MB): "
+          f"{'EMA' if result.ema else 'trained'} weights{step} and the config, no optimiser state")
+
+
 # ---------------------------------------------------------------------------- eval-generation
 @dataclass
 class EvalGenerationConfig:
@@ -169,12 +196,19 @@ class EvalGenerationConfig:
     """Marching-cubes resolution when decoding ``.msdf.npz`` files."""
     seed: int = 0
     """Seed of the surface samples."""
+    prefer: Literal["msdf", "mesh"] = "msdf"
+    """A shape stored both as ``NAME.msdf.npz`` and as a mesh ``NAME.glb/.ply/...`` counts as its decoded M-SDF or as its mesh
+    (``mesh``: the procedural set's true surfaces as the reference, the GLBs of ``shapegen generate``); a file without a twin always counts."""
+    baseline_limit: int = 0
+    """Use only the first N baseline shapes (per class with ``--by-class``), e.g. as many as were generated; 0: all."""
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("generated", help="folder of generated meshes (.glb/.obj/.ply) or .msdf.npz files")
     p.add_argument("reference", help="folder of reference (held-out) meshes or .msdf.npz files")
     p.add_argument("--baseline", metavar="DIR", help="training shapes: the same metrics against the reference, to read the figures by")
+    p.add_argument("--by-class", action="store_true", help="each folder holds one sub-folder per class: also report each class's "
+                   "fidelity (share of its generated shapes whose nearest reference shape is of that class) and its COV/MMD/1-NNA")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -202,9 +236,9 @@ def _eval_generation(args: argparse.Namespace, cfg: EvalGenerationConfig) -> Non
 
     if cfg.num_points < 1 or cfg.dense_factor < 1:
         raise ShapegenError("num_points and dense_factor must be at least 1")
-    report = evaluate_generation(args.generated, args.reference, args.baseline, num_points=cfg.num_points,
-                                 dense_factor=cfg.dense_factor, normalize=cfg.normalize, seed=cfg.seed,
-                                 loader=_shape_loader(cfg.resolution))
+    report = evaluate_generation(args.generated, args.reference, args.baseline, by_class=args.by_class,
+                                 baseline_limit=cfg.baseline_limit, prefer=cfg.prefer, num_points=cfg.num_points, dense_factor=cfg.dense_factor,
+                                 normalize=cfg.normalize, seed=cfg.seed, loader=_shape_loader(cfg.resolution))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -215,6 +249,9 @@ COMMANDS = [
     Command("train", "train a generative method (--method msdf) with Lightning; resumes from OUTPUT/checkpoints/last.ckpt", _train_args, _train),
     Command("generate", "sample shapes from a trained checkpoint: M-SDF files, GLB meshes and a preview sheet", _generate_args, _generate,
             GenerateConfig),
-    Command("eval-generation", "COV, MMD and 1-NNA (Chamfer-L2 on FPS point clouds) of generated against reference shapes",
+    Command("export-model", "slim a trained checkpoint to the weights sampling uses (EMA) and its config, for shipping",
+            _export_args, _export_model),
+    Command("eval-generation", "COV, MMD and 1-NNA (Chamfer-L2 on FPS point clouds) of generated against reference shapes; "
+            "class fidelity with --by-class",
             _eval_args, _eval_generation, EvalGenerationConfig),
 ]

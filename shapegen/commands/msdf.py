@@ -15,10 +15,9 @@ from typing import Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+from shapegen.geometry.export import EXPORT_SUFFIXES
 
 log = logging.getLogger(__name__)
-
-MESH_OUTPUT_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
 
 
 @dataclass
@@ -167,9 +166,8 @@ def _encode(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------------ decode
 def _decode(args: argparse.Namespace) -> None:
-    import torch
-
     from shapegen.config import load_config
+    from shapegen.devices import choose_device
     from shapegen.fields.mosaic_sdf import MosaicSDF
     from shapegen.geometry.export import export_mesh
     from shapegen.io import check_output_path
@@ -180,14 +178,12 @@ def _decode(args: argparse.Namespace) -> None:
     if args.normalized:
         cfg.normalized = True
     out = Path(args.output)
-    if out.suffix.lower() not in MESH_OUTPUT_SUFFIXES:
-        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(MESH_OUTPUT_SUFFIXES)}")
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if cfg.resolution < 2:
         raise ShapegenError(f"resolution must be at least 2, got {cfg.resolution}")
     check_output_path(out)  # before decoding, whose progress bar would come first
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
-    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device)
+    device = choose_device(cfg.device, option="device=")
     msdf = MosaicSDF.load(args.input, device=device)
     msdf.backend = cfg.backend
     mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, close_holes=cfg.close_holes,

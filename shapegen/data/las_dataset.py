@@ -75,12 +75,10 @@ class LASDataset(Dataset):
         self.repeat = max(1, repeat)
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seed = 0
-        self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Called by the training sampler each epoch: the sketch drawn for an item depends on
-        ``(seed, epoch, index)`` only, not on which process or worker loads it."""
-        self.epoch = int(epoch)
+    epoch_indices = True
+    """The training sampler passes ``index + epoch * len(self)``: the sketch drawn for an item
+    depends on ``(seed, epoch, index)`` only, not on which process or worker loads it."""
 
     def __len__(self) -> int:
         return len(self.names) * self.repeat
@@ -97,11 +95,12 @@ class LASDataset(Dataset):
         return self._cache[name]
 
     def __getitem__(self, i: int) -> dict:
+        epoch, i = divmod(int(i), len(self))
         name = self.names[i % len(self.names)]
         sdf, shell = self.volumes(name)
         recs = self.sketches[name]
         if recs:
-            r = recs[random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + i).randrange(len(recs))]
+            r = recs[random.Random((self.seed * 1_000_003 + epoch) * 1_000_003 + i).randrange(len(recs))]
             ink = read_sketch_png(self.root / r["file"])
             if ink.shape[-1] != self.sketch_size:
                 from shapegen.data.sketches import binarize_sketch
@@ -129,9 +128,7 @@ class LASDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         ds = LASDataset(self.cfg.root, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
         ds.seed = self.seed
-        from shapegen.engine import train_sampler
+        from shapegen.engine import train_loader
 
-        # The same global order on one device or many (batch_size is per device).
-        sampler = train_sampler(ds, getattr(self, "trainer", None), self.seed)
-        return DataLoader(ds, batch_size=min(self.cfg.batch_size, len(ds)), sampler=sampler, drop_last=True,
-                          num_workers=self.cfg.num_workers, persistent_workers=self.cfg.num_workers > 0)
+        # Batches are a function of the step: the same on one device or many, resumed or not.
+        return train_loader(ds, min(self.cfg.batch_size, len(ds)), getattr(self, "trainer", None), self.seed, self.cfg.num_workers)

@@ -16,6 +16,13 @@ becomes a dataset of ``{"tensor", "label", "caption"}`` items:
   every epoch), following torch's random state.
 - ``labels: none``: unconditional.
 
+``split`` (``--set data.split=train``) keeps only the files that ``<root>/index.csv`` (``path``,
+``split`` and, optionally, ``class`` columns, as :mod:`shapegen.data.procedural_set` writes it)
+lists with that split, matched by path without suffixes (``train/chair/chair_00001.ply`` ->
+``train/chair/chair_00001.msdf.npz``); the class of such a file is its ``class`` column (or its
+first sub-folder when the index has none). Held-out shapes beside the training ones are therefore
+never read.
+
 Everything is loaded into memory once (an M-SDF is 1.4 MB at n = 1024, k = 7).
 """
 
@@ -34,6 +41,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from shapegen.errors import ShapegenError
+from shapegen.geometry.mesh_io import MESH_SUFFIXES
 
 SUFFIX = ".msdf.npz"
 """File suffix of a saved M-SDF."""
@@ -50,6 +58,8 @@ class MSDFDataConfig:
     captions: str = ""
     """CSV with columns ``path,caption`` (only for ``labels: captions``; several rows per path: one is drawn per item);
     relative paths are under ``root``."""
+    split: str = ""
+    """Only the files listed with this split in ``<root>/index.csv`` (e.g. ``train``); empty: every file under ``root``."""
     batch_size: int = 8
     """Shapes per training batch."""
     num_workers: int = 0
@@ -74,10 +84,6 @@ def read_msdf_file(path: str | Path) -> tuple[np.ndarray, int]:
     if not np.isfinite(tensor).all():
         raise ShapegenError(f"'{path}' contains NaN or infinite values; re-convert that shape")
     return tensor, k
-
-
-MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
-"""Mesh suffixes a captions CSV path may end with (the mesh an M-SDF was encoded from)."""
 
 
 class MSDFDataset(Dataset):
@@ -150,6 +156,30 @@ def _match_captions(rel: list[str], captions: dict[str, list[str]], csv_path: Pa
     return out
 
 
+def read_split(root: Path, split: str) -> dict[str, str]:
+    """Path key (no suffix) -> class (``""`` when the index has no class column) of the rows of
+    ``root/index.csv`` in ``split``.
+
+    Raises:
+        ShapegenError: for a missing index, one without ``path`` and ``split`` columns, or a split
+            that no row has.
+    """
+    index = root / "index.csv"
+    if not index.is_file():
+        raise ShapegenError(f"data.split={split} needs '{index}' (columns path,split, as 'shapegen data procedural' writes); "
+                            "or drop data.split to train on every file under data.root")
+    with open(index, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "split"} <= set(reader.fieldnames):
+            raise ShapegenError(f"'{index}' needs a header with columns path,split, got {reader.fieldnames}")
+        rows = list(reader)
+    keys = {_caption_key(r["path"]): (r.get("class") or "") for r in rows if r["split"] == split}
+    if not keys:
+        found = sorted({r["split"] for r in rows})
+        raise ShapegenError(f"no shape of split '{split}' in '{index}'; its splits are: {', '.join(found) or 'none'}")
+    return keys
+
+
 def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], int]:
     """Load every M-SDF under ``config.root``.
 
@@ -165,6 +195,13 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
     files = sorted(root.rglob(f"*{SUFFIX}"))
     if not files:
         raise ShapegenError(f"no *{SUFFIX} files under '{root}'; convert meshes to M-SDF first")
+    split_classes: dict[str, str] | None = None
+    if config.split:
+        split_classes = read_split(root, config.split)
+        files = [f for f in files if f.relative_to(root).as_posix().removesuffix(SUFFIX) in split_classes]
+        if not files:
+            raise ShapegenError(f"none of the *{SUFFIX} files under '{root}' is in split '{config.split}' of its index.csv; "
+                                "write them with 'shapegen data procedural --set procedural.msdf=true'")
     per_file: list[list[str] | None] = [None] * len(files)
     if config.labels == "captions":
         csv_path = Path(config.captions)
@@ -178,7 +215,11 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
         if not files:
             raise ShapegenError(f"none of the paths in '{csv_path}' match a *{SUFFIX} file under '{root}'")
     rel = [f.relative_to(root) for f in files]
-    names = sorted({r.parts[0] for r in rel if len(r.parts) > 1}) if config.labels == "folders" else []
+    # The class of each file: the index's class column with a split, else its first sub-folder ("" at the root).
+    groups = [r.parts[0] if len(r.parts) > 1 else "" for r in rel]
+    if split_classes is not None:
+        groups = [split_classes[r.as_posix().removesuffix(SUFFIX)] or g for r, g in zip(rel, groups)]
+    names = sorted({g for g in groups if g}) if config.labels == "folders" else []
     tensors, ks = [], set()
     for f in files:
         t, k = read_msdf_file(f)
@@ -189,7 +230,7 @@ def load_msdf_folder(config: MSDFDataConfig) -> tuple[MSDFDataset, list[str], in
         raise ShapegenError(f"the M-SDFs under '{root}' differ in size ({sorted(shapes)}); convert them all with the same n and k")
     index = {name: i for i, name in enumerate(names)}
     # Files directly under the root carry the null class (index len(names)) when classes exist.
-    labels = [index.get(r.parts[0], len(names)) if len(r.parts) > 1 else len(names) for r in rel]
+    labels = [index.get(g, len(names)) for g in groups]
     caps = [tuple(c) if c else ("",) for c in per_file]
     data = MSDFDataset(torch.from_numpy(np.stack(tensors)), labels, caps, files)
     return data, names, ks.pop()
@@ -262,16 +303,13 @@ class MSDFDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         self.setup()
         bs = min(self.config.batch_size, len(self.dataset))
-        from shapegen.engine import train_sampler
+        from shapegen.engine import train_loader
 
-        # The same global order on one device or many (batch_size is per device).
-        sampler = train_sampler(self.dataset, getattr(self, "trainer", None), self.seed)
-        return DataLoader(self.dataset, batch_size=bs, sampler=sampler, drop_last=True, num_workers=self.config.num_workers,
-                          persistent_workers=self.config.num_workers > 0)
+        # Batches are a function of the step: the same on one device or many, resumed or not.
+        return train_loader(self.dataset, bs, getattr(self, "trainer", None), self.seed, self.config.num_workers)
 
 
 __all__ = [
-    "MESH_SUFFIXES",
     "SUFFIX",
     "MSDFDataConfig",
     "MSDFDataModule",
@@ -281,5 +319,6 @@ __all__ = [
     "msdf_statistics",
     "read_captions",
     "read_msdf_file",
+    "read_split",
     "value_pca",
 ]

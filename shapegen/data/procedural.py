@@ -308,7 +308,8 @@ def preview_sheet(
     """Render a sheet of previews: one row per list in ``rows``, each a list of ``(label, mesh)``.
 
     Meshes are rendered in the normalised frame from a fixed camera (azimuth from +Z towards
-    +X), so sizes and orientations compare across tiles; labels are drawn in each tile's corner.
+    +X), so sizes and orientations compare across tiles, in their class's colour
+    (:data:`CLASS_COLORS`, from the label's first word); labels are drawn in each tile's corner.
     An ``H W 3`` uint8 image in place of a mesh (e.g. an input sketch) is resized into its tile.
 
     Args:
@@ -322,47 +323,17 @@ def preview_sheet(
     Returns:
         ``H W 3`` uint8 image, ``tile`` pixels per column.
     """
-    from PIL import Image, ImageDraw, ImageFont
+    from renderers.preview import orbit_camera, render_sheet
 
-    from renderers.preview import orbit_camera, render_mesh
+    def color(label: str, item: Mesh | np.ndarray) -> tuple[float, float, float] | None:
+        if isinstance(item, np.ndarray):
+            return None
+        cls = label.replace(":", " ").replace("_", " ").split()[0] if label.strip() else ""
+        return CLASS_COLORS.get(cls, (0.8, 0.8, 0.8))
 
-    n_cols = max((len(r) for r in rows), default=0)
-    font = ImageFont.load_default(size=max(8, tile // 12))
-    line_h = int(font.getbbox("Ag")[3]) + 2
-    wrapped = [[_wrap(text, font, tile - 6) for text in row] for row in captions] if captions is not None else None
-    bands = [max((len(lines) for lines in row), default=0) * line_h + (4 if row else 0) for row in wrapped] if wrapped else [0] * len(rows)
-    tops = np.concatenate([[0], np.cumsum([tile + b for b in bands])]).astype(int)
-    sheet = np.full((int(tops[-1]), tile * max(n_cols, 1), 3), 255, np.uint8)
     # A fixed distance that fits the [-1, 1]^3 cube's bounding sphere, so tiles share a scale.
     distance = 1.05 * 3**0.5 / np.sin(np.radians(40.0) / 2)
     c2w = orbit_camera(torch.zeros(3), distance, azimuth_deg, elevation_deg)
-    for r, row in enumerate(rows):
-        for c, (label, mesh) in enumerate(row):
-            if isinstance(mesh, np.ndarray):
-                pil = Image.fromarray(mesh).convert("RGB").resize((tile, tile), Image.Resampling.LANCZOS)
-            else:
-                cls = label.replace(":", " ").replace("_", " ").split()[0] if label.strip() else ""
-                colors = torch.tensor(CLASS_COLORS.get(cls, (0.8, 0.8, 0.8))).expand(mesh.num_vertices, 3)
-                img = render_mesh(mesh.vertices, mesh.faces, vertex_colors=colors, width=tile, height=tile, c2w=c2w, fov_deg=40.0)
-                pil = Image.fromarray(img)
-            ImageDraw.Draw(pil).text((4, 2), label, fill=(60, 60, 60))
-            y = int(tops[r])
-            sheet[y : y + tile, c * tile : (c + 1) * tile] = np.asarray(pil)
-            if wrapped is not None and c < len(wrapped[r]) and bands[r]:
-                band = Image.new("RGB", (tile, bands[r]), (255, 255, 255))
-                draw = ImageDraw.Draw(band)
-                for k, line in enumerate(wrapped[r][c]):
-                    draw.text((3, k * line_h), line, fill=(30, 30, 30), font=font)
-                sheet[y + tile : y + tile + bands[r], c * tile : (c + 1) * tile] = np.asarray(band)
-    return sheet
-
-
-def _wrap(text: str, font: Any, width: int) -> list[str]:
-    """Greedy word wrap of ``text`` to lines at most ``width`` pixels wide in ``font``."""
-    lines: list[str] = []
-    for word in text.split():
-        if lines and font.getlength(f"{lines[-1]} {word}") <= width:
-            lines[-1] += f" {word}"
-        else:
-            lines.append(word)
-    return lines
+    return render_sheet([[item for _, item in row] for row in rows], tile, views=[c2w], fov_deg=40.0,
+                        colors=[[color(label, item) for label, item in row] for row in rows],
+                        labels=[[label for label, _ in row] for row in rows], captions=captions)

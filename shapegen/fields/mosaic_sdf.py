@@ -1,7 +1,7 @@
 """Mosaic-SDF: a shape's signed distance as a set of small local SDF grids.
 
 Paper: Lior Yariv, Omri Puny, Oran Gafni, Yaron Lipman, "Mosaic-SDF for 3D Generative Models",
-CVPR 2024, arXiv 2312.09222. Notes: ``../shared/methods/msdf.md``.
+CVPR 2024, arXiv 2312.09222.
 
 Representation. ``X = {(p_i, s_i, V_i)}_{i=1..n}``: centre ``p_i`` (3), half side ``s_i > 0`` and
 values ``V_i`` on the ``k^3`` nodes ``p_i + s_i G`` with ``G = {-1, -1 + 2/(k-1), ..., 1}^3``. Stored

@@ -1,7 +1,7 @@
 """Mesh -> Mosaic-SDF conversion (the paper's Algorithm 1), batched over shapes.
 
-Paper: Yariv et al., "Mosaic-SDF for 3D Generative Models", CVPR 2024, arXiv 2312.09222
-(notes: ``../shared/methods/msdf.md``). Steps per shape:
+Paper: Lior Yariv, Omri Puny, Oran Gafni, Yaron Lipman, "Mosaic-SDF for 3D Generative Models",
+CVPR 2024, arXiv 2312.09222. Steps per shape:
 
 1. Normalise the mesh into [-1, 1]^3 (``normalize_mesh``, cube mode; the transform is kept).
 2. Centres ``p_i``: farthest point sampling over a dense area-uniform surface sample ``Y``.
@@ -43,6 +43,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from shapegen.devices import choose_device
 from shapegen.errors import ShapegenError
 from shapegen.fields.mosaic_sdf import CubeIndex, MosaicSDF, blend, grid_offsets, row_width
 from shapegen.geometry.mesh import Mesh
@@ -210,14 +211,6 @@ def file_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _device(cfg: MosaicSDFConvertConfig) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ShapegenError("device=cuda was asked for but no CUDA GPU is available; use device=cpu or auto")
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
-
-
 def _check_config(cfg: MosaicSDFConvertConfig) -> None:
     if cfg.n < 1 or cfg.k < 2:
         raise ShapegenError(f"n must be >= 1 and k >= 2, got n={cfg.n}, k={cfg.k}")
@@ -237,7 +230,7 @@ def prepare_shape(
 
     _check_config(cfg)
     t0 = time.perf_counter()
-    dev = _device(cfg)
+    dev = choose_device(cfg.device, option="device=")
     if not isinstance(mesh, Mesh):
         path = Path(mesh)
         name = name or path.name

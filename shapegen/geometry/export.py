@@ -56,9 +56,13 @@ from shapegen.geometry.mesh import Mesh, PBRMaterial
 from shapegen.geometry.rows import unique_rows
 from shapegen.io import atomic_path, check_output_path
 
-__all__ = ["SUPPORTED_SUFFIXES", "export_mesh", "linear_to_srgb", "srgb_to_linear"]
+__all__ = ["EXPORT_SUFFIXES", "TEXTURE_SUFFIXES", "export_mesh", "linear_to_srgb", "srgb_to_linear"]
 
-SUPPORTED_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+#: File suffixes :func:`export_mesh` writes (lower case, with the dot); the readable ones are
+#: :data:`shapegen.geometry.mesh_io.MESH_SUFFIXES`.
+EXPORT_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+#: The written formats that carry a material's texture images (PLY keeps UVs and vertex colours only).
+TEXTURE_SUFFIXES = tuple(s for s in EXPORT_SUFFIXES if s != ".ply")
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -100,7 +104,7 @@ def export_mesh(
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
+    if suffix not in EXPORT_SUFFIXES:
         raise ShapegenError(
             f"unsupported mesh format {suffix or '(no suffix)'!r} for {path}; use .glb (recommended), .gltf, .obj or .ply"
         )

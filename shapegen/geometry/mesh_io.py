@@ -24,7 +24,8 @@ from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh, Normalization
 from shapegen.geometry.rows import row_keys, unique_rows
 
-#: File suffixes :func:`load_mesh` accepts (lower case, with the dot).
+#: File suffixes :func:`load_mesh` reads (lower case, with the dot); the written ones are
+#: :data:`shapegen.geometry.export.EXPORT_SUFFIXES`.
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 
 

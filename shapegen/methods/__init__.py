@@ -34,7 +34,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "vsd", "shapegen.methods.vsd:VSDConfig", "shapegen.methods.vsd:VSDSystem",
             "VSD (ProlificDreamer): text-to-3D by variational score distillation on NeRF particles",
-            stages=("nerf", "geometry", "texture"),
+            stages=("nerf", "geometry", "texture"), pipeline="shapegen.methods.text_to_3d:train_stage",
         ),
     )
 }

@@ -100,6 +100,10 @@ class MethodSpec:
     """Config keys (``fnmatch`` patterns) besides :data:`RUN_MAY_DIFFER` that a resumed run may change."""
     default_checkpoint: str = ""
     """The shipped model that ``generate`` and the method's verbs use without ``--checkpoint`` (repository-relative)."""
+    pipeline: str = ""
+    """``module:function`` that ``shapegen train`` calls instead of one :func:`~shapegen.engine.fit`
+    (a staged pipeline that trains, checkpoints and exports each stage itself):
+    ``function(config, out_dir, *, fresh, progress) -> last checkpoint``. Empty: the generic path."""
 
     @property
     def presets(self) -> str:
@@ -113,6 +117,10 @@ class MethodSpec:
     def system_class(self) -> type:
         """The LightningModule class."""
         return _import(self.system)
+
+    def pipeline_function(self):
+        """The callable named by :attr:`pipeline` (None when the method trains through the generic path)."""
+        return _import(self.pipeline) if self.pipeline else None
 
     def run_config(self, config: Any) -> RunConfig:
         """The :class:`RunConfig` nested in a config of this method."""
@@ -135,6 +143,8 @@ class MethodSpec:
             raise ShapegenError(f"method '{self.name}': {self.system}.CONFIG is not {self.config}")
         if not isinstance(self.run_config(cfg_cls()), RunConfig):
             raise ShapegenError(f"method '{self.name}': {self.config}.train is not a RunConfig")
+        if self.pipeline and not callable(self.pipeline_function()):
+            raise ShapegenError(f"method '{self.name}': pipeline {self.pipeline} is not callable")
         needed = {"for_training": self.train, "write_samples": self.generate, "write_preview": self.train and self.previews}
         for attr, promised in needed.items():
             if promised and not callable(getattr(sys_cls, attr, None)):

@@ -2,7 +2,7 @@
 
 Paper: Xin-Yang Zheng, Hao Pan, Peng-Shuai Wang, Xin Tong, Yang Liu, Heung-Yeung Shum,
 "Locally Attentional SDF Diffusion for Controllable 3D Shape Generation", ACM TOG 42(4)
-(SIGGRAPH 2023), arXiv 2305.04461. Notes: ``../shared/methods/las.md``.
+(SIGGRAPH 2023), arXiv 2305.04461.
 
 Equations implemented (:mod:`shapegen.diffusion.gaussian`):
 
@@ -71,14 +71,14 @@ from shapegen.checkpoints import load_checkpoint
 from shapegen.config import from_dict, to_dict
 from shapegen.data.las_dataset import LASDataConfig, LASDataModule
 from shapegen.data.las_prepare import occupancy_shell
-from shapegen.data.sketches import LAS_AZIMUTHS, view_projection
+from shapegen.data.sketches import LAS_AZIMUTHS, LAS_FOV, view_c2w, view_projection
 from shapegen.diffusion.gaussian import alpha_sigma, ancestral_step, cfg_combine, noise, time_grid
 from shapegen.engine import rank_rows
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox
 from shapegen.methods.base import RunConfig
-from shapegen.methods.outputs import GenerationResult
+from shapegen.methods.outputs import GenerationResult, write_preview_sheet
 from shapegen.nn.ema import ramped_decay
 from shapegen.nn.local_attention import local_attention_mask, training_radius
 from shapegen.nn.sketch_encoder import SketchEncoderConfig, build_sketch_encoder
@@ -653,7 +653,8 @@ class LASDiffusion(pl.LightningModule):
                 result.empty.append(i)
                 continue
             result.mesh_files.append(export_mesh(mesh, out / f"sample_{i:02d}.glb"))
-        result.preview = preview_sheet(res.meshes, out / "preview.png", preview_size)
+        # One mesh per row, through the LAS sketch camera at 30 degrees azimuth.
+        result.preview = write_preview_sheet(res.meshes, out / "preview.png", preview_size, columns=1, views=[view_c2w(30.0)], fov_deg=LAS_FOV)
         return result
 
 
@@ -736,14 +737,12 @@ def sketch_to_3d(
 def write_comparison(sketch: Float[Tensor, "S S"], mesh: Mesh, azimuth: float, path: str | Path, size: int = 256) -> Path:
     """The input sketch beside renders of ``mesh`` from the sketch's view and from two others
     (azimuth + 90 and + 180), all with the LAS camera, as a PNG."""
-    from renderers.preview import render_mesh, save_image
-    from shapegen.data.sketches import LAS_FOV, view_c2w
+    from renderers.preview import render_sheet, save_image
 
     ink = F.interpolate(sketch[None, None].float(), size=(size, size), mode="area")[0, 0]
-    tiles = [np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)]
-    for az in (azimuth, azimuth + 90.0, azimuth + 180.0):
-        tiles.append(render_mesh(mesh.vertices, mesh.faces, width=size, height=size, fov_deg=LAS_FOV, c2w=view_c2w(az)))
-    return save_image(Path(path), np.concatenate(tiles, 1))
+    drawing = np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)
+    views = [view_c2w(az) for az in (azimuth, azimuth + 90.0, azimuth + 180.0)]
+    return save_image(Path(path), render_sheet([[drawing, mesh]], size, views=views, fov_deg=LAS_FOV))
 
 
 def export_checkpoint(model: LASDiffusion, path: str | Path) -> Path:
@@ -780,18 +779,4 @@ def upgrade_state(checkpoint: dict) -> None:
     state = checkpoint.get("state_dict", {})
     if state and "stage_steps" not in state:
         state["stage_steps"] = torch.ones(2, dtype=torch.long)
-
-
-def preview_sheet(meshes: list[Mesh], path: str | Path, size: int = 256, azimuths: tuple[float, ...] = (30.0,)) -> Path:
-    """One row per mesh, one shaded render per azimuth (blank tiles for empty meshes), as a PNG."""
-    from renderers.preview import render_mesh, save_image
-    from shapegen.data.sketches import LAS_FOV, view_c2w
-
-    rows = []
-    for mesh in meshes:
-        tiles = [np.full((size, size, 3), 255, np.uint8) if mesh.num_faces == 0 else
-                 render_mesh(mesh.vertices, mesh.faces, width=size, height=size, fov_deg=LAS_FOV, c2w=view_c2w(az))
-                 for az in azimuths]
-        rows.append(np.concatenate(tiles, 1))
-    return save_image(path, np.concatenate(rows, 0))
 

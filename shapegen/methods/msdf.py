@@ -1,7 +1,7 @@
 """Mosaic-SDF generator: flow matching over M-SDF tensors with a set Transformer.
 
 Paper: Lior Yariv, Omri Puny, Oran Gafni, Yaron Lipman, "Mosaic-SDF for 3D Generative Models",
-CVPR 2024, arXiv 2312.09222 (Sec. 4, Algorithms 2 and 3). Notes: ``../shared/methods/msdf.md``.
+CVPR 2024, arXiv 2312.09222 (Sec. 4, Algorithms 2 and 3).
 
 Equations implemented (``x1`` a normalised M-SDF tensor of ``n`` rows ``[p, s, V]``,
 ``x0 ~ N(0, I)`` of the same shape, ``c`` a class label or a prompt):

@@ -3,7 +3,7 @@
 Paper: Xiaoyang Lyu, Peng Dai, Zizhang Li, Dongyu Yan, Yi Lin, Yifan Peng, Xiaojuan Qi,
 "Learning A Room with the Occ-SDF Hybrid: Signed Distance Function Mingled with Occupancy Aids
 Scene Representation", ICCV 2023, arXiv 2303.09152; built on MonoSDF (Yu et al. 2022, arXiv
-2206.00665). Notes: ``../shared/methods/occsdf.md``.
+2206.00665).
 
 Equations implemented (``f`` the SDF, positive in free space; ``o = sigmoid(-10 o_raw)``):
 
@@ -581,12 +581,12 @@ def reconstruct(
     """
     from shapegen.checkpoints import resume_from
     from shapegen.config import save_config
-    from shapegen.geometry.export import SUPPORTED_SUFFIXES, export_mesh
+    from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
     from shapegen.io import check_output_path, make_output_dir
     from shapegen.methods.base import RUN_MAY_DIFFER, get_method
 
     out = Path(out)
-    if out.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if out.suffix.lower() not in EXPORT_SUFFIXES:
         raise ShapegenError(f"unsupported output format '{out.suffix or '(none)'}' for {out}; use .glb, .gltf, .obj or .ply")
     check_output_path(out)
     scene = read_scene(scene_dir, config.scene)  # all input errors surface before anything is written

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jaxtyping import Float
+    from torch import Tensor
+
+    from shapegen.geometry.mesh import Mesh
 
 
 @dataclass
@@ -18,27 +26,30 @@ class GenerationResult:
     preview: Path | None = None
 
 
-def write_preview_sheet(meshes: list, path: str | Path, size: int = 256) -> Path:
-    """Render every mesh (empty ones as blank tiles) and tile the images into one PNG sheet."""
-    import math
+def write_preview_sheet(
+    meshes: Sequence[Mesh | None],
+    path: str | Path,
+    size: int = 256,
+    *,
+    columns: int = 4,
+    views: Sequence[Float[Tensor, "4 4"]] | None = None,
+    fov_deg: float = 40.0,
+) -> Path:
+    """Render every mesh (``None`` or an empty mesh as a blank tile) into one PNG sheet.
 
-    import numpy as np
+    Args:
+        meshes: the samples, in sheet order.
+        path: the PNG to write (atomically).
+        size: side of one tile in pixels.
+        columns: meshes per row of the sheet.
+        views: camera-to-world matrices, each mesh rendered once per view side by side (a
+            method's own fixed camera); ``None`` fits each mesh in its tile.
+        fov_deg: vertical field of view of the renders.
+    """
+    from renderers.preview import render_sheet, save_image
 
-    from renderers.preview import render_mesh, save_image
-
-    tiles = []
-    for mesh in meshes:
-        if mesh is None or mesh.num_faces == 0:
-            tiles.append(np.full((size, size, 3), 255, dtype=np.uint8))
-        else:
-            tiles.append(np.asarray(render_mesh(mesh.vertices, mesh.faces, width=size, height=size))[..., :3])
-    cols = min(4, max(1, len(tiles)))
-    rows = math.ceil(len(tiles) / cols)
-    sheet = np.full((rows * size, cols * size, 3), 255, dtype=np.uint8)
-    for i, tile in enumerate(tiles):
-        r, c = divmod(i, cols)
-        sheet[r * size : (r + 1) * size, c * size : (c + 1) * size] = tile
-    return save_image(path, sheet)
+    rows = [list(meshes[i : i + columns]) for i in range(0, len(meshes), max(columns, 1))]
+    return save_image(path, render_sheet(rows, size, views=views, fov_deg=fov_deg))
 
 
 __all__ = ["GenerationResult", "write_preview_sheet"]

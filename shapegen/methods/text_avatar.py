@@ -1,12 +1,12 @@
 """Text to a rigged, textured humanoid: the ``avatar`` preset of the VSD mesh stages.
 
-Method notes: ``shared/methods/avatar.md`` (layers 1-3). Builds on ProlificDreamer's mesh stages
-(Wang et al., NeurIPS 2023, arXiv 2305.16213; :mod:`shapegen.methods.vsd_mesh`) with the body
-prior and head-zoom cameras of the text-to-avatar line (DreamAvatar, Cao et al., arXiv
-2304.00916; TADA, Liao et al., arXiv 2308.10899; HumanNorm, Huang et al., arXiv 2310.01406),
-and with our rig transfer (:mod:`shapegen.methods.avatar`) instead of an SMPL-X/FLAME template.
+Builds on ProlificDreamer's mesh stages (Wang et al., NeurIPS 2023, arXiv 2305.16213;
+:mod:`shapegen.methods.vsd_mesh`) with the body prior and head-zoom cameras of the text-to-avatar
+line (DreamAvatar, Cao et al., arXiv 2304.00916; TADA, Liao et al., arXiv 2308.10899; HumanNorm,
+Huang et al., arXiv 2310.01406), and with our rig transfer (:mod:`shapegen.methods.rig`)
+instead of an SMPL-X/FLAME template.
 
-Pipeline (:func:`shapegen.commands.avatar`):
+Pipeline (:func:`text_to_avatar`, the library call behind ``shapegen avatar``):
 
 1. **Body prior.** The analytic humanoid (:class:`shapegen.fields.body_prior.HumanoidPrior`) or
    the Anny body (optional extra), placed in the VSD frame by :class:`BodyFrame`
@@ -41,7 +41,11 @@ the tet-grid SDF values, not on rendered depth or normals.
 from __future__ import annotations
 
 import functools
+import os
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -61,20 +65,24 @@ from shapegen.geometry.rigging import (
     rig_analytic_template,
     transfer_rig,
 )
-from shapegen.methods.avatar import RigConfig
+from shapegen.methods.rig import RigConfig
+from shapegen.methods.text_to_3d import VSD_MAY_DIFFER, with_run_settings
 from shapegen.methods.vsd import VSDConfig
 from shapegen.methods.vsd_mesh import GeometrySystem, TextureSystem
 
 __all__ = [
+    "AVATAR_MAY_DIFFER",
     "AvatarBody",
     "AvatarConfig",
     "AvatarGeometrySystem",
+    "AvatarResult",
     "AvatarTextureSystem",
     "BodyFrame",
     "PriorRegularizerConfig",
     "parse_body_params",
     "prior_sdf_penalty",
     "rig_avatar",
+    "text_to_avatar",
 ]
 
 
@@ -152,7 +160,7 @@ class BodyFrame:
 
 @functools.lru_cache(maxsize=2)
 def _anny(cache_dir: str | None, facial_actions: str) -> RiggedMesh:
-    from shapegen.methods.avatar import anny_template
+    from shapegen.methods.rig import anny_template
 
     return anny_template(cache_dir, facial_actions)
 
@@ -273,6 +281,9 @@ class AvatarGeometrySystem(GeometrySystem):
             before training (not when resuming from a checkpoint).
     """
 
+    preview_view = (30.0, 10.0)
+    """Azimuth and elevation of the training renders (degrees; a standing body seen nearly level)."""
+
     def __init__(self, config: AvatarConfig | dict[str, Any]) -> None:
         acfg = _avatar_config(config)
         body = AvatarBody(acfg)
@@ -315,6 +326,9 @@ class AvatarTextureSystem(TextureSystem):
         config: an :class:`AvatarConfig` or its plain-dict form.
         vertices, faces: the frozen mesh (world frame); omitted when loading a checkpoint.
     """
+
+    preview_view = (30.0, 10.0)
+    """Azimuth and elevation of the training renders (degrees; a standing body seen nearly level)."""
 
     def __init__(self, config: AvatarConfig | dict[str, Any], vertices: Tensor | None = None, faces: Tensor | None = None) -> None:
         acfg = _avatar_config(config)
@@ -361,3 +375,200 @@ def rig_avatar(body: AvatarBody, textured: Mesh, surface: Mesh) -> tuple[RiggedM
     skin = SkinWeights(rig_w.skin.joints[idx], rig_w.skin.weights[idx])
     morphs = {k: v[idx] for k, v in rig_w.morph_targets.items()}
     return RiggedMesh(mesh, rig_w.skeleton, skin, morphs), rig_w
+
+
+# ------------------------------------------------------------------------------------------
+# Pipeline
+
+AVATAR_MAY_DIFFER = (*(f"vsd.{p}" for p in VSD_MAY_DIFFER), "rest_resolution")
+"""Settings a resumed avatar run may change: run lengths, cadence, exports, hardware, the rest render's size."""
+
+
+@dataclass
+class AvatarResult:
+    """What :func:`text_to_avatar` wrote and how long each phase took."""
+
+    out_dir: Path
+    """The run folder."""
+    avatar: Path
+    """``avatar.glb``: armature, skin, morph targets, UV atlas and PBR textures (metres, +Y up, facing +Z)."""
+    geometry: Path
+    """``geometry.glb``: the geometry stage's surface (metres)."""
+    rest: Path
+    """``rest.png``: front view at rest."""
+    poses: Path | None
+    """``poses.png`` (rest, wave, step side by side) when asked for."""
+    config: Path
+    """``config.yaml``."""
+    checkpoints: dict[str, Path]
+    """``geometry`` and ``texture`` -> the stage's final ``last.ckpt``."""
+    histories: list[Path]
+    """``history_geometry.json``, ``history_texture.json``."""
+    vertices: int
+    """Vertices of the rigged mesh."""
+    joints: int
+    """Joints of its skeleton."""
+    morph_targets: list[str]
+    """Names of its morph targets."""
+    seconds: dict[str, float]
+    """Wall time per phase: geometry, texture, bake+rig+export, renders."""
+
+
+def _saved_avatar_config(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    saved = ckpt.get("hyper_parameters", {}).get("avatar")
+    if isinstance(saved, dict) and isinstance(saved.get("vsd"), dict):
+        saved = {**saved, "vsd": with_run_settings(saved["vsd"])}
+    return saved
+
+
+def _check_output(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ShapegenError(f"-o {out} is a file; give a folder")
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ShapegenError(f"cannot write into {probe}: permission denied; choose another -o folder")
+
+
+def _avatar_config_of(prompt_or_config: Any, preset: str | Path, overrides: Sequence[str]) -> AvatarConfig:
+    from shapegen.config import load_config, resolve_preset
+
+    if isinstance(prompt_or_config, AvatarConfig):
+        if overrides:
+            raise ShapegenError("overrides apply to a preset; with an AvatarConfig, set its fields instead")
+        cfg = prompt_or_config
+    else:
+        cfg = load_config(AvatarConfig, resolve_preset(preset, "avatar"), overrides)
+        cfg.vsd.prompt = str(prompt_or_config)
+    if not cfg.vsd.prompt.strip():
+        raise ShapegenError('the prompt is empty; describe the avatar, e.g. "a knight in silver armour"')
+    return cfg
+
+
+def text_to_avatar(
+    prompt_or_config,
+    out_dir: str | Path,
+    *,
+    preset: str | Path = "paper",
+    overrides: Sequence[str] = (),
+    fresh: bool = False,
+    preview: bool = False,
+    progress: bool = True,
+) -> AvatarResult:
+    """Text to a rigged, textured humanoid in ``out_dir`` (the module docstring has the method).
+
+    Args:
+        prompt_or_config: a text prompt (the config is ``preset`` with ``overrides``) or an
+            :class:`AvatarConfig` (its ``vsd.prompt`` is used; ``preset`` is ignored).
+        out_dir: the run folder: ``config.yaml``, ``geometry.glb``, ``avatar.glb``, ``rest.png``,
+            ``poses.png`` (with ``preview``), ``renders/``, ``history_*.json`` and the stages'
+            checkpoints (``checkpoints/geometry/last.ckpt``, ``checkpoints/texture/last.ckpt``).
+        preset: a name under ``configs/avatar/`` (``tiny``, ``paper``) or a YAML file.
+        overrides: ``key=value`` strings, e.g. ``["vsd.geometry.steps=100", "vsd.train.precision=bf16-mixed"]``.
+        fresh: start both stages over instead of continuing from their checkpoints.
+        preview: also render ``poses.png``.
+        progress: show the progress bars.
+
+    Each stage trains through :func:`shapegen.engine.fit` with ``vsd.train``'s run settings and the
+    stage's own length and cadence. Resume rule: a stage with a checkpoint of the same config
+    continues from it (a fresh geometry stage means a fresh texture stage: the texture starts
+    from the final surface), ``fresh`` starts over, another body, frame or prompt is a one-line
+    error naming ``--fresh``. Bad input is refused before anything is written.
+
+    Raises:
+        ShapegenError: bad config or body, unwritable output, a checkpoint of another config,
+            a GPU-sized config without a GPU, or an unknown prior.
+    """
+    import numpy as np
+
+    from renderers.preview import save_image
+    from shapegen.checkpoints import resume_from
+    from shapegen.config import save_config, to_dict
+    from shapegen.engine import is_rank_zero, quiet_lightning
+    from shapegen.geometry.export import export_mesh
+    from shapegen.geometry.export_rigged import export_rigged_glb
+    from shapegen.geometry.rigging import linear_blend_skinning
+    from shapegen.io import make_output_dir
+    from shapegen.methods.rig import POSES, pose_rotations
+    from shapegen.methods.text_to_3d import _device, check_device, fit_stage, stage_checkpoint, write_history
+    from shapegen.methods.vsd_mesh import _orbit_camera, dmtet_mesh_from_checkpoint
+
+    cfg = _avatar_config_of(prompt_or_config, preset, overrides)
+    body = AvatarBody(cfg)
+    vcfg = cfg.vsd
+    check_device(vcfg, max(vcfg.geometry.resolution, vcfg.texture.resolution), key="vsd.requires_gpu")
+    out = Path(out_dir)
+    _check_output(out)
+    geo_ckpt, tex_ckpt = stage_checkpoint(out, "geometry"), stage_checkpoint(out, "texture")
+    quiet_lightning()
+
+    def resume(ckpt: Path) -> bool:
+        return resume_from(ckpt, to_dict(cfg), fresh=fresh, may_differ=AVATAR_MAY_DIFFER, announce=is_rank_zero(),
+                           saved_config=_saved_avatar_config) is not None
+
+    # The texture stage starts from the geometry stage's final mesh: a fresh geometry stage
+    # means a fresh texture stage.
+    resume_geo = resume(geo_ckpt)
+    resume_tex = resume_geo and resume(tex_ckpt)
+
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    # Build the first system (loads the prior: an unknown model fails here) before writing.
+    geo = AvatarGeometrySystem(cfg)
+    make_output_dir(out)  # removed again if the run fails before writing anything into it
+    if is_rank_zero():
+        save_config(cfg, out / "config.yaml")
+    if not resume_geo:
+        geo.to(_device(vcfg.train))
+        geo.init_from_prior()
+    checkpoints = {"geometry": fit_stage(geo, vcfg, "geometry", out, resume=resume_geo, progress=progress)}
+    surface = geo.extract_mesh()
+    geometry = out / "geometry.glb"
+    if is_rank_zero():
+        export_mesh(Mesh(body.frame.to_body(surface.vertices), surface.faces), geometry)
+        write_history(geo.history, out / "history_geometry.json")
+    del geo
+    seconds = {"geometry": lap()}
+
+    if resume_tex:
+        tex = AvatarTextureSystem(cfg)
+    else:
+        surface = dmtet_mesh_from_checkpoint(geo_ckpt)
+        tex = AvatarTextureSystem(cfg, surface.vertices, surface.faces)
+    checkpoints["texture"] = fit_stage(tex, vcfg, "texture", out, resume=resume_tex, progress=progress)
+    if is_rank_zero():
+        write_history(tex.history, out / "history_texture.json")
+    seconds["texture"] = lap()
+
+    surface = Mesh(tex.mesh_vertices.cpu(), tex.mesh_faces.cpu())
+    rigged, welded = rig_avatar(body, tex.textured_mesh(), surface)
+    glb = out / "avatar.glb"
+    if is_rank_zero():
+        export_rigged_glb(rigged, glb, name="avatar")
+    seconds["bake+rig+export"] = lap()
+
+    def view(pose, azimuth: float, side: int):
+        posed = welded.skeleton.forward_kinematics(pose_rotations(welded, pose))
+        v = linear_blend_skinning(welded.mesh.vertices, welded.skin, welded.skeleton, posed)
+        c2w, intr = _orbit_camera(vcfg, azimuth, 5.0, side, tex.device)
+        with torch.no_grad():
+            rgb, _ = tex.render(c2w, intr, posed=body.frame.to_world(v).to(tex.device))
+        return (rgb[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+    side = cfg.rest_resolution
+    rest, poses = out / "rest.png", (out / "poses.png" if preview else None)
+    if is_rank_zero():
+        save_image(rest, view(POSES["rest"], 0.0, side))
+        if poses is not None:
+            save_image(poses, np.concatenate([view(p, 20.0, side) for p in POSES.values()], axis=1))
+    seconds["renders"] = lap()
+    return AvatarResult(
+        out_dir=out, avatar=glb, geometry=geometry, rest=rest, poses=poses, config=out / "config.yaml", checkpoints=checkpoints,
+        histories=[out / "history_geometry.json", out / "history_texture.json"], vertices=rigged.mesh.num_vertices,
+        joints=rigged.skeleton.num_joints, morph_targets=list(rigged.morph_targets), seconds=seconds,
+    )

@@ -42,6 +42,7 @@ def train(
     fresh: bool = False,
     config: Any = None,
     progress: bool = True,
+    callbacks: Sequence[Any] = (),
 ) -> Path:
     """Train ``spec``'s method into ``out_dir`` and return its final ``last.ckpt``.
 
@@ -54,6 +55,7 @@ def train(
         fresh: start over even when ``out_dir`` holds a checkpoint of the same config.
         config: an already built config object (instead of ``preset`` and ``overrides``).
         progress: show the progress bar.
+        callbacks: extra Lightning callbacks.
 
     Resume rule: a checkpoint of the same config in ``out_dir`` is continued; one of another config
     is a one-line error naming ``--fresh``. For a staged method, a checkpoint of another stage
@@ -74,6 +76,9 @@ def train(
     cfg = config if config is not None else load_method_config(spec, preset, overrides)
     run = spec.run_config(cfg)
     check_run(run)
+    pipeline = spec.pipeline_function()
+    if pipeline is not None:  # a staged pipeline: it applies the resume rule and calls fit() per stage
+        return pipeline(cfg, out_dir, fresh=fresh, progress=progress, callbacks=callbacks)
     out = Path(out_dir)
     last = out / "checkpoints" / "last.ckpt"
     other_stage = bool(spec.stages) and last.is_file() and not fresh and _saved_stage(last) not in ("", run.stage)
@@ -90,7 +95,7 @@ def train(
         make_output_dir(out)  # removed again if the run fails before writing anything into it
         save_config(model.config, out / "config.yaml")
     preview = _write_preview if spec.previews else None
-    return fit(model, run, out, datamodule=datamodule, resume=resume, preview=preview, progress=progress)
+    return fit(model, run, out, datamodule=datamodule, resume=resume, preview=preview, progress=progress, callbacks=callbacks)
 
 
 def _write_preview(module, folder: Path, step: int) -> None:

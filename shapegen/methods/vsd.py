@@ -58,6 +58,7 @@ from shapegen.fields.nerf import Background, BackgroundConfig, NeRFField, NeRFFi
 from shapegen.fields.shading import ShadingConfig, density_normals, pick_shading, shade
 from shapegen.fields.texture_field import TextureFieldConfig
 from shapegen.guidance.vsd import GuidanceConfig
+from shapegen.methods.base import RunConfig
 
 __all__ = [
     "GeometryStageConfig",
@@ -65,6 +66,7 @@ __all__ = [
     "RenderSettings",
     "TextureStageConfig",
     "VSDConfig",
+    "VSDRunConfig",
     "VSDSystem",
     "build_guidance",
     "drop_frozen_prior",
@@ -198,8 +200,24 @@ class TextureStageConfig:
 
 
 @dataclass
+class VSDRunConfig(RunConfig):
+    """How the stages run (``train.*``): hardware and numerics (``--devices``, ``--strategy``,
+    ``--precision``, ``--accelerator``), gradient clipping and the loss-log cadence.
+
+    Each stage replaces ``max_steps``, ``checkpoint_every`` and ``preview_every`` with its own
+    ``steps``, ``checkpoint_every`` and ``render_every`` (``steps`` and ``export.*`` for the NeRF
+    stage, ``geometry.*``, ``texture.*``) and ``seed`` with the config's top-level ``seed``
+    (:func:`shapegen.methods.text_to_3d.stage_run`), so the run keys of those four are not read.
+    """
+
+    stage: Literal["nerf", "geometry", "texture"] = "nerf"
+    """The stage ``shapegen train --method vsd`` runs (``--stage``); ``text-to-3d`` picks with ``--stages``."""
+
+
+@dataclass
 class VSDConfig:
-    """Schema of the VSD NeRF stage (``configs/vsd/*.yaml``)."""
+    """Schema of the VSD text-to-3D pipeline (``configs/vsd/*.yaml``): the NeRF stage at the top
+    level, the mesh stages under ``geometry`` and ``texture``, the run settings under ``train``."""
 
     prompt: str = "a DSLR photo of a hamburger"
     """Text prompt."""
@@ -243,6 +261,8 @@ class VSDConfig:
     """Stage 2 (DMTet geometry), run with ``text-to-3d --stages ...,geometry``."""
     texture: TextureStageConfig = field(default_factory=TextureStageConfig)
     """Stage 3 (texture), run with ``text-to-3d --stages ...,texture`` or ``shapegen texture``."""
+    train: VSDRunConfig = field(default_factory=VSDRunConfig)
+    """Run settings shared by the stages (devices, strategy, precision); see :class:`VSDRunConfig`."""
 
 
 def build_guidance(cfg: VSDConfig, guidance: GuidanceConfig, prompt_variants: tuple[str, ...] | list[str] = ()) -> nn.Module:
@@ -294,6 +314,8 @@ class VSDSystem(pl.LightningModule):
         config: a :class:`VSDConfig` or its plain-dict form (as saved in a checkpoint).
     """
 
+    CONFIG = VSDConfig
+
     def __init__(self, config: VSDConfig | dict[str, Any]) -> None:
         super().__init__()
         cfg = from_dict(VSDConfig, config) if isinstance(config, dict) else config
@@ -315,6 +337,21 @@ class VSDSystem(pl.LightningModule):
     @staticmethod
     def _build_guidance(cfg: VSDConfig) -> nn.Module:
         return build_guidance(cfg, cfg.guidance)
+
+    @classmethod
+    def for_training(cls, config: VSDConfig) -> tuple[VSDSystem, None]:
+        """The NeRF-stage system of ``config`` (its cameras are its data: no datamodule)."""
+        return cls(config), None
+
+    def write_preview(self, folder, step: int) -> None:
+        """Each particle's render at ``step`` (the schedule's side) as ``FOLDER/stepNNNNNN_pK.png``."""
+        from pathlib import Path
+
+        from renderers.preview import save_image
+
+        side = resolution_at(step, self.config.render)
+        for k in range(self.config.particles):
+            save_image(Path(folder) / f"step{step:06d}_p{k}.png", self.render_view(k, 30.0, 15.0, side).numpy())
 
     # --- rendering --------------------------------------------------------------------------
 

@@ -118,6 +118,17 @@ def _to_uint8(img: Tensor) -> Tensor:
     return (img[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
 
 
+PREVIEW_VIEW = (30.0, 15.0)
+"""Azimuth and elevation (degrees) of the renders written while a stage trains."""
+
+
+def _write_render(system: pl.LightningModule, folder: str | Path, name: str, side: int) -> None:
+    from renderers.preview import save_image
+
+    azimuth, elevation = system.preview_view
+    save_image(Path(folder) / name, system.render_view(azimuth, elevation, side).numpy())
+
+
 # --- stage 2: geometry ----------------------------------------------------------------------
 
 
@@ -133,6 +144,9 @@ class GeometrySystem(pl.LightningModule):
     :meth:`sample_cameras` (cameras and prompt variant per step) and :meth:`extra_losses`
     (more regularisers on the extracted surface).
     """
+
+    preview_view = PREVIEW_VIEW
+    """Azimuth and elevation of the training renders (degrees)."""
 
     def __init__(self, config: VSDConfig | dict[str, Any], prompt_variants: tuple[str, ...] | list[str] = ()) -> None:
         super().__init__()
@@ -236,6 +250,10 @@ class GeometrySystem(pl.LightningModule):
         normals, _, _, _ = self.render(c2w, intr)
         return _to_uint8(normals)
 
+    def write_preview(self, folder: str | Path, step: int) -> None:
+        """The normal render at ``step`` as ``FOLDER/geometry_stepNNNNNN.png``."""
+        _write_render(self, folder, f"geometry_step{step:06d}.png", self.config.geometry.resolution)
+
 
 def nerf_level_function(checkpoint: str | Path, particle: int = 0, device: torch.device | str = "cpu"):
     """``x -> iso - sigma(x)`` of particle ``particle`` of a NeRF-stage checkpoint (negative inside).
@@ -293,6 +311,9 @@ class TextureSystem(pl.LightningModule):
 
     Hook for presets: :meth:`sample_cameras` (cameras and prompt variant per step).
     """
+
+    preview_view = PREVIEW_VIEW
+    """Azimuth and elevation of the training renders (degrees)."""
 
     def __init__(
         self,
@@ -433,6 +454,10 @@ class TextureSystem(pl.LightningModule):
         """An ``H W 3`` uint8 colour render from an orbit camera (mid distance and fov)."""
         c2w, intr = _orbit_camera(self.config, azimuth_deg, elevation_deg, side, self.device)
         return _to_uint8(self.render(c2w, intr)[0])
+
+    def write_preview(self, folder: str | Path, step: int) -> None:
+        """The colour render at ``step`` as ``FOLDER/texture_stepNNNNNN.png``."""
+        _write_render(self, folder, f"texture_step{step:06d}.png", self.config.texture.resolution)
 
     @torch.no_grad()
     def textured_mesh(self, to_field=None) -> Mesh:

@@ -1,4 +1,4 @@
-"""Bad-input cases for every ``shapegen`` command (``tests/test_fuzz_cli.py`` and ``scripts/fuzz_cli.py``).
+"""Bad-input cases for every ``shapegen`` command (``tests/commands/test_fuzz_cli.py`` and ``scripts/fuzz_cli.py``).
 
 Every command must answer bad input with exactly one ``error: ...`` line on stderr and exit
 status 2, without a traceback, and leave its output location as it found it (no partial file,
@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from shapegen.geometry.mesh_io import MESH_SUFFIXES
 
 OUTPUT_CASES = ("read-only output folder", "full disk")
 CONFIG_CASES = ("wrong-typed config value", "unknown config key")
@@ -86,6 +88,8 @@ def _verbs() -> list[Verb]:
           lambda i, o, s: ["generate", "--method", "msdf", "--checkpoint", i, "-o", o, "--num", "1", "--class", "chair",
                            "--resolution", "16", "--steps", "2", "--device", "cpu"],
           ("--num", "notanumber"), ("--no-such-flag", "1")),
+        V("export-model", "export-model", "msdf-ckpt", ".ckpt",
+          lambda i, o, s: ["export-model", "--method", "msdf", i, "-o", o], ("--method", "notamethod"), ("--no-such-flag", "1")),
         V("eval-generation", "eval-generation", "mesh-dir", None,
           lambda i, o, s: ["eval-generation", i, str(s.mesh_dir()), "--set", "num_points=16", "--set", "dense_factor=1"],
           ("--set", "num_points=notanumber")),
@@ -167,11 +171,11 @@ class Samples:
         def make(path: Path) -> None:
             import trimesh
 
-            tm = trimesh.creation.icosphere(subdivisions=1, radius=0.8)
-            if suffix in (".glb", ".gltf", ".obj", ".ply"):
-                from shapegen.geometry.export import export_mesh
-                from shapegen.geometry.mesh import Mesh
+            from shapegen.geometry.export import EXPORT_SUFFIXES, export_mesh
+            from shapegen.geometry.mesh import Mesh
 
+            tm = trimesh.creation.icosphere(subdivisions=1, radius=0.8)
+            if suffix in EXPORT_SUFFIXES:
                 export_mesh(Mesh.from_trimesh(tm), path)
             else:
                 tm.export(path)
@@ -310,7 +314,7 @@ class Samples:
 # ---------------------------------------------------------------------------- bad inputs
 FILE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # kind: (suffixes in the default matrix, suffixes in the large one)
-    "mesh": ((".glb", ".ply", ".obj"), (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")),
+    "mesh": ((".glb", ".ply", ".obj"), MESH_SUFFIXES),
     "humanoid": ((".glb", ".ply", ".obj"), (".obj", ".ply", ".glb")),
     "sketch": ((".png",), (".png", ".jpg")),
     "grid": ((".npy",), (".npy", ".npz")),

@@ -177,8 +177,12 @@ def test_train_las_refuses_a_malicious_init_from(capsys, tmp_path, las_data, rea
     assert_refused(run(capsys, *_las_train(tmp_path / "run", las_data, f"train.init_from={ckpt}")), marker)
 
 
-def test_train_writes_and_resumes_without_the_weights_only_notice(capsys, tmp_path, msdf_data):
+def test_train_writes_and_resumes_without_the_weights_only_notice(capsys, tmp_path, msdf_data, monkeypatch):
     import logging
+
+    import shapegen.engine
+
+    monkeypatch.setattr(shapegen.engine, "quiet_lightning", lambda *a, **k: None)  # hear everything Lightning says
 
     class Keep(logging.Handler):
         def __init__(self) -> None:

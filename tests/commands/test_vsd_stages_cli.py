@@ -82,6 +82,23 @@ def test_resume_one_stage_from_its_checkpoint(three_stages, capsys, tmp_path):
     assert (out / "geometry.glb").read_bytes() == before  # earlier stages untouched
 
 
+def test_a_checkpoint_from_before_the_run_settings_still_resumes(three_stages, capsys, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(three_stages, out)
+    path = out / "checkpoints" / "texture" / "last.ckpt"
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    del ckpt["hyper_parameters"]["config"]["train"]  # as written before the stages shared train.*
+    torch.save(ckpt, path)
+    code, stdout, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=3", "--stages", "texture")
+    assert code == 0, err
+    assert f"resuming from {path} (step 2;" in stdout
+    # A run setting that is not the default is still a difference.
+    code, _, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=4",
+                       "--set", "train.grad_clip=1.0", "--stages", "texture")
+    _one_error_line(code, err)
+    assert "train.grad_clip=0.0 (now 1.0)" in err
+
+
 @pytest.mark.parametrize(
     ("stages", "message"),
     [("nerf,dmtet", "unknown stage 'dmtet'"), ("geometry", "needs the nerf stage's result"),
@@ -120,7 +137,53 @@ def test_texture_command_keeps_the_mesh_frame(capsys, tmp_path):
     np.testing.assert_allclose(got.bounds, src.bounds, atol=1e-4)  # original position and size
     assert len(got.faces) == len(src.faces)
     assert _texture_of(out).shape[:2] == (64, 64)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.glb", "ball.obj"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.glb", "ball.obj", "ball.run"]
+    run_dir = tmp_path / "ball.run"
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "config.yaml").is_file()
+    assert sorted(p.name for p in (run_dir / "renders").iterdir()) == ["texture_step000001.png", "texture_step000002.png"]
+
+
+@pytest.fixture
+def textured_ball(capsys, tmp_path):
+    """A texture run of 2 steps on a ball: (argv without -o, output path)."""
+    trimesh.creation.icosphere(subdivisions=1, radius=0.3).export(tmp_path / "ball.obj")
+    argv = ["texture", str(tmp_path / "ball.obj"), "--prompt", "a red ball", "--preset", "tiny", "--tiny-random-prior",
+            "--no-progress", "--set", "texture.render_every=0"]
+    out = tmp_path / "ball.glb"
+    code, _, err = run(capsys, *argv, "-o", str(out), "--set", "texture.steps=2")
+    assert code == 0, err
+    return argv, out
+
+
+def _steps(run_dir) -> list[int]:
+    return [int(r["step"]) for r in json.loads((run_dir / "history_texture.json").read_text())]
+
+
+def test_texture_command_resumes_from_its_run_folder(textured_ball, capsys):
+    argv, out = textured_ball
+    last = out.with_suffix(".run") / "checkpoints" / "last.ckpt"
+    code, stdout, err = run(capsys, *argv, "-o", str(out), "--set", "texture.steps=3")
+    assert code == 0, err
+    assert f"resuming from {last} (step 2;" in stdout
+    assert _steps(out.with_suffix(".run")) == [0, 1, 2]  # steps 0-1 restored, step 2 added
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 3
+    code, stdout, err = run(capsys, *argv, "-o", str(out), "--set", "texture.steps=2", "--fresh")
+    assert code == 0, err
+    assert "resuming" not in stdout and _steps(out.with_suffix(".run")) == [0, 1]
+
+
+def test_texture_command_refuses_another_configs_checkpoint(textured_ball, capsys, tmp_path):
+    argv, out = textured_ball
+    before = out.read_bytes()
+    code, _, err = run(capsys, *[a if a != "a red ball" else "a blue ball" for a in argv], "-o", str(out))
+    _one_error_line(code, err)
+    assert "prompt=a red ball (now a blue ball)" in err and "--fresh" in err
+    # The same config on another mesh is refused as well: the checkpoint holds the mesh it textures.
+    trimesh.creation.box(extents=[0.4, 0.4, 0.4]).export(tmp_path / "box.obj")
+    code, _, err = run(capsys, *[str(tmp_path / "box.obj") if a.endswith("ball.obj") else a for a in argv], "-o", str(out))
+    _one_error_line(code, err)
+    assert "mesh=" in err and "--fresh" in err
+    assert out.read_bytes() == before
 
 
 @pytest.mark.parametrize(

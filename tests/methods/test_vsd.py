@@ -23,6 +23,61 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_registered():
     assert METHODS["vsd"].system == "shapegen.methods.vsd:VSDSystem"
     assert "msdf" in METHODS  # the table keeps every method
+    METHODS["vsd"].check()  # CONFIG, for_training, write_preview, a RunConfig at train, the pipeline
+
+
+def _tiny(*overrides: str):
+    from shapegen.config import CONFIG_ROOT, load_config
+    from shapegen.methods.vsd import VSDConfig
+
+    return load_config(VSDConfig, CONFIG_ROOT / "vsd" / "tiny.yaml", ["export.turntable_frames=2", *overrides])
+
+
+def test_each_stage_runs_with_its_own_length_cadence_and_the_config_seed():
+    from shapegen.methods.text_to_3d import stage_run
+
+    cfg = _tiny("steps=7", "export.checkpoint_every=3", "export.render_every=2", "geometry.steps=5", "geometry.render_every=0",
+                "texture.checkpoint_every=4", "seed=11", "train.devices=2", "train.strategy=ddp", "train.max_steps=99")
+    nerf, geometry, texture = (stage_run(cfg, s) for s in ("nerf", "geometry", "texture"))
+    assert (nerf.max_steps, nerf.checkpoint_every, nerf.preview_every) == (7, 3, 2)
+    assert (geometry.max_steps, geometry.preview_every) == (5, -1)  # render_every 0: no renders
+    assert (texture.max_steps, texture.checkpoint_every) == (cfg.texture.steps, 4)
+    for run in (nerf, geometry, texture):
+        assert (run.seed, run.devices, run.strategy) == (11, 2, "ddp")
+    assert cfg.train.max_steps == 99  # the config itself is left as it was
+
+
+def test_text_to_3d_from_python_with_a_config(tmp_path):
+    from shapegen.methods.text_to_3d import text_to_3d
+
+    cfg = _tiny("steps=2", "export.render_every=0", "train.accelerator=cpu")
+    cfg.prompt = "a red cube"
+    result = text_to_3d(cfg, tmp_path / "run", progress=False)
+    assert result.meshes == [tmp_path / "run" / "model.glb"] and len(trimesh.load(result.meshes[0], force="mesh").faces) > 20
+    assert all(p.is_file() for p in result.files), result.files
+    ckpt = torch.load(result.checkpoints["nerf"], map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["config"]["prompt"] == "a red cube"
+    assert ckpt["hyper_parameters"]["config"]["train"]["accelerator"] == "cpu"
+    assert not (tmp_path / "run" / "renders").exists()  # render_every 0
+
+
+def test_train_method_vsd_runs_the_nerf_stage_then_another_stage(capsys, tmp_path):
+    out = tmp_path / "run"
+    common = ["train", "--method", "vsd", "--config", "tiny", "--set", "model=tiny-random", "-o", str(out), "--accelerator", "cpu",
+              "--set", "steps=2", "--set", "geometry.steps=2", "--set", "export.turntable_frames=2", "--set", "export.render_every=0",
+              "--set", "geometry.render_every=0"]
+    code, stdout, err = run(capsys, *common)
+    assert code == 0, err
+    for name in ("model.glb", "loss.png", "loss.csv", "losses.png", "history.json", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert f"wrote {out / 'checkpoints' / 'last.ckpt'}" in stdout
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2 and ckpt["hyper_parameters"]["config"]["train"]["accelerator"] == "cpu"
+    # --stage picks the next stage of the same pipeline in the same folder.
+    code, _, err = run(capsys, *common, "--stage", "geometry")
+    assert code == 0, err
+    assert (out / "geometry.glb").is_file()
+    assert torch.load(out / "checkpoints" / "geometry" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
 
 
 def test_resolution_schedule():
@@ -79,3 +134,16 @@ def test_model_not_cached_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "text-to-3d", "a cat", "--preset", "tiny", "--model", "nobody/not-a-model", "-o", str(tmp_path))
     assert code == 2 and err.count("\n") == 1
     assert "hf download nobody/not-a-model" in err
+
+
+def test_vsd_config_from_a_prompt_and_a_preset():
+    from shapegen.errors import ShapegenError
+    from shapegen.methods.text_to_3d import vsd_config
+
+    cfg = vsd_config("a cat", "tiny", ["steps=5", "train.devices=2"])
+    assert (cfg.prompt, cfg.steps, cfg.model, cfg.train.devices) == ("a cat", 5, "tiny-random", 2)
+    assert vsd_config(cfg) is cfg
+    with pytest.raises(ShapegenError, match="prompt is empty"):
+        vsd_config("  ", "tiny")
+    with pytest.raises(ShapegenError, match="set its fields"):
+        vsd_config(cfg, overrides=["steps=1"])

@@ -121,3 +121,34 @@ def test_mp4_without_ffmpeg_suggests_gif(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"imageio-ffmpeg.*\.gif"):
         save_animation(tmp_path / "t.mp4", [np.zeros((8, 8, 3), np.uint8)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sheet_layout_views_images_blanks_labels_and_captions():
+    from renderers.cameras import orbit_pose
+    from renderers.preview import render_sheet
+
+    class M:  # anything with vertices and faces is a mesh
+        def __init__(self, v, f):
+            self.vertices, self.faces = v, f
+
+    sphere, empty = M(*_sphere(0.8, 2)), M(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long))
+    drawing = np.zeros((10, 20, 3), np.uint8)  # black, resized into its tile
+    views = [orbit_pose(a, 20.0, 4.0).float() for a in (0.0, 90.0)]
+    t = 32
+    sheet = render_sheet([[drawing, sphere, None], [empty]], t, views=views, colors=[[None, (1.0, 0.0, 0.0), None], [None]])
+    # Row 0: the drawing (1 tile), the sphere once per view (2 tiles), a blank (1 tile); row 1 a blank.
+    assert sheet.shape == (2 * t, 4 * t, 3)
+    tiles = [sheet[r * t : (r + 1) * t, c * t : (c + 1) * t] for r in range(2) for c in range(4)]
+    assert (tiles[0] == 0).all()
+    for k, view in enumerate(views):
+        expected = render_mesh(sphere.vertices, sphere.faces, vertex_colors=torch.tensor([1.0, 0.0, 0.0]).expand(len(sphere.vertices), 3),
+                               width=t, height=t, c2w=view, fov_deg=40.0)
+        assert (tiles[1 + k] == expected).all() and _covered(expected).any()
+        assert (expected[_covered(expected)][:, 1:] < expected[_covered(expected)][:, :1]).all()  # red
+    assert all((tile == 255).all() for tile in tiles[3:])
+    # Without views each mesh is fitted in its own tile; labels mark an item's first tile; captions add a band.
+    assert (render_sheet([[sphere]], t) == render_mesh(sphere.vertices, sphere.faces, width=t, height=t)).all()
+    labelled = render_sheet([[None, None]], t, labels=[["chair", ""]], captions=[["a wooden chair", ""]])
+    assert labelled.shape[0] > t and labelled.shape[1] == 2 * t
+    assert _covered(labelled[:t, :t]).any() and not _covered(labelled[:t, t:]).any()
+    assert _covered(labelled[t:, :t]).any() and not _covered(labelled[t:, t:]).any()

@@ -1,16 +1,20 @@
-"""Helpers for the benchmark scripts: timing, peak memory, and writing docs/benchmarks.md.
+"""Helpers for the benchmark scripts in ``scripts/``: timing, the machine line, and writing docs/benchmarks.md.
 
 Each benchmark owns one section of ``docs/benchmarks.md`` between HTML comment markers, so
-scripts can be re-run independently without clobbering each other's tables.
+scripts can be re-run independently without clobbering each other's tables. The scripts run as
+``python scripts/bench_NAME.py`` from a source checkout installed in editable mode
+(``pip install -e .``), so :data:`REPO` is that checkout.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -18,11 +22,15 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+from shapegen.io import atomic_path
+
+#: The source checkout this package is imported from (shapegen/testing/bench.py -> the root).
+REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "benchmarks.md"
 
 
 def shared_data_root() -> Path:
+    """The real meshes and scenes: ``$SHAPEGEN_SHARED_DATA``, else ``shared/data`` beside the checkout; exits if absent."""
     env = os.environ.get("SHAPEGEN_SHARED_DATA")
     root = Path(env) if env else REPO.parent / "shared" / "data"
     if not root.is_dir():
@@ -60,6 +68,15 @@ def timeit(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
     return best
 
 
+def run_child(cmd: list[str]) -> dict:
+    """Run one measurement in a fresh interpreter (its own threads and peak memory) and return the
+    JSON object on the last line of its output; exits with the end of its stderr when it fails."""
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        sys.exit(f"error: benchmark child failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def table(header: list[str], rows: list[list[object]]) -> str:
     """A Markdown table."""
     fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
@@ -77,6 +94,8 @@ def write_section(name: str, title: str, body: str, *, dry_run: bool = False) ->
     if dry_run:
         print(body)
         return
+    if not (REPO / "pyproject.toml").is_file():
+        sys.exit(f"error: shapegen is not imported from a source checkout ({REPO}); install one with 'pip install -e .' to write {DOC.name}")
     command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     block = (
@@ -87,21 +106,7 @@ def write_section(name: str, title: str, body: str, *, dry_run: bool = False) ->
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n\nTables written by `scripts/bench_*.py`; re-run a script to refresh its section.\n"
     pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, DOC)
+    with atomic_path(DOC) as tmp:
+        tmp.write_text(text)
     print(block)
 
-
-def save_weights_checkpoint(state: dict, hparams: dict, path: Path) -> Path:
-    """Write a Lightning-format checkpoint holding only ``state`` and ``hparams`` (no optimiser), atomically.
-
-    Loadable with ``<Module>.load_from_checkpoint``; used for the shipped demo models.
-    """
-    import pytorch_lightning as pl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state, "hyper_parameters": hparams, "pytorch-lightning_version": pl.__version__}, tmp)
-    os.replace(tmp, path)
-    return path

@@ -1,8 +1,7 @@
-"""Avatars: rig any roughly humanoid standing mesh against the body prior's template.
+"""Rigging a humanoid mesh (``shapegen rig``): skin any roughly humanoid standing mesh against the body prior's template.
 
-Method notes: ``shared/methods/avatar.md`` (layer 3, rig transfer). The text-to-avatar VSD
-preset (layers 1 and 2: body-prior initialisation, head-zoom cameras, prior regulariser, PBR
-bake) is :mod:`shapegen.methods.text_avatar`, which rigs its result with the same transfer.
+The text-to-avatar VSD preset (body-prior initialisation, head-zoom cameras, prior regulariser,
+PBR bake) is :mod:`shapegen.methods.text_avatar`, which rigs its result with the same transfer.
 
 Pipeline of :func:`rig_humanoid`:
     1. check the mesh looks like a standing humanoid in shapegen's frame (+Y up, facing +Z);

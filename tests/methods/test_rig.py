@@ -1,4 +1,4 @@
-"""Avatar method helpers: pose axes in rotated bone frames, Anny bone parts, the Anny template (slow)."""
+"""Humanoid rigging helpers (shapegen.methods.rig): pose axes in rotated bone frames, Anny bone parts, the Anny template (slow)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from shapegen.geometry.rigging import (
     axis_angle_matrix,
     linear_blend_skinning,
 )
-from shapegen.methods.avatar import _anny_part, anny_template, pose_rotations, rig_humanoid
+from shapegen.methods.rig import _anny_part, anny_template, pose_rotations, rig_humanoid
 
 
 def test_pose_axes_are_world_axes_even_for_rotated_bones():
