@@ -685,7 +685,7 @@ def sketch_to_3d(
     radius: float | None = None,
     occupancy_steps: int | None = None,
     sdf_steps: int | None = None,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
 ) -> SketchTo3DResult:
     """A sketch (and its view) to a mesh with a LAS model, by default the shipped demo model.
 
