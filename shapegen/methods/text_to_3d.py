@@ -376,7 +376,11 @@ def text_to_3d(
         for s in names
     }
     # Build the first system (this loads the prior and fails on an unknown model) before
-    # anything is written, so a bad model leaves no output folder behind.
+    # anything is written, so a bad model leaves no output folder behind. Seeded first: the
+    # fields' and LoRA's initial weights are drawn here, so the same seed gives the same run.
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if names[0] == "nerf":
         from shapegen.methods.vsd import VSDSystem
 
