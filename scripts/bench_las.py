@@ -55,8 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    import pytorch_lightning as pl
-
+    from shapegen.checkpoints import load_module
     from shapegen.config import CONFIG_ROOT, load_config
     from shapegen.data.las_dataset import read_index
     from shapegen.data.las_prepare import LASPrepareConfig, prepare_dataset
@@ -65,7 +64,9 @@ def main() -> None:
     from shapegen.geometry.metrics import iou as voxel_iou
     from shapegen.geometry.sampling import sample_surface
     from shapegen.geometry.voxels import grid_bbox
+    from shapegen.methods import METHODS
     from shapegen.methods.las import LASConfig, LASDiffusion
+    from shapegen.methods.training import train as train_method
 
     work = Path(args.work)
     src = shared_data_root() / "meshes_chairs_tables"
@@ -93,21 +94,19 @@ def main() -> None:
         rows_cost.append([preset, _count(m.occupancy_net), _count(m.sdf_net), _count(m.sketch_encoder), _count(m)])
 
     # ---------------------------------------------------------------- training
-    overrides = [f"data.root={work / 'train'}", f"sketch_encoder.image_size={args.sketch}", f"data.batch_size={args.batch}",
-                 "data.repeat=8", "train.stage=occupancy"]
-    cfg = load_config(LASConfig, CONFIG_ROOT / "las" / "tiny.yaml", overrides)
-    pl.seed_everything(0, verbose=False)
-    model, dm = LASDiffusion.for_training(cfg)
+    # Through the library's one training loop, stage 1 then stage 2 into one folder, as
+    # 'shapegen train --method las --stage occupancy' then '--stage sdf' do.
+    run_dir = work / "run"
+    common = [f"data.root={work / 'train'}", f"sketch_encoder.image_size={args.sketch}", f"data.batch_size={args.batch}",
+              "data.repeat=8", "train.accelerator=cpu", "train.grad_clip=1.0", "train.preview_every=-1"]
     train_s = {}
     for stage, steps in (("occupancy", args.steps_occupancy), ("sdf", args.steps_sdf)):
-        model.config.train.stage = stage  # one stage at a time, as 'shapegen train --stage' does
-        trainer = pl.Trainer(max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                             enable_model_summary=False, accelerator="cpu", gradient_clip_val=1.0)
         t0 = time.perf_counter()
-        trainer.fit(model, datamodule=dm)
+        last = train_method(METHODS["las"], CONFIG_ROOT / "las" / "tiny.yaml", [*common, f"train.stage={stage}", f"train.max_steps={steps}",
+                     f"train.checkpoint_every={steps}"], run_dir, fresh=stage == "occupancy", progress=False)
         train_s[stage] = time.perf_counter() - t0
         print(f"stage {stage}: {steps} steps in {train_s[stage]:.0f} s", flush=True)
-    model.eval()
+    model = load_module(LASDiffusion, last).eval()
 
     # ---------------------------------------------------------------- fidelity
     index = read_index(work / "test")

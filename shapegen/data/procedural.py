@@ -66,6 +66,10 @@ half-diagonal 0.054 of a cell of the coarsest sparse-extraction level, so cullin
 DEFAULT_RESOLUTION = 64
 """Marching-cubes samples per axis used by :func:`to_mesh` by default."""
 
+MAX_DILATE = 0.08
+"""Largest growth :func:`to_mesh` meshes: the level set ``sdf = d`` must lie inside :data:`FAST_BAND`
+less the parts' blend radius, where ``fast_sdf`` equals the true distance."""
+
 
 @dataclass(frozen=True)
 class ProceduralShape:
@@ -243,7 +247,8 @@ def _sub_block(values: Tensor, axis: Tensor, part: Part, s: float, c: np.ndarray
     return values
 
 
-def to_mesh(shape: ProceduralShape, resolution: int = DEFAULT_RESOLUTION, *, method: Literal["grid", "sparse"] = "grid") -> Mesh:
+def to_mesh(shape: ProceduralShape, resolution: int = DEFAULT_RESOLUTION, *, method: Literal["grid", "sparse"] = "grid",
+            dilate: float = 0.0) -> Mesh:
     """Extract the shape's surface by marching cubes on ``[-1, 1]^3`` (closed by construction).
 
     Args:
@@ -252,17 +257,22 @@ def to_mesh(shape: ProceduralShape, resolution: int = DEFAULT_RESOLUTION, *, met
         method: ``"grid"``: :func:`grid_values` then one marching-cubes pass (fastest up to
             about 128^3); ``"sparse"``: coarse-to-fine :func:`~shapegen.geometry.extract.extract_mesh`
             on ``fast_sdf`` (less memory at high resolutions). Both give the same surface.
+        dilate: extract the level set ``sdf = dilate`` instead: the shape grown by that distance
+            (below :data:`MAX_DILATE`, where ``fast_sdf`` is still exact).
 
     Returns:
         A watertight mesh in the normalised frame, faces counter-clockwise seen from outside.
     """
     from shapegen.geometry.extract import extract_mesh, marching_cubes
 
+    if not 0 <= dilate <= MAX_DILATE:
+        raise ShapegenError(f"dilate must lie in [0, {MAX_DILATE}] (the fast field is exact only near the surface), got {dilate}")
     box = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
     if method == "grid":
-        return marching_cubes(grid_values(shape, resolution), box)
+        return marching_cubes(grid_values(shape, resolution) - dilate, box)
     if method == "sparse":
-        return extract_mesh(shape.fast_sdf, resolution, box, method="sparse")
+        field = shape.fast_sdf if dilate == 0 else (lambda p: shape.fast_sdf(p) - dilate)
+        return extract_mesh(field, resolution, box, method="sparse")
     raise ShapegenError(f"unknown meshing method '{method}'; use 'grid' or 'sparse'")
 
 

@@ -9,6 +9,12 @@ Layout of ``DIR`` (what ``shapegen data procedural -o DIR`` writes):
     DIR/attributes.csv                        path, class, split, then one column per attribute
     DIR/procedural.yaml                       the settings the meshes were made with
 
+Splits are fractions (``train=0.8,val=0.1,test=0.1``: a shape's split is drawn from
+``(seed, class, index)``) or index ranges (``train=0-59+80-219,held_out=60-69,val=70-79``: the
+same indices of every class, for a fixed held-out set; indices in no range are not made).
+With ``dilate`` the meshes are the level set ``sdf = dilate`` of each shape, i.e. the shape grown
+by that distance, so thin parts survive a coarse voxel grid downstream (``las prepare`` at 32^3).
+
 Captions and attributes come from the parameters (:mod:`shapegen.data.captions`);
 ``captions.csv`` is what ``shapegen train --method msdf`` reads with ``data.labels=captions``
 (one caption drawn per shape and epoch). The three CSVs are rewritten on every run from the
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 CLASSES = ("chair", "table", "shelf", "lamp", "mug", "sofa", "bed", "bench", "vase", "bowl", "desk")
 DEFAULT_RESOLUTION = 64
 DEFAULT_EXTENT = 0.9
+MAX_DILATE = 0.08
 
 
 @dataclass
@@ -67,13 +74,19 @@ class ProceduralConfig:
     resolution: int = DEFAULT_RESOLUTION
     """Marching-cubes samples per axis on [-1, 1]^3 (parts are >= 0.07 thick: 2.2 cells at 64)."""
     split: str = "train=0.8,val=0.1,test=0.1"
-    """Split names and fractions (summing to 1), as ``name=fraction`` pairs separated by commas."""
+    """Split names and fractions (summing to 1), as ``name=fraction`` pairs separated by commas; or
+    index ranges, as ``name=a-b`` pairs (inclusive, several joined by ``+``), e.g.
+    ``train=0-59+80-219,held_out=60-69,val=70-79``: every class gets the same indices per split,
+    and indices below ``per_class`` that no range holds are not made."""
     format: Literal["ply", "obj"] = "ply"
     """Mesh file format: binary PLY (compact, +Y up) or OBJ."""
     normals: bool = False
     """Write smooth vertex normals into the mesh files (larger files; recomputable on load)."""
     extent: float = DEFAULT_EXTENT
     """Half side of the cube the longest side of each shape is scaled to (< 1)."""
+    dilate: float = 0.0
+    """Grow each shape by this distance before meshing (the level set ``sdf = dilate``; 0: the shape itself).
+    Parts 0.07 thick grown by 0.06 span several voxels of a 32^3 grid instead of falling between voxel centres."""
     workers: int = 0
     """Worker processes (0: one per CPU core). Each uses one torch thread."""
     preview_per_class: int = 5
@@ -99,20 +112,30 @@ class ProceduralConfig:
 
 
 #: Keys of procedural.yaml that must match for a folder to be resumed.
-_FIXED_KEYS = ("seed", "resolution", "split", "format", "extent")
+_FIXED_KEYS = ("seed", "resolution", "split", "format", "extent", "dilate")
 #: Keys that must match too when both the folder and this run write M-SDFs.
 _MSDF_KEYS = ("msdf_n", "msdf_k", "msdf_dilate", "msdf_margin", "msdf_samples")
 
 
-def parse_splits(spec: str) -> list[tuple[str, float]]:
-    """Parse ``"train=0.8,val=0.1,test=0.1"`` into ``[(name, fraction), ...]``.
+Split = tuple[str, float | tuple[tuple[int, int], ...]]
+"""One split: its name and either its fraction or its inclusive index ranges."""
+
+
+def parse_splits(spec: str) -> list[Split]:
+    """Parse ``"train=0.8,val=0.1,test=0.1"`` into ``[(name, fraction), ...]``, or index ranges
+    ``"train=0-59+80-219,held_out=60-69"`` into ``[(name, ((0, 59), (80, 219))), ...]``.
+
+    The spec is read as ranges when a value holds a ``-`` (``name=a-b``; a single index is ``a-a``).
 
     Raises:
         ShapegenError: for a malformed pair, a bad name, a duplicate, a fraction outside
-            (0, 1], or fractions not summing to 1.
+            (0, 1], fractions not summing to 1, or overlapping ranges.
     """
-    out: list[tuple[str, float]] = []
-    for item in [s.strip() for s in spec.split(",") if s.strip()]:
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    if any("-" in item.partition("=")[2] for item in items):
+        return _parse_ranges(spec, items)
+    out: list[Split] = []
+    for item in items:
         name, sep, value = item.partition("=")
         name = name.strip()
         try:
@@ -132,17 +155,43 @@ def parse_splits(spec: str) -> list[tuple[str, float]]:
     return out
 
 
-def split_of(splits: Sequence[tuple[str, float]], seed: int, cls: str, index: int) -> str:
-    """The split of one shape: a low-discrepancy sequence per class, so any prefix of indices
-    is split in close to the requested proportions, and a shape's split never depends on
-    how many shapes the set has."""
+def _parse_ranges(spec: str, items: list[str]) -> list[Split]:
+    out: list[Split] = []
+    taken: list[tuple[int, int, str]] = []
+    for item in items:
+        name, _, value = (x.strip() for x in item.partition("="))
+        ranges = []
+        for part in value.split("+"):
+            m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", part)
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or m is None or int(m[1]) > int(m[2]):
+                raise ShapegenError(f"bad split '{item}' in '{spec}'; write name=first-last index ranges joined by +, "
+                                    "such as train=0-59+80-219,held_out=60-69")
+            ranges.append((int(m[1]), int(m[2])))
+        if name in dict(out):
+            raise ShapegenError(f"split '{name}' appears twice in '{spec}'")
+        for lo, hi in ranges:
+            clash = next((other for a, b, other in taken if lo <= b and a <= hi), None)
+            if clash is not None:
+                raise ShapegenError(f"split '{name}' shares indices {lo}-{hi} with split '{clash}' in '{spec}'; ranges must not overlap")
+            taken.append((lo, hi, name))
+        out.append((name, tuple(ranges)))
+    return out
+
+
+def split_of(splits: Sequence[Split], seed: int, cls: str, index: int) -> str | None:
+    """The split of one shape. Fractions: a low-discrepancy sequence per class, so any prefix of
+    indices is split in close to the requested proportions, and a shape's split never depends on
+    how many shapes the set has. Ranges: the split whose ranges hold ``index`` (None: no split,
+    the shape is not made)."""
     from shapegen.data.procedural import shape_seed
 
+    if splits and not isinstance(splits[0][1], float):
+        return next((name for name, ranges in splits for lo, hi in ranges if lo <= index <= hi), None)  # type: ignore[union-attr]
     offset = shape_seed(seed, cls, 0) / 2**63
     u = (offset + index * 0.6180339887498949) % 1.0  # golden-ratio (Weyl) sequence
     acc = 0.0
     for name, frac in splits:
-        acc += frac
+        acc += frac  # type: ignore[operator]
         if u < acc:
             return name
     return splits[-1][0]
@@ -228,7 +277,7 @@ def _msdf_settings(cfg: ProceduralConfig) -> dict | None:
 
 
 def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, path: str, normals: bool,
-              write_mesh: bool = True, msdf: dict | None = None) -> int:
+              write_mesh: bool = True, msdf: dict | None = None, dilate: float = 0.0) -> int:
     """Generate and mesh one shape, write the mesh (``write_mesh``) and its M-SDF (``msdf``:
     :func:`procedural_msdf` keyword arguments); runs in a worker; returns the face count."""
     import torch
@@ -238,7 +287,7 @@ def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, p
 
     torch.set_num_threads(1)
     shape = generate(cls, index, seed, extent=extent)
-    mesh = to_mesh(shape, resolution)
+    mesh = to_mesh(shape, resolution, dilate=dilate)
     if mesh.num_faces == 0:  # cannot happen for valid parameters; guard the data set anyway
         raise ShapegenError(f"{cls} {index} produced an empty mesh at resolution {resolution}")
     if write_mesh:
@@ -248,7 +297,7 @@ def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, p
     return mesh.num_faces
 
 
-def _check_config(cfg: ProceduralConfig) -> list[tuple[str, float]]:
+def _check_config(cfg: ProceduralConfig) -> list[Split]:
     from shapegen.data.procedural import check_class
 
     for c in cfg.classes:
@@ -274,7 +323,16 @@ def _check_config(cfg: ProceduralConfig) -> list[tuple[str, float]]:
             raise ShapegenError(f"msdf_dilate must be >= 0, got {cfg.msdf_dilate}")
         if cfg.msdf_samples < cfg.msdf_n:
             raise ShapegenError(f"msdf_samples ({cfg.msdf_samples}) must be at least msdf_n ({cfg.msdf_n})")
-    return parse_splits(cfg.split)
+    if not 0 <= cfg.dilate <= MAX_DILATE:
+        raise ShapegenError(f"dilate must lie in [0, {MAX_DILATE}], got {cfg.dilate}")
+    if cfg.dilate and cfg.msdf:
+        raise ShapegenError("dilate grows the meshes; the M-SDFs grow with msdf_dilate: set one of them, not both")
+    splits = parse_splits(cfg.split)
+    if not isinstance(splits[0][1], float):
+        last = max(hi for _, ranges in splits for _, hi in ranges)  # type: ignore[union-attr]
+        if last >= cfg.per_class:
+            raise ShapegenError(f"split '{cfg.split}' names index {last}, beyond per_class={cfg.per_class}; raise per_class to {last + 1}")
+    return splits
 
 
 def _check_resume(out: Path, cfg: ProceduralConfig) -> None:
@@ -334,7 +392,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     if not fresh:
         _check_resume(out, cfg)
     save_config(cfg, out / "procedural.yaml")
-    items = [(cls, i) for cls in cfg.classes for i in range(cfg.per_class)]
+    items = [(cls, i) for cls in cfg.classes for i in range(cfg.per_class) if split_of(splits, cfg.seed, cls, i) is not None]
     block = range(len(items)) if shard is None else shard.block(len(items))
     if shard is not None:
         start_shard(out, shard)
@@ -354,7 +412,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     workers = cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="procedural shapes", unit="shape", disable=not progress or not todo)
     msdf = _msdf_settings(cfg)
-    args = [(cls, i, cfg.seed, cfg.resolution, cfg.extent, str(out / rel), cfg.normals, need_mesh, msdf)
+    args = [(cls, i, cfg.seed, cfg.resolution, cfg.extent, str(out / rel), cfg.normals, need_mesh, msdf, cfg.dilate)
             for cls, i, rel, need_mesh in todo]
     try:
         if workers == 1 or len(todo) <= 2:
@@ -421,7 +479,8 @@ def write_preview(cfg: ProceduralConfig, out: str | os.PathLike, path: str | os.
     rows, texts = [], []
     for cls in cfg.classes:
         row, text = [], []
-        for i in range(min(cfg.preview_per_class, cfg.per_class)):
+        made = [i for i in range(cfg.per_class) if split_of(splits, cfg.seed, cls, i) is not None]
+        for i in made[: cfg.preview_per_class]:
             rel = Path(split_of(splits, cfg.seed, cls, i)) / cls / f"{cls}_{i:05d}.{cfg.format}"
             row.append((f"{cls}_{i:05d}", load_mesh(Path(out) / rel)))
             text.append(first.get(rel.as_posix(), ""))

@@ -22,7 +22,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "las", "shapegen.methods.las:LASConfig", "shapegen.methods.las:LASDiffusion",
             "LAS-Diffusion: sketch- and category-conditioned two-stage (occupancy, SDF) diffusion",
-            generate=True, stages=("both", "occupancy", "sdf"), may_differ=("train.init_from", "data.root", "data.num_workers"),
+            generate=True, stages=("both", "occupancy", "sdf"),
+            may_differ=("train.init_from", "train.occupancy.max_steps", "train.sdf.max_steps", "data.root", "data.num_workers"),
             default_checkpoint="assets/models/las_demo/las_demo.ckpt",
         ),
         MethodSpec(

@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,20 @@ from shapegen.nn.unet3d import UNet3D, UNet3DConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LASConfig", "LASDiffusion", "LASSample"]
+__all__ = ["LASConfig", "LASDiffusion", "LASSample", "LASStageConfig", "SketchTo3DResult", "export_checkpoint", "sketch_to_3d",
+           "write_comparison"]
+
+
+@dataclass
+class LASStageConfig:
+    """Settings of one stage trained alone (``train.stage`` = its name); 0 keeps the shared value."""
+
+    max_steps: int = 0
+    """Optimiser steps of this stage's run (0: ``train.max_steps``)."""
+    lr: float = 0.0
+    """Learning rate of this stage (0: ``train.lr``)."""
+    batch_size: int = 0
+    """Batch size of this stage (0: ``data.batch_size``)."""
 
 
 @dataclass
@@ -109,6 +123,10 @@ class LASTrainConfig(RunConfig):
     """AdamW weight decay."""
     ema_decay: float = 0.999
     """EMA decay of the trained stage's weights (0: no EMA); sampling uses the EMA weights."""
+    occupancy: LASStageConfig = field(default_factory=LASStageConfig)
+    """Stage 1 trained alone (``--stage occupancy``): its own steps, learning rate and batch size."""
+    sdf: LASStageConfig = field(default_factory=LASStageConfig)
+    """Stage 2 trained alone (``--stage sdf``): its own steps, learning rate and batch size."""
 
 
 @dataclass
@@ -570,7 +588,13 @@ class LASDiffusion(pl.LightningModule):
     # ------------------------------------------------------------------ orchestration
     @classmethod
     def for_training(cls, config: LASConfig) -> tuple[LASDiffusion, LASDataModule]:
-        """Read the prepared folder, fill resolution and categories, build (and optionally initialise) the system."""
+        """Read the prepared folder, fill resolution and categories, build (and optionally initialise) the system.
+
+        A stage trained alone takes its own ``train.<stage>`` settings (steps, learning rate, batch
+        size) into ``train.max_steps``, ``train.lr`` and ``data.batch_size``, so the saved config says
+        what the run did.
+        """
+        apply_stage_settings(config)
         dm = LASDataModule(config.data, config.sketch_encoder.image_size, seed=config.train.seed)
         config.resolution = dm.resolution
         if config.use_category:
@@ -632,6 +656,122 @@ class LASDiffusion(pl.LightningModule):
         # One mesh per row, through the LAS sketch camera at 30 degrees azimuth.
         result.preview = write_preview_sheet(res.meshes, out / "preview.png", preview_size, columns=1, views=[view_c2w(30.0)], fov_deg=LAS_FOV)
         return result
+
+
+# ---------------------------------------------------------------------------- sketch-to-3D
+@dataclass
+class SketchTo3DResult:
+    """What :func:`sketch_to_3d` made."""
+
+    mesh: Mesh
+    """Marching-cubes mesh in [-1, 1]^3 (+Y up); no faces when the model produced no surface."""
+    sketch: Float[Tensor, "S S"]
+    """The ink map the model saw (1 = stroke), at its sketch size."""
+    sample: LASSample
+    """Stage-1 shell and stage-2 SDF of the shape."""
+    model: LASDiffusion
+    """The model that sampled it (reuse it for the next sketch)."""
+
+
+def sketch_to_3d(
+    sketch: str | Path | Tensor,
+    *,
+    category: str | None = None,
+    view: float | None = None,
+    checkpoint: str | Path | None = None,
+    model: LASDiffusion | None = None,
+    seed: int = 0,
+    guidance: float | None = None,
+    radius: float | None = None,
+    occupancy_steps: int | None = None,
+    sdf_steps: int | None = None,
+    device: str | torch.device = "cpu",
+) -> SketchTo3DResult:
+    """A sketch (and its view) to a mesh with a LAS model, by default the shipped demo model.
+
+    >>> from shapegen.methods.las import sketch_to_3d
+    >>> r = sketch_to_3d("assets/models/las_demo/examples/chair__chair_00060_contour_0.png", category="chair", view=0)  # doctest: +SKIP
+    >>> r.mesh.num_faces > 0  # doctest: +SKIP
+    True
+
+    Args:
+        sketch: an image file (PNG/JPEG; dark strokes on light paper or the reverse) or an ink map
+            (1 = stroke) of any size.
+        category: category (category-conditioned models; checked before sampling).
+        view: azimuth in degrees of the sketch's view (LAS views: 0, 45, 90, 135, 180); None: the
+            sketch is attended globally, which the LAS model never trains on.
+        checkpoint: a LAS ``.ckpt``; None with no ``model``: the method's shipped model
+            (``METHODS["las"].default_checkpoint``).
+        model: an already loaded model (instead of ``checkpoint``).
+        seed: noise seed; the same seed gives the same shape.
+        guidance, radius, occupancy_steps, sdf_steps: sampling settings (None: the model's own,
+            the ones its metrics were measured with).
+        device: where a loaded checkpoint runs.
+
+    Raises:
+        ShapegenError: a missing or non-LAS checkpoint, a model that is not sketch-conditioned, an
+            unknown category, a view that is not a finite number, or an unreadable sketch.
+    """
+    import math
+
+    from shapegen.data.sketches import binarize_sketch, load_sketch
+
+    if view is not None and not math.isfinite(view):
+        raise ShapegenError("the view must be a finite azimuth in degrees, e.g. 45")
+    if model is None:
+        from shapegen.commands.methods import load_system
+
+        model = load_system("las", checkpoint, device)  # None: the shipped model
+    if not model.config.use_sketch:
+        where = f" '{checkpoint}'" if checkpoint else ""
+        raise ShapegenError(f"the LAS model{where} is not sketch-conditioned; use 'shapegen generate --method las'")
+    if category is not None or model.config.use_category:
+        model.class_index(category)  # fail fast on an unknown category
+    size = model.config.sketch_encoder.image_size
+    ink = load_sketch(sketch, size) if isinstance(sketch, (str, Path)) else binarize_sketch(sketch.float().cpu(), size)
+    out = model.sample(1, category=category, sketch=ink, azimuth=view, seed=seed, occupancy_steps=occupancy_steps,
+                       sdf_steps=sdf_steps, guidance=guidance, radius=radius)
+    return SketchTo3DResult(out.meshes[0], ink, out, model)
+
+
+def write_comparison(sketch: Float[Tensor, "S S"], mesh: Mesh, azimuth: float, path: str | Path, size: int = 256) -> Path:
+    """The input sketch beside renders of ``mesh`` from the sketch's view and from two others
+    (azimuth + 90 and + 180), all with the LAS camera, as a PNG."""
+    from renderers.preview import render_sheet, save_image
+
+    ink = F.interpolate(sketch[None, None].float(), size=(size, size), mode="area")[0, 0]
+    drawing = np.repeat(((1 - ink.clamp(0, 1)) * 255).round().to(torch.uint8).numpy()[..., None], 3, -1)
+    views = [view_c2w(az) for az in (azimuth, azimuth + 90.0, azimuth + 180.0)]
+    return save_image(Path(path), render_sheet([[drawing, mesh]], size, views=views, fov_deg=LAS_FOV))
+
+
+def export_checkpoint(model: LASDiffusion, path: str | Path) -> Path:
+    """Write ``model`` in the shipped form: the EMA weights in place of the raw ones, no EMA copy,
+    no optimiser state, both stages (``train.ema_decay = 0``, ``train.stage = both``), with its
+    current ``sample`` settings (e.g. a guidance weight chosen on validation shapes); atomic.
+    Loads with :func:`shapegen.checkpoints.load_module` like a training checkpoint."""
+    from shapegen.checkpoints import save_checkpoint
+
+    hp = to_dict(model.config)
+    hp["train"] |= {"ema_decay": 0.0, "stage": "both", "init_from": ""}
+    with model.ema_weights():
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return save_checkpoint({"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}, path)
+
+
+def apply_stage_settings(config: LASConfig) -> None:
+    """Copy the set values of ``train.<stage>`` (when one stage is trained alone) into the shared keys."""
+    if config.train.stage not in ("occupancy", "sdf"):
+        return
+    own: LASStageConfig = getattr(config.train, config.train.stage)
+    if own.max_steps < 0 or own.lr < 0 or own.batch_size < 0:
+        raise ShapegenError(f"train.{config.train.stage}: max_steps, lr and batch_size must be >= 0 (0: the shared value)")
+    if own.max_steps:
+        config.train.max_steps = own.max_steps
+    if own.lr:
+        config.train.lr = own.lr
+    if own.batch_size:
+        config.data.batch_size = own.batch_size
 
 
 def upgrade_state(checkpoint: dict) -> None:

@@ -156,12 +156,12 @@ def run_quickstart(
     import torch
 
     from renderers.preview import save_image
-    from shapegen.commands.las import sketch_to_mesh
     from shapegen.commands.methods import load_system
     from shapegen.data.procedural import preview_sheet
     from shapegen.data.sketches import load_sketch
     from shapegen.geometry.cleanup import remove_small_components
     from shapegen.geometry.export import export_mesh
+    from shapegen.methods.las import sketch_to_3d
 
     cfg = cfg or QuickstartConfig()
     t0 = time.perf_counter()
@@ -177,7 +177,7 @@ def run_quickstart(
         las_path = Path(las_model_path) if las_model_path is not None else LAS_DEMO_MODEL
         if not las_path.is_file():
             raise ShapegenError(f"LAS demo model '{las_path}' is missing; restore it with 'git checkout -- assets/models', "
-                                "rebuild it with 'python scripts/train_las_demo.py', or skip sketches with --set sketches=false")
+                                "rebuild it with the commands in assets/models/las_demo/MODEL_CARD.md, or skip sketches with --set sketches=false")
         las = load_system("las", las_path, "cpu")
         if not las.config.use_sketch:
             raise ShapegenError(f"'{las_path}' is not sketch-conditioned; quickstart needs the las_demo checkpoint")
@@ -195,7 +195,8 @@ def run_quickstart(
         tiles = list(classes.meshes.items())
         sketch_row, result_row = [], []
         for e in entries:
-            _, mesh = sketch_to_mesh(las, e["file"], e["category"] if las.config.use_category else None, e["view"], cfg.seed)
+            mesh = sketch_to_3d(e["file"], category=e["category"] if las.config.use_category else None, view=e["view"], model=las,
+                                seed=cfg.seed).mesh
             stem = Path(e["file"]).stem
             ink = load_sketch(e["file"], 256).numpy()
             sketch_row.append((f"sketch {stem}", np.repeat(((1 - ink) * 255).astype(np.uint8)[..., None], 3, -1)))

@@ -52,17 +52,15 @@ def tiny_config(data: Path, *extra: str):
 
 @pytest.fixture(scope="session")
 def las_trained(las_data, tmp_path_factory):
-    """A tiny model fitted for a few dozen steps with Lightning, and its checkpoint."""
+    """A tiny model fitted for a few dozen steps by the engine's one Trainer, and its checkpoint."""
     import pytorch_lightning as pl
 
+    from shapegen.engine import fit
     from shapegen.methods.las import LASDiffusion
 
     pl.seed_everything(0, verbose=False)
-    model, dm = LASDiffusion.for_training(tiny_config(las_data, "train.max_steps=40", "train.lr=3e-3"))
-    trainer = pl.Trainer(max_steps=40, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", gradient_clip_val=1.0)
-    trainer.fit(model, datamodule=dm)
-    ckpt = tmp_path_factory.mktemp("las_ckpt") / "las.ckpt"
-    trainer.save_checkpoint(ckpt, weights_only=False)
+    model, dm = LASDiffusion.for_training(tiny_config(las_data, "train.max_steps=40", "train.lr=3e-3", "train.accelerator=cpu",
+                                                      "train.grad_clip=1.0", "train.checkpoint_every=40", "train.preview_every=-1"))
+    ckpt = fit(model, model.config.train, tmp_path_factory.mktemp("las_run"), datamodule=dm, loss_log=False, progress=False)
     torch.manual_seed(0)
     return model.eval(), ckpt
