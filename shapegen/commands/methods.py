@@ -168,9 +168,8 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 
 def _export_model(args: argparse.Namespace, _config) -> None:
     from shapegen.methods.base import get_method, require
-    from shapegen.methods.export import export_model
 
-    require(get_method(args.method), "generate", "export a model that generates")
+    export_model = require(get_method(args.method), "generate", "export a model that generates").export_function()
     load_system(args.method, args.checkpoint)  # a checkpoint of another method fails here, before anything is written
     result = export_model(args.checkpoint, args.output, use_ema=not args.no_ema)
     try:

@@ -24,7 +24,7 @@ METHODS: dict[str, MethodSpec] = {
             "LAS-Diffusion: sketch- and category-conditioned two-stage (occupancy, SDF) diffusion",
             generate=True, stages=("both", "occupancy", "sdf"),
             may_differ=("train.init_from", "train.occupancy.max_steps", "train.sdf.max_steps", "data.root", "data.num_workers"),
-            default_checkpoint="assets/models/las_demo/las_demo.ckpt",
+            default_checkpoint="assets/models/las_demo/las_demo.ckpt", export="shapegen.methods.las:export_model",
         ),
         MethodSpec(
             "occsdf", "shapegen.methods.occsdf:OccSDFConfig", "shapegen.methods.occsdf:OccSDFSystem",

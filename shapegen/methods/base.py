@@ -100,6 +100,9 @@ class MethodSpec:
     """Config keys (``fnmatch`` patterns) besides :data:`RUN_MAY_DIFFER` that a resumed run may change."""
     default_checkpoint: str = ""
     """The shipped model that ``generate`` and the method's verbs use without ``--checkpoint`` (repository-relative)."""
+    export: str = ""
+    """``module:function(checkpoint, out, use_ema=...)`` that slims a training checkpoint for shipping
+    (``shapegen export-model``), where the generic :func:`shapegen.methods.export.export_model` does not fit."""
     pipeline: str = ""
     """``module:function`` that ``shapegen train`` calls instead of one :func:`~shapegen.engine.fit`
     (a staged pipeline that trains, checkpoints and exports each stage itself):
@@ -117,6 +120,10 @@ class MethodSpec:
     def system_class(self) -> type:
         """The LightningModule class."""
         return _import(self.system)
+
+    def export_function(self):
+        """The checkpoint slimmer of ``shapegen export-model`` for this method."""
+        return _import(self.export or "shapegen.methods.export:export_model")
 
     def pipeline_function(self):
         """The callable named by :attr:`pipeline` (None when the method trains through the generic path)."""

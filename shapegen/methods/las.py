@@ -745,7 +745,7 @@ def write_comparison(sketch: Float[Tensor, "S S"], mesh: Mesh, azimuth: float, p
     return save_image(Path(path), render_sheet([[drawing, mesh]], size, views=views, fov_deg=LAS_FOV))
 
 
-def export_checkpoint(model: LASDiffusion, path: str | Path) -> Path:
+def export_checkpoint(model: LASDiffusion, path: str | Path, use_ema: bool = True) -> Path:
     """Write ``model`` in the shipped form: the EMA weights in place of the raw ones, no EMA copy,
     no optimiser state, both stages (``train.ema_decay = 0``, ``train.stage = both``), with its
     current ``sample`` settings (e.g. a guidance weight chosen on validation shapes); atomic.
@@ -754,9 +754,25 @@ def export_checkpoint(model: LASDiffusion, path: str | Path) -> Path:
 
     hp = to_dict(model.config)
     hp["train"] |= {"ema_decay": 0.0, "stage": "both", "init_from": ""}
-    with model.ema_weights():
+    from contextlib import nullcontext
+
+    with model.ema_weights() if use_ema else nullcontext():
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return save_checkpoint({"state_dict": state, "hyper_parameters": hp, "pytorch-lightning_version": pl.__version__}, path)
+
+
+def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = True):
+    """``shapegen export-model --method las``: the shipped form of a training checkpoint (LAS keeps
+    its EMA weights beside the state dict, so the generic export cannot fold them)."""
+    from shapegen.checkpoints import load_checkpoint, load_module
+    from shapegen.methods.export import ExportResult
+
+    src, dst = Path(checkpoint), Path(out)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ShapegenError(f"export-model would overwrite its input '{src}'; choose another output path")
+    step = load_checkpoint(src).get("global_step")
+    export_checkpoint(load_module(LASDiffusion, src), dst, use_ema=use_ema)
+    return ExportResult(dst, src.stat().st_size, dst.stat().st_size, use_ema, None if step is None else int(step))
 
 
 def apply_stage_settings(config: LASConfig) -> None:

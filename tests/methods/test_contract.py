@@ -171,3 +171,18 @@ def test_samples_are_the_same_for_the_same_seed(name, tiny_data, tmp_path):
     assert files[0], "two training steps gave nothing to compare"
     other = model.write_samples(tmp_path / "other", num=2, seed=4, resolution=16)
     assert {p.name: p.read_bytes() for p in [*other.msdf_files, *other.mesh_files]} != files[0]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in METHODS.items() if s.generate and s.train))
+def test_exported_model_samples_what_the_training_checkpoint_samples(name, tiny_data, tmp_path):
+    spec = METHODS[name]
+    last = train(spec, "tiny", [*tiny_data(name), *CADENCE, _steps(name, 3)], tmp_path / "run", progress=False)
+    result = spec.export_function()(last, tmp_path / "slim.ckpt")
+    assert result.bytes_out < result.bytes_in  # no optimiser state
+    from shapegen.commands.methods import load_system
+
+    got = []
+    for ckpt in (last, result.path):
+        out = load_system(name, ckpt).write_samples(tmp_path / ckpt.stem, num=2, seed=1, resolution=16)
+        got.append({p.name: p.read_bytes() for p in [*out.msdf_files, *out.mesh_files]})
+    assert got[0] and got[0] == got[1]
