@@ -19,9 +19,9 @@ def test_same_words_same_states_and_padding_masked():
     assert out.mask.tolist() == [[True] * 4, [True, True, False, False], [True, False, False, False]]
     assert torch.all(out.hidden[~out.mask] == 0)
     # A fresh encoder rebuilds the same states: nothing needs to be stored in a checkpoint.
-    assert torch.equal(HashWordEncoder()(["a round table"]).hidden, out.hidden[:1])
+    assert torch.allclose(HashWordEncoder()(["a round table"]).hidden, out.hidden[:1], atol=1e-5)
     # "table," is the word "table".
-    assert torch.equal(enc(["table"]).hidden, out.hidden[1:2, :2])
+    assert torch.allclose(enc(["table"]).hidden, out.hidden[1:2, :2], atol=1e-5)  # the same up to the batch's matmul order
 
 
 def test_distinct_words_are_nearly_orthogonal_and_neighbours_change_a_token():
