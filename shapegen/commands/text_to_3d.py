@@ -1,4 +1,12 @@
-"""``shapegen text-to-3d``: VSD (ProlificDreamer) from a text prompt, stage by stage (the command
+"""``shapegen text-to-3d``: shapes from a text prompt, by one of two methods (``--method``).
+
+``--method msdf`` (the default unless a VSD option such as ``--model`` is given): the shipped
+text-conditioned Mosaic-SDF model (or ``--checkpoint``) samples ``--num`` shapes in seconds,
+offline, on a CPU (:func:`shapegen.methods.text_msdf.text_to_shape`); it writes ``shape.glb``
+(``shape_XX.glb`` for several), ``preview.png`` and ``turntable.mp4`` (``.gif`` without ffmpeg).
+``--set`` takes :class:`~shapegen.methods.text_msdf.TextToShapeConfig` keys then.
+
+``--method vsd``: VSD (ProlificDreamer) with a Stable Diffusion prior, stage by stage (the command
 around :func:`shapegen.methods.text_to_3d.text_to_3d`).
 
 ``--stages`` picks the stages of ProlificDreamer to run, in this order: ``nerf`` (VSD on a
@@ -56,9 +64,20 @@ def add_prior_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/vsd/)")
 
 
+#: VSD-only options (their argparse destinations) that pick ``--method vsd`` when none is given.
+VSD_OPTIONS = {"model": "--model", "tiny_random_prior": "--tiny-random-prior", "allow_download": "--allow-download",
+               "config": "--preset/--config", "particles": "--particles", "fresh": "--fresh", "resume": "--resume",
+               "init_mesh": "--init-mesh", "init": "--init", "stages": "--stages", "no_progress": "--no-progress"}
+
+
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("prompt", help='text prompt, e.g. "a DSLR photo of a hamburger"')
+    p.add_argument("prompt", help='text prompt, e.g. "a round table on a single pedestal" (msdf) or "a DSLR photo of a hamburger" (vsd)')
     p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--method", choices=["msdf", "vsd"],
+                   help="msdf: the shipped text-conditioned Mosaic-SDF model (offline, seconds on a CPU); vsd: ProlificDreamer with a "
+                        "Stable Diffusion prior (--model). Default: vsd when a VSD option (--model, --preset, --stages...) is given, else msdf")
+    p.add_argument("--num", type=int, help="msdf: number of shapes (default 1)")
+    p.add_argument("--checkpoint", help="msdf: a text-conditioned msdf checkpoint instead of the shipped model")
     add_prior_args(p)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set steps=100")
@@ -78,11 +97,10 @@ def _args(p: argparse.ArgumentParser) -> None:
         "fitted once when the NeRF stage starts (sets init.mesh)",
     )
     p.add_argument(
-        "--stages", default="nerf", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)"
+        "--stages", help="comma-separated stages to run, in order: nerf, geometry, texture (default: nerf; the paper runs all three)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_run_args(p)
-    p.set_defaults(config="default")
 
 
 def apply_prior_args(cfg, args: argparse.Namespace) -> None:
@@ -98,20 +116,57 @@ def apply_prior_args(cfg, args: argparse.Namespace) -> None:
     cfg.prompt = args.prompt
 
 
+def pick_method(args: argparse.Namespace) -> str:
+    """``--method``, or ``vsd`` when a VSD option is given and ``msdf`` otherwise.
+
+    Raises:
+        ShapegenError: ``--method msdf`` with VSD options or run flags, or ``--method vsd`` with msdf options.
+    """
+    from shapegen.commands.methods import run_overrides
+
+    vsd_given = [flag for dest, flag in VSD_OPTIONS.items() if getattr(args, dest, None) not in (None, False)]
+    method = args.method or ("vsd" if vsd_given else "msdf")
+    if method == "msdf" and (vsd_given or run_overrides(args)):
+        flags = vsd_given or ["--devices/--strategy/--precision/--accelerator/--num-nodes"]
+        raise ShapegenError(f"{', '.join(flags)} apply to --method vsd only; drop them or pass --method vsd")
+    msdf_given = [flag for dest, flag in (("num", "--num"), ("checkpoint", "--checkpoint")) if getattr(args, dest) is not None]
+    if method == "vsd" and msdf_given:
+        raise ShapegenError(f"{', '.join(msdf_given)} apply to --method msdf only (vsd: --particles, --model)")
+    return method
+
+
+def _run_msdf(args: argparse.Namespace) -> None:
+    import sys
+
+    from shapegen.config import load_config
+    from shapegen.methods.text_msdf import TextToShapeConfig, text_to_shape
+
+    cfg = load_config(TextToShapeConfig, None, args.overrides)
+    result = text_to_shape(args.prompt, args.output, num=1 if args.num is None else args.num, seed=args.seed or 0,
+                           checkpoint=args.checkpoint, config=cfg, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+    written = [*result.meshes, result.preview, *result.turntables]
+    print(f"wrote {', '.join(str(p) for p in written)} in {result.seconds:.1f} s")
+    if result.empty:
+        print(f"note: samples {result.empty} decoded to no surface; try another --seed")
+
+
 def _run(args: argparse.Namespace, _unused=None) -> None:
+    if pick_method(args) == "msdf":
+        _run_msdf(args)
+        return
     from shapegen.commands.methods import run_overrides
     from shapegen.config import load_config, resolve_preset
     from shapegen.methods.text_to_3d import text_to_3d
     from shapegen.methods.vsd import VSDConfig
 
     # The schema lives with the method (heavy imports), so --config/--set are handled here.
-    cfg = load_config(VSDConfig, resolve_preset(args.config, "vsd"), [*args.overrides, *run_overrides(args)])
+    cfg = load_config(VSDConfig, resolve_preset(args.config or "default", "vsd"), [*args.overrides, *run_overrides(args)])
     if args.particles is not None:
         if args.particles < 1:
             raise ShapegenError(f"--particles must be at least 1, got {args.particles}")
         cfg.particles = args.particles
     apply_prior_args(cfg, args)
-    stages = parse_stages(args.stages)
+    stages = parse_stages(args.stages or "nerf")
     if args.init is not None:
         if "nerf" not in stages:
             raise ShapegenError(f"--init starts the NeRF stage, but --stages {','.join(stages)} does not run it; "
@@ -127,7 +182,7 @@ def _run(args: argparse.Namespace, _unused=None) -> None:
 COMMANDS = [
     Command(
         "text-to-3d",
-        "VSD (ProlificDreamer) text-to-3D: NeRF, DMTet geometry and texture stages (--stages) -> GLB, turntable, renders",
+        "text-to-3D: the shipped Mosaic-SDF text model (--method msdf, offline, seconds) or VSD (ProlificDreamer) stages -> GLB, turntable",
         _args,
         _run,
     ),

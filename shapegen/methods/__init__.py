@@ -18,6 +18,7 @@ METHODS: dict[str, MethodSpec] = {
             "Mosaic-SDF: a flow-matching generator of local SDF grids (class-, text- or un-conditioned)",
             generate=True, may_differ=("data.root", "data.num_workers"),
             default_checkpoint="assets/models/msdf_demo/msdf_demo.ckpt",
+            default_text_checkpoint="assets/models/msdf_text/msdf_text.ckpt",
         ),
         MethodSpec(
             "las", "shapegen.methods.las:LASConfig", "shapegen.methods.las:LASDiffusion",

@@ -103,6 +103,8 @@ class MethodSpec:
     export: str = ""
     """``module:function(checkpoint, out, use_ema=...)`` that slims a training checkpoint for shipping
     (``shapegen export-model``), where the generic :func:`shapegen.methods.export.export_model` does not fit."""
+    default_text_checkpoint: str = ""
+    """The shipped text-conditioned model that ``text-to-3d --method NAME`` uses without ``--checkpoint`` (repository-relative)."""
     pipeline: str = ""
     """``module:function`` that ``shapegen train`` calls instead of one :func:`~shapegen.engine.fit`
     (a staged pipeline that trains, checkpoints and exports each stage itself):
@@ -176,17 +178,19 @@ def get_method(name: str) -> MethodSpec:
     return METHODS[name]
 
 
-def default_checkpoint(spec: MethodSpec):
-    """The path of ``spec``'s shipped model.
+def default_checkpoint(spec: MethodSpec, *, text: bool = False):
+    """The path of ``spec``'s shipped model (``text``: its shipped text-conditioned one).
 
     Raises:
         ShapegenError: the method ships none.
     """
     from pathlib import Path
 
-    if not spec.default_checkpoint:
-        raise ShapegenError(f"method '{spec.name}' ships no model; pass --checkpoint (train one with 'shapegen train --method {spec.name}')")
-    return Path(__file__).resolve().parent.parent.parent / spec.default_checkpoint
+    path = spec.default_text_checkpoint if text else spec.default_checkpoint
+    if not path:
+        kind = "text-conditioned model" if text else "model"
+        raise ShapegenError(f"method '{spec.name}' ships no {kind}; pass --checkpoint (train one with 'shapegen train --method {spec.name}')")
+    return Path(__file__).resolve().parent.parent.parent / path
 
 
 def require(spec: MethodSpec, capability: str, verb: str) -> MethodSpec:

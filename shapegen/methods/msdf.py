@@ -118,7 +118,11 @@ class MSDFConfig:
     classes: list[str] = field(default_factory=list)
     """Class names in label order; filled from the data folders when training."""
     text_encoder: str = "openai/clip-vit-base-patch32"
-    """Hugging Face hub id or local folder of a CLIP text model, or ``tiny`` (tests)."""
+    """Hugging Face hub id or local folder of a CLIP text model, ``tiny`` (tests) or ``words`` (weight-free
+    hashed word vectors, :class:`~shapegen.nn.text_encoders.HashWordEncoder`)."""
+    vocabulary: list[str] = field(default_factory=list)
+    """Text conditioning: every word of the training captions, sorted; filled when training, so that a
+    prompt's unknown words can be named (:func:`shapegen.methods.text_msdf.text_to_shape`)."""
     value_components: int = 0
     """0: standardise all ``k^3`` grid values together (the paper); ``m > 0``: model the coordinates of
     each grid in the top ``m`` principal directions of the training grids instead (whitened)."""
@@ -465,6 +469,10 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
         config.classes = dm.classes
     if config.conditioning == "text" and config.data.labels != "captions":
         raise ShapegenError("conditioning=text needs captions: set data.labels=captions and data.captions=FILE.csv")
+    if config.conditioning == "text":
+        from shapegen.nn.text_encoders import split_words
+
+        config.vocabulary = sorted({w for caps in dm.dataset.caption_sets for c in caps for w in split_words(c)})
     model = MSDFGenerator(config)
     model.fit_normalization(dm.dataset.tensors)
     return model, dm

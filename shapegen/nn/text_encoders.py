@@ -1,13 +1,18 @@
 """Frozen text encoders for text-conditioned generation.
 
 A text encoder turns a list of prompts into token states (``B L E``), a padding mask and a
-pooled vector. Two are provided, with the same interface:
+pooled vector. Three are provided, with the same interface:
 
 - ``CLIPTextEncoder.from_pretrained(hub id or local folder)``: a real CLIP text model and its
   tokenizer through ``transformers`` (e.g. ``openai/clip-vit-base-patch32``, 512 wide).
 - ``"tiny"``: a real ``CLIPTextModel`` built from a small ``CLIPTextConfig`` with seeded random
   weights and a word-hashing tokenizer, needing no download: for tests and CPU smoke runs. The
   same name always rebuilds the same weights, so a checkpoint does not need to store them.
+- ``"words"``: :class:`HashWordEncoder`, no weights at all: every word gets a fixed pseudo-random
+  vector seeded by its CRC32 and mixed with its neighbours' by two fixed projections. Made for
+  models trained from scratch on a small captioned set (the Mosaic-SDF text demo): unlike the
+  tiny CLIP's 1000-entry hash vocabulary, two different words never share a vector, and
+  punctuation is not part of a word ("table," and "table" are the same token).
 
 ``transformers`` is imported lazily; ``build_text_encoder`` turns every loading problem into a
 one-line :class:`~shapegen.errors.ShapegenError`.
@@ -15,6 +20,7 @@ one-line :class:`~shapegen.errors.ShapegenError`.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -26,6 +32,8 @@ from shapegen.errors import ShapegenError
 
 TINY = "tiny"
 """Name of the download-free stand-in encoder."""
+WORDS = "words"
+"""Name of the weight-free hashed word-vector encoder (:class:`HashWordEncoder`)."""
 
 
 @dataclass
@@ -132,6 +140,69 @@ class CLIPTextEncoder(nn.Module):
         return TextEncoding(hidden=out.last_hidden_state.float(), mask=mask.bool(), pooled=out.pooler_output.float())
 
 
+def split_words(prompt: str) -> list[str]:
+    """Lower-cased words of a prompt: runs of letters and digits, hyphenated words kept whole."""
+    return re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", prompt.lower())
+
+
+class HashWordEncoder(nn.Module):
+    """Weight-free text encoder: hashed word vectors with their neighbours mixed in.
+
+    Token ``i`` of a prompt with words ``w_1..w_L`` gets
+    ``h_i = e(w_i) + A e(w_{i-1}) + B e(w_{i+1})`` with ``e(w)`` a standard-normal vector drawn
+    from a generator seeded by ``CRC32(w)`` (so any word, known or not, has its own vector and
+    needs no table) and ``A``, ``B`` fixed random orthogonal maps scaled by 1/2, so that a
+    model can tell "round legs" from "round top" from the token states alone. A start token
+    comes first, so an empty prompt still has one state. Nothing is learned here: the
+    conditioned model learns to read these states (its context projection and cross-attention).
+
+    Args:
+        dim: width ``E`` of the token vectors.
+        max_words: words kept per prompt (the rest is dropped).
+    """
+
+    START = "<start>"
+
+    def __init__(self, dim: int = 64, max_words: int = 30) -> None:
+        super().__init__()
+        self.max_words = max_words
+        self.name = WORDS
+        gen = torch.Generator().manual_seed(0)
+        mix = torch.linalg.qr(torch.randn(2, dim, dim, generator=gen)).Q * 0.5
+        # Frozen and rebuilt from the seed: a parameter only so that callers can read its device.
+        self.mix = nn.Parameter(mix, requires_grad=False)
+        self._cache: dict[str, Tensor] = {}
+
+    @property
+    def dim(self) -> int:
+        """Width ``E`` of the token states."""
+        return int(self.mix.shape[-1])
+
+    def word_vector(self, word: str) -> Float[Tensor, " E"]:
+        """The fixed vector ``e(word)`` (on the CPU)."""
+        if word not in self._cache:
+            gen = torch.Generator().manual_seed(zlib.crc32(word.encode()))
+            self._cache[word] = torch.randn(self.dim, generator=gen)
+        return self._cache[word]
+
+    @torch.no_grad()
+    def forward(self, prompts: list[str]) -> TextEncoding:
+        """Encode prompts on the device of :attr:`mix`."""
+        rows = [[self.START, *split_words(p)[: self.max_words]] for p in prompts]
+        length = max(len(r) for r in rows)
+        e = torch.zeros(len(rows), length + 2, self.dim)  # one zero pad each side for the neighbours
+        mask = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            e[i, 1 : 1 + len(r)] = torch.stack([self.word_vector(w) for w in r])
+            mask[i, : len(r)] = True
+        e = e.to(self.mix.device)
+        hidden = e[:, 1:-1] + e[:, :-2] @ self.mix[0] + e[:, 2:] @ self.mix[1]
+        hidden = hidden * mask.to(hidden.device)[..., None]
+        mask = mask.to(hidden.device)
+        pooled = hidden.sum(1) / mask.sum(1, keepdim=True)
+        return TextEncoding(hidden=hidden, mask=mask, pooled=pooled)
+
+
 class _TokenizerAdapter:
     """Calls a Hugging Face tokenizer with padding and truncation, returning tensors."""
 
@@ -143,11 +214,14 @@ class _TokenizerAdapter:
         return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
 
 
-def build_text_encoder(name: str) -> CLIPTextEncoder:
-    """``"tiny"`` -> the download-free stand-in; anything else -> ``CLIPTextEncoder.from_pretrained``."""
+def build_text_encoder(name: str) -> CLIPTextEncoder | HashWordEncoder:
+    """``"tiny"`` -> the download-free CLIP stand-in; ``"words"`` -> :class:`HashWordEncoder`;
+    anything else -> ``CLIPTextEncoder.from_pretrained``."""
     if name == TINY:
         return CLIPTextEncoder.tiny()
+    if name == WORDS:
+        return HashWordEncoder()
     return CLIPTextEncoder.from_pretrained(name)
 
 
-__all__ = ["TINY", "CLIPTextEncoder", "HashTokenizer", "TextEncoding", "build_text_encoder"]
+__all__ = ["TINY", "WORDS", "CLIPTextEncoder", "HashTokenizer", "HashWordEncoder", "TextEncoding", "build_text_encoder", "split_words"]

@@ -99,6 +99,10 @@ def _verbs() -> list[Verb]:
         V("text-to-3d", "text-to-3d", "mesh", "/",
           lambda i, o, s: ["text-to-3d", "a chair", "-o", o, "--preset", "tiny", "--tiny-random-prior", "--stages", "geometry",
                            "--init-mesh", i], ("--set", "steps=notanumber")),
+        V("text-to-3d", "text-to-3d msdf", "msdf-text-ckpt", "/",
+          lambda i, o, s: ["text-to-3d", "a chair", "-o", o, "--checkpoint", i, "--set", "resolution=16", "--set", "turntable_frames=1",
+                           "--set", "turntable_size=16", "--set", "preview_size=16", "--set", "device=cpu"],
+          ("--set", "resolution=notanumber"), ("--num", "notanumber")),
         V("texture", "texture", "mesh", ".glb",
           lambda i, o, s: ["texture", i, "--prompt", "a chair", "-o", o, "--preset", "tiny", "--tiny-random-prior"],
           ("--set", "texture.steps=notanumber")),
@@ -257,9 +261,13 @@ class Samples:
 
     @staticmethod
     def checkpoint(method: str) -> Path:
-        """The shipped demo checkpoint of ``method`` (``msdf`` or ``las``); read, never written."""
+        """The shipped demo checkpoint of ``method`` (``msdf``, ``msdf-text`` or ``las``); read, never written."""
         from shapegen.commands.quickstart import DEMO_MODEL, LAS_DEMO_MODEL
 
+        if method == "msdf-text":
+            from shapegen.methods.text_msdf import default_text_model
+
+            return default_text_model()
         return DEMO_MODEL if method == "msdf" else LAS_DEMO_MODEL
 
     @staticmethod
@@ -320,6 +328,7 @@ FILE_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "grid": ((".npy",), (".npy", ".npz")),
     "msdf": ((".msdf.npz",), (".msdf.npz",)),
     "msdf-ckpt": ((".ckpt",), (".ckpt",)),
+    "msdf-text-ckpt": ((".ckpt",), (".ckpt",)),
     "manifest": ((".json",), (".json",)),
 }
 FOLDER_KINDS = ("mesh-dir", "msdf-dir", "scene", "rgbd")
@@ -339,6 +348,8 @@ def _valid(samples: Samples, kind: str, suffix: str) -> Path:
         return samples.msdf()
     if kind == "msdf-ckpt":
         return samples.checkpoint("msdf")
+    if kind == "msdf-text-ckpt":
+        return samples.checkpoint("msdf-text")
     if kind == "manifest":
         return samples.manifest()
     return {"mesh-dir": samples.mesh_dir, "msdf-dir": samples.msdf_dir, "scene": samples.scene, "rgbd": samples.rgbd}[kind]()
