@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from _cli import run
 
-from shapegen.cli import main
 from shapegen.geometry import primitives
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_help_lists_commands():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from _cli import run
 
 from shapegen.cli import main
 from shapegen.geometry.export_rigged import load_rigged_glb
@@ -18,11 +19,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--preset", "tiny", "--no-progress", "--set", "vsd.geometry.steps=2", "--set", "vsd.texture.steps=2",
         "--set", "vsd.geometry.tet_resolution=24", "--set", "rest_resolution=32"]
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

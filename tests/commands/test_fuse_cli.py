@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _cli import run
 from PIL import Image
 
 from renderers.cameras import Intrinsics, opengl_to_opencv, orbit_pose
 from renderers.rays import generate_rays, ray_sphere_intersect
-from shapegen.cli import main
 from shapegen.geometry.mesh_io import load_mesh
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -18,11 +18,6 @@ W, H, F = 96, 72, 70.0
 CENTER = (0.3, -0.2, 2.5)
 RADIUS = 0.4
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-
-from shapegen.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from _cli import run
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ import json
 
 import pytest
 import torch
+from _cli import run
 
 from shapegen.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

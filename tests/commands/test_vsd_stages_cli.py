@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from _cli import one_error_line, run
 
 from shapegen.cli import main
 
@@ -19,16 +20,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = ["--preset", "tiny", "--tiny-random-prior", "--set", "export.turntable_frames=2", "--set", "texture.turntable_frames=2",
         "--set", "steps=2", "--set", "geometry.steps=2", "--set", "texture.steps=2"]
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error_line(code: int, err: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +86,7 @@ def test_a_checkpoint_from_before_the_run_settings_still_resumes(three_stages, c
     # A run setting that is not the default is still a difference.
     code, _, err = run(capsys, "text-to-3d", "a hamburger", "-o", str(out), *FAST, "--set", "texture.steps=4",
                        "--set", "train.grad_clip=1.0", "--stages", "texture")
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "train.grad_clip=0.0 (now 1.0)" in err
 
 
@@ -107,7 +98,7 @@ def test_a_checkpoint_from_before_the_run_settings_still_resumes(three_stages, c
 def test_bad_stages_are_one_line_and_write_nothing(capsys, tmp_path, stages, message):
     out = tmp_path / "run"
     code, _, err = run(capsys, "text-to-3d", "a cat", "-o", str(out), *FAST, "--stages", stages)
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert message in err
     assert not out.exists()
 
@@ -119,7 +110,7 @@ def test_unfinished_predecessor_is_refused(three_stages, capsys, tmp_path):
     ckpt["global_step"] = 1
     torch.save(ckpt, out / "checkpoints" / "last.ckpt")
     code, _, err = run(capsys, "text-to-3d", "a cat", "-o", str(out), *FAST, "--stages", "geometry")
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "stopped at step 1 of 2" in err
     assert sorted(p.name for p in out.rglob("*")) == ["checkpoints", "last.ckpt"]
 
@@ -176,12 +167,12 @@ def test_texture_command_refuses_another_configs_checkpoint(textured_ball, capsy
     argv, out = textured_ball
     before = out.read_bytes()
     code, _, err = run(capsys, *[a if a != "a red ball" else "a blue ball" for a in argv], "-o", str(out))
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "prompt=a red ball (now a blue ball)" in err and "--fresh" in err
     # The same config on another mesh is refused as well: the checkpoint holds the mesh it textures.
     trimesh.creation.box(extents=[0.4, 0.4, 0.4]).export(tmp_path / "box.obj")
     code, _, err = run(capsys, *[str(tmp_path / "box.obj") if a.endswith("ball.obj") else a for a in argv], "-o", str(out))
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "mesh=" in err and "--fresh" in err
     assert out.read_bytes() == before
 
@@ -194,7 +185,7 @@ def test_texture_command_bad_input(capsys, tmp_path, mesh, output, message):
     trimesh.creation.icosphere(subdivisions=1).export(tmp_path / "ball.obj")
     code, _, err = run(capsys, "texture", str(tmp_path / mesh), "--prompt", "x", "-o", str(tmp_path / output),
                        "--preset", "tiny", "--tiny-random-prior")
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ball.obj"]
 
@@ -251,5 +242,5 @@ def test_init_mesh_needs_the_geometry_stage_first(capsys, tmp_path):
     trimesh.creation.box().export(tmp_path / "box.obj")
     out = tmp_path / "run"
     code, _, err = run(capsys, "text-to-3d", "a brick", "-o", str(out), *FAST, "--init-mesh", str(tmp_path / "box.obj"))
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "--init-mesh starts the geometry stage" in err and not out.exists()

@@ -7,17 +7,12 @@ import json
 import pytest
 import torch
 import trimesh
+from _cli import run
 
-from shapegen.cli import main
 from shapegen.methods import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_registered():
@@ -42,8 +37,8 @@ def test_each_stage_runs_with_its_own_length_cadence_and_the_config_seed():
     assert (nerf.max_steps, nerf.checkpoint_every, nerf.preview_every) == (7, 3, 2)
     assert (geometry.max_steps, geometry.preview_every) == (5, -1)  # render_every 0: no renders
     assert (texture.max_steps, texture.checkpoint_every) == (cfg.texture.steps, 4)
-    for run in (nerf, geometry, texture):
-        assert (run.seed, run.devices, run.strategy) == (11, 2, "ddp")
+    for stage in (nerf, geometry, texture):
+        assert (stage.seed, stage.devices, stage.strategy) == (11, 2, "ddp")
     assert cfg.train.max_steps == 99  # the config itself is left as it was
 
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
-from shapegen.cli import main
+from _cli import one_error_line, run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -19,16 +18,6 @@ TINY = ["--preset", "tiny", "--tiny-random-prior", "--no-progress", "--set", "ex
 BOX = [2.0, 1.0, 1.2]
 """A box that the density blob (a ball) does not resemble; framed as 1.0 x 0.5 x 0.6."""
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error_line(code: int, err: str) -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
 
 
 def _tiny(*overrides: str):
@@ -138,7 +127,7 @@ def test_text_to_3d_fits_then_trains_and_resume_does_not_refit(tmp_path, monkeyp
 def test_a_missing_init_mesh_is_refused_before_anything_is_written(capsys, tmp_path):
     out = tmp_path / "run"
     code, _, err = run(capsys, "text-to-3d", "a chair", "-o", str(out), *TINY, "--init", str(tmp_path / "missing.obj"))
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "missing.obj" in err and "no such mesh file" in err
     assert not out.exists()
 
@@ -147,7 +136,7 @@ def test_init_needs_the_nerf_stage(capsys, tmp_path):
     trimesh.creation.box().export(tmp_path / "box.obj")
     out = tmp_path / "run"
     code, _, err = run(capsys, "text-to-3d", "a box", "-o", str(out), *TINY, "--stages", "geometry", "--init", str(tmp_path / "box.obj"))
-    _one_error_line(code, err)
+    one_error_line(code, err)
     assert "--init starts the NeRF stage" in err and "--init-mesh" in err and not out.exists()
 
 
@@ -173,7 +162,7 @@ def test_init_msdf_end_to_end_with_the_class_model(capsys, tmp_path):
 def test_init_msdf_needs_a_class_in_the_prompt(capsys, tmp_path):
     out = tmp_path / "run"
     code, _, err = run(capsys, "text-to-3d", "a corgi", "-o", str(out), *TINY, "--init", "msdf")
-    _one_error_line(code, err)
+    one_error_line(code, err)
     for name in ("chair", "lamp", "mug", "shelf", "table"):
         assert name in err
     assert not out.exists()
