@@ -34,6 +34,22 @@ class ExportResult:
     global_step: int | None
 
 
+def check_export_paths(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
+    """``(checkpoint, out)`` as paths, after the checks every method's export makes before reading:
+    the output is not the input and can be written.
+
+    Raises:
+        ShapegenError: one line saying which.
+    """
+    from shapegen.io import check_output_path
+
+    src, dst = Path(checkpoint), Path(out)
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ShapegenError(f"export-model would overwrite its input '{src}'; choose another output path")
+    check_output_path(dst)
+    return src, dst
+
+
 def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = True) -> ExportResult:
     """Write a weights-only copy of ``checkpoint`` to ``out`` (atomically).
 
@@ -48,15 +64,11 @@ def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = Tru
             ``hyper_parameters``, or an output path that is the input.
     """
     from shapegen.checkpoints import load_checkpoint, save_checkpoint
-    from shapegen.io import check_output_path
 
-    src, dst = Path(checkpoint), Path(out)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise ShapegenError(f"export-model would overwrite its input '{src}'; choose another output path")
+    src, dst = check_export_paths(checkpoint, out)
     ckpt = load_checkpoint(src)
     if "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise ShapegenError(f"'{src}' has no state_dict and hyper_parameters; is it a checkpoint written by 'shapegen train'?")
-    check_output_path(dst)
     state = dict(ckpt["state_dict"])
     hparams = copy.deepcopy(ckpt["hyper_parameters"])
     ema_keys = [k for k in state if k.startswith("ema.")]
@@ -82,4 +94,4 @@ def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = Tru
     return ExportResult(dst, src.stat().st_size, dst.stat().st_size, folded, None if step is None else int(step))
 
 
-__all__ = ["ExportResult", "export_model"]
+__all__ = ["ExportResult", "check_export_paths", "export_model"]

@@ -765,11 +765,9 @@ def export_model(checkpoint: str | Path, out: str | Path, *, use_ema: bool = Tru
     """``shapegen export-model --method las``: the shipped form of a training checkpoint (LAS keeps
     its EMA weights beside the state dict, so the generic export cannot fold them)."""
     from shapegen.checkpoints import load_checkpoint, load_module
-    from shapegen.methods.export import ExportResult
+    from shapegen.methods.export import ExportResult, check_export_paths
 
-    src, dst = Path(checkpoint), Path(out)
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise ShapegenError(f"export-model would overwrite its input '{src}'; choose another output path")
+    src, dst = check_export_paths(checkpoint, out)
     step = load_checkpoint(src).get("global_step")
     export_checkpoint(load_module(LASDiffusion, src), dst, use_ema=use_ema)
     return ExportResult(dst, src.stat().st_size, dst.stat().st_size, use_ema, None if step is None else int(step))
