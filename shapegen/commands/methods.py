@@ -108,6 +108,9 @@ class GenerateConfig:
     """Close the decoded surfaces where the cubes leave gaps (false: open there)."""
     min_component_fraction: float = 0.05
     """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
+    one_piece: bool = True
+    """Join the pieces that remain after dropping debris with thin struts where they come closest,
+    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
 
 
 def load_system(method: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
@@ -145,11 +148,11 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling
-    mesh_options = {"close_holes": cfg.close_holes, "min_component_fraction": cfg.min_component_fraction}
+    mesh_options = {"close_holes": cfg.close_holes, "min_component_fraction": cfg.min_component_fraction, "one_piece": cfg.one_piece}
     if not set(mesh_options) <= set(inspect.signature(model.write_samples).parameters):
         if mesh_options != vars(GenerateConfig()):
-            raise ShapegenError(f"method '{args.method}' meshes its samples its own way; close_holes and "
-                                "min_component_fraction apply to msdf only")
+            raise ShapegenError(f"method '{args.method}' meshes its samples its own way; close_holes, "
+                                "min_component_fraction and one_piece apply to msdf only")
         mesh_options = {}
     result = model.write_samples(args.output, num=args.num, cls=args.cls, prompt=args.prompt, seed=args.seed, steps=args.steps,
                                  solver=args.solver, guidance=args.guidance, resolution=args.resolution, **mesh_options)

@@ -37,6 +37,9 @@ class MsdfDecodeConfig:
     (false: keep only the surface inside the cubes, open where they leave gaps)."""
     min_component_fraction: float = 0.05
     """Drop connected components below this share of the mesh's area (0 keeps every piece)."""
+    one_piece: bool = True
+    """Join the pieces that remain after dropping debris with thin struts where they come closest,
+    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
 
 
 def _add_config_flags(p: argparse.ArgumentParser, presets: str | None) -> None:
@@ -187,7 +190,7 @@ def _decode(args: argparse.Namespace) -> None:
     msdf = MosaicSDF.load(args.input, device=device)
     msdf.backend = cfg.backend
     mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, close_holes=cfg.close_holes,
-                        min_component_fraction=cfg.min_component_fraction)
+                        min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
     if mesh.num_faces == 0:
         raise ShapegenError(f"'{args.input}' has no zero level set inside its cubes; the M-SDF encodes no surface")
     export_mesh(mesh, out)

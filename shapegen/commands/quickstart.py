@@ -34,9 +34,11 @@ def _quickstart(args: argparse.Namespace, cfg: QuickstartConfig) -> None:
     result = run_quickstart(args.output, cfg, args.model, args.las_model, args.sketches)
     for cls, path in result.meshes.items():
         print(f"{cls:8s} {path}")
+    for prompt, path in result.text_meshes.items():
+        print(f"text '{prompt}': {path}")
     for stem, path in result.sketch_meshes.items():
         print(f"sketch {stem}: {path}")
-    print(f"wrote {len(result.meshes) + len(result.sketch_meshes)} meshes and {result.preview} in {result.seconds:.0f} s")
+    print(f"wrote {len(result.meshes) + len(result.text_meshes) + len(result.sketch_meshes)} meshes and {result.preview} in {result.seconds:.0f} s")
     if result.empty:
         print(f"note: {', '.join(result.empty)} decoded to no surface; try another --set seed=N")
 

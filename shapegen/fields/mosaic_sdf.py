@@ -687,7 +687,7 @@ class MosaicSDF:
 
     def to_mesh(
         self, resolution: int = 256, *, normalized: bool = False, chunk_size: int = 1 << 16, progress: bool = False,
-        return_stats: bool = False, close_holes: bool = True, min_component_fraction: float = 0.0,
+        return_stats: bool = False, close_holes: bool = True, min_component_fraction: float = 0.0, one_piece: bool = False,
     ):
         """Triangulate the zero level set with the shared sparse extraction.
 
@@ -703,9 +703,13 @@ class MosaicSDF:
             min_component_fraction: drop connected components whose area is below this share
                 of the mesh's area (:func:`~shapegen.geometry.cleanup.remove_small_components`);
                 0 keeps every piece.
+            one_piece: with ``close_holes``, join the pieces that remain after dropping the small
+                ones with thin struts where they come closest, and extract again
+                (:mod:`shapegen.geometry.bridges`), so the mesh is one piece.
 
         Returns:
-            The mesh (faces counter-clockwise seen from outside), or ``(mesh, stats)``.
+            The mesh (faces counter-clockwise seen from outside), or ``(mesh, stats)``; with
+            ``one_piece`` the stats are those of the last extraction.
         """
         from shapegen.geometry.extract import extract_mesh
 
@@ -719,13 +723,28 @@ class MosaicSDF:
                 with torch.no_grad():
                     return self(p.to(self.tensor.device))
 
-        mesh, stats = extract_mesh(field, resolution, box, chunk_size=chunk_size, device=self.tensor.device,
-                                   progress=progress, return_stats=True)
-        if not close_holes:
-            mesh = self._drop_uncovered(mesh, box, int(resolution), chunk_size)
-        if min_component_fraction > 0 and mesh.num_faces:
-            from shapegen.geometry.cleanup import remove_small_components
+        from shapegen.geometry.cleanup import face_components, remove_small_components
 
+        def extract(fn, fraction: float):
+            m, st = extract_mesh(fn, resolution, box, chunk_size=chunk_size, device=self.tensor.device,
+                                 progress=progress, return_stats=True)
+            if not close_holes:
+                m = self._drop_uncovered(m, box, int(resolution), chunk_size)
+            if fraction > 0 and m.num_faces:
+                m = remove_small_components(m, min_area_fraction=fraction)
+            return m, st
+
+        bridge = one_piece and close_holes
+        # Pieces of a broken leg are each small: join everything but specks (a tenth of the
+        # threshold) first, then drop what is still too small on its own.
+        mesh, stats = extract(field, min_component_fraction / 10 if bridge else min_component_fraction)
+        if bridge and mesh.num_faces and face_components(mesh)[0] > 1:
+            from shapegen.geometry.bridges import bridged_field, plan_bridges
+
+            spacing = float(np.max((np.asarray(box[1]) - np.asarray(box[0])) / (int(resolution) - 1)))
+            bridges = plan_bridges(mesh, field, spacing, box=box)
+            mesh, stats = extract(bridged_field(field, bridges), min_component_fraction)
+        elif bridge and min_component_fraction > 0 and mesh.num_faces:
             mesh = remove_small_components(mesh, min_area_fraction=min_component_fraction)
         if not normalized and mesh.num_vertices:
             a = np.linalg.inv(self.normalization)

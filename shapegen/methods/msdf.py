@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +105,14 @@ class MSDFTrainConfig(RunConfig):
     """Linear learning-rate warm-up."""
     ema_decay: float = 0.9999
     """EMA decay of the sampling weights (0: no EMA); ramped up as ``min(decay, (1 + i) / (10 + i))``."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After warm-up: keep ``lr``, or decay it along a half cosine to ``lr * lr_final`` at ``max_steps``."""
+    lr_final: float = 0.0
+    """``cosine``: the last learning rate as a share of ``lr``."""
+    init_from: str = ""
+    """Start from the weights and data normalisation of this msdf checkpoint (a training checkpoint
+    or an exported model, e.g. the shipped one) instead of random weights; the architecture and
+    the data's ``n``/``k`` must match. Used to continue a shipped model when its run folder is gone."""
 
 
 @dataclass
@@ -160,6 +170,8 @@ class MSDFGenerator(pl.LightningModule):
         self.save_hyperparameters(to_dict(cfg), logger=False)
         self.raw_dim = 4 + cfg.k**3
         """Channels of an M-SDF row ``[p, s, V]``."""
+        if not 0 <= cfg.train.lr_final <= 1:
+            raise ShapegenError(f"train.lr_final is a share of train.lr and must be in [0, 1], got {cfg.train.lr_final}")
         m = cfg.value_components
         if not 0 <= m <= cfg.k**3:
             raise ShapegenError(f"value_components must be 0 (off) or in 1..{cfg.k**3} (the k^3 grid values), got {m}")
@@ -327,8 +339,7 @@ class MSDFGenerator(pl.LightningModule):
     def configure_optimizers(self):
         tc = self.config.train
         opt = torch.optim.AdamW(self.net.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        warm = max(1, tc.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, tc))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ------------------------------------------------------------------ sampling
@@ -427,11 +438,12 @@ class MSDFGenerator(pl.LightningModule):
         preview_size: int = 256,
         close_holes: bool = True,
         min_component_fraction: float = 0.05,
+        one_piece: bool = True,
     ) -> GenerationResult:
         """Sample ``num`` shapes and write ``sample_XX.msdf.npz``, ``sample_XX.glb`` and ``preview.png``.
 
         Meshes come from the representation's own decoding (:func:`decode_to_mesh`, which gets
-        ``close_holes`` and ``min_component_fraction``); a sample without a surface gets no GLB
+        ``close_holes``, ``min_component_fraction`` and ``one_piece``); a sample without a surface gets no GLB
         and a blank tile in the preview sheet.
         """
         out = Path(out_dir)
@@ -442,7 +454,7 @@ class MSDFGenerator(pl.LightningModule):
             result.msdf_files.append(save_msdf(t, self.config.k, out / f"sample_{i:02d}.msdf.npz"))
         for i, t in enumerate(tensors):
             mesh = decode_to_mesh(t, self.config.k, resolution, close_holes=close_holes,
-                                  min_component_fraction=min_component_fraction)
+                                  min_component_fraction=min_component_fraction, one_piece=one_piece)
             meshes.append(mesh)
             if mesh.num_faces == 0:
                 result.empty.append(i)
@@ -452,6 +464,49 @@ class MSDFGenerator(pl.LightningModule):
             result.mesh_files.append(export_mesh(mesh, out / f"sample_{i:02d}.glb"))
         result.preview = write_preview_sheet(meshes, out / "preview.png", preview_size)
         return result
+
+
+def lr_factor(tc: MSDFTrainConfig, i: int) -> float:
+    """Learning-rate multiplier at optimiser step ``i``: linear warm-up, then constant or a half cosine."""
+    warm = max(1, tc.warmup_steps)
+    if i + 1 < warm:
+        return (i + 1) / warm
+    if tc.lr_schedule == "constant":
+        return 1.0
+    span = max(1, tc.max_steps - warm)
+    progress = min(1.0, max(0.0, (i + 1 - warm) / span))
+    return tc.lr_final + (1.0 - tc.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def load_initial_weights(model: MSDFGenerator, path: str | Path) -> None:
+    """Copy the weights and data normalisation of an msdf checkpoint into ``model`` (``train.init_from``).
+
+    A training checkpoint gives its ``net`` to ``net`` and its EMA (if any) to the EMA; an exported
+    model (its EMA weights stored as ``net``) gives them to both.
+
+    Raises:
+        ShapegenError: missing file, not an msdf checkpoint, or another architecture.
+    """
+    from shapegen.checkpoints import load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise ShapegenError(f"train.init_from '{path}' not found; give an msdf checkpoint (e.g. an exported model under assets/models)")
+    state = load_checkpoint(path).get("state_dict", {})
+    net = {k[4:]: v for k, v in state.items() if k.startswith("net.")}
+    ema = {k[4:]: v for k, v in state.items() if k.startswith("ema.")} or net
+    buffers = {k: v for k, v in state.items() if "." not in k}
+    if not net:
+        raise ShapegenError(f"train.init_from '{path}' holds no msdf generator weights; give a checkpoint of 'shapegen train --method msdf'")
+    try:
+        model.net.load_state_dict(net)
+        if model.ema is not None:
+            model.ema.load_state_dict(ema)
+        for name, value in buffers.items():
+            getattr(model, name).copy_(value)
+    except (RuntimeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ShapegenError(f"train.init_from '{path}' does not fit this config ({first[:120]}); use the config it was trained with") from None
 
 
 def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModule]:
@@ -475,11 +530,14 @@ def build_for_training(config: MSDFConfig) -> tuple[MSDFGenerator, MSDFDataModul
         config.vocabulary = sorted({w for caps in dm.dataset.caption_sets for c in caps for w in split_words(c)})
     model = MSDFGenerator(config)
     model.fit_normalization(dm.dataset.tensors)
+    if config.train.init_from:
+        load_initial_weights(model, config.train.init_from)
     return model, dm
 
 
 def decode_to_mesh(
     tensor: Float[Tensor, "n d"], k: int, resolution: int = 64, *, close_holes: bool = True, min_component_fraction: float = 0.05,
+    one_piece: bool = True,
 ):
     """Decode one M-SDF tensor to a mesh with the representation's own extraction.
 
@@ -491,11 +549,13 @@ def decode_to_mesh(
             (:meth:`~shapegen.fields.mosaic_sdf.MosaicSDF.to_mesh`).
         min_component_fraction: drop connected components below this share of the mesh's area
             (floating debris of generated shapes); 0 keeps every piece.
+        one_piece: join the remaining pieces with thin struts where they come closest
+            (:mod:`shapegen.geometry.bridges`); needs ``close_holes``.
     """
     from shapegen.fields.mosaic_sdf import MosaicSDF
 
     return MosaicSDF(tensor.detach().float().cpu(), k).to_mesh(resolution, close_holes=close_holes,
-                                                               min_component_fraction=min_component_fraction)
+                                                               min_component_fraction=min_component_fraction, one_piece=one_piece)
 
 
 def save_msdf(tensor: Float[Tensor, "n d"], k: int, path: str | Path) -> Path:

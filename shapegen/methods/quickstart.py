@@ -32,6 +32,16 @@ SKETCHES = DEMO_MODEL.parents[2] / "sketches" / "sketches.json"
 """Manifest of the shipped sketches (file, category, view azimuth, source)."""
 
 
+PROMPTS = (
+    "a round table on a single pedestal",
+    "an armchair with a slatted back",
+    "a floor lamp with a drum shade",
+    "a two-seater sofa with rolled arms",
+    "a tall vase with two handles",
+)
+"""The prompts of the quickstart's text row (words the shipped text model knows)."""
+
+
 @dataclass
 class QuickstartConfig:
     seed: int = 0
@@ -42,8 +52,13 @@ class QuickstartConfig:
     """Close the generated surfaces where the decoded cubes leave gaps (false: open there)."""
     min_component_fraction: float = 0.05
     """Drop decoded debris: connected components below this share of the mesh's area (0 keeps every piece)."""
+    one_piece: bool = True
+    """Join the pieces that remain after dropping debris with thin struts where they come closest,
+    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
     sketches: bool = True
     """Also run sketch-to-3D on the shipped sketches with the LAS demo model."""
+    prompts: list[str] = field(default_factory=lambda: list(PROMPTS))
+    """Text-to-3D with the shipped text model: one shape per prompt (an empty list skips the row)."""
     preview_size: int = 192
     """Side of each preview tile in pixels."""
 
@@ -55,6 +70,8 @@ class QuickstartResult:
     out_dir: Path
     meshes: dict[str, Path] = field(default_factory=dict)
     """Class name -> GLB file."""
+    text_meshes: dict[str, Path] = field(default_factory=dict)
+    """Prompt -> GLB file (``text_<words>.glb``)."""
     empty: list[str] = field(default_factory=list)
     """Classes (or ``sketch_<name>``) whose sample decoded to no surface (no GLB written)."""
     sketch_meshes: dict[str, Path] = field(default_factory=dict)
@@ -101,7 +118,7 @@ class ClassSamples:
 
 def sample_classes(
     model, out_dir: str | Path, *, seed: int = 0, resolution: int = 64, close_holes: bool = True,
-    min_component_fraction: float = 0.05,
+    min_component_fraction: float = 0.05, one_piece: bool = True,
 ) -> ClassSamples:
     """One sample per class of a class-conditional Mosaic-SDF model, written as ``<class>.glb``.
 
@@ -112,6 +129,7 @@ def sample_classes(
         resolution: marching-cubes resolution of the decoded meshes.
         close_holes: close the decoded surfaces where the cubes leave gaps.
         min_component_fraction: drop connected components below this share of a mesh's area.
+        one_piece: join the remaining pieces of each mesh with thin struts (one piece).
     """
     import torch
 
@@ -124,7 +142,7 @@ def sample_classes(
         for i, cls in enumerate(model.config.classes):
             tensor = model.sample(1, cls=cls, seed=seed + i)[0]
             mesh = decode_to_mesh(tensor, model.config.k, resolution, close_holes=close_holes,
-                                  min_component_fraction=min_component_fraction)
+                                  min_component_fraction=min_component_fraction, one_piece=one_piece)
             if mesh.num_faces == 0:
                 result.empty.append(cls)
                 continue
@@ -139,6 +157,7 @@ def run_quickstart(
     model_path: str | Path | None = None,
     las_model_path: str | Path | None = None,
     sketches: str | Path | None = None,
+    text_model_path: str | Path | None = None,
 ) -> QuickstartResult:
     """Generate one shape per class of the demo model and a shape per shipped sketch; write GLBs and a preview sheet.
 
@@ -148,6 +167,8 @@ def run_quickstart(
         model_path: Mosaic-SDF checkpoint (default: the shipped demo model).
         las_model_path: LAS checkpoint for the sketches (default: the shipped LAS demo model).
         sketches: sketch manifest (default: ``assets/sketches/sketches.json``).
+        text_model_path: text-conditioned Mosaic-SDF checkpoint for ``cfg.prompts`` (default: the
+            shipped text model).
 
     Raises:
         ShapegenError: for a missing or unreadable model file (one line, with the fix).
@@ -162,6 +183,7 @@ def run_quickstart(
     from shapegen.geometry.cleanup import remove_small_components
     from shapegen.geometry.export import export_mesh
     from shapegen.methods.las import sketch_to_3d
+    from shapegen.methods.msdf import decode_to_mesh
 
     cfg = cfg or QuickstartConfig()
     t0 = time.perf_counter()
@@ -186,11 +208,22 @@ def run_quickstart(
             if las.config.use_category:
                 las.class_index(e["category"])
             load_sketch(e["file"], las.config.sketch_encoder.image_size)  # a broken sketch fails before any output
+    text_model = None
+    if cfg.prompts:
+        from shapegen.methods.text_msdf import check_prompt, default_text_model, load_text_model
+
+        text_path = Path(text_model_path) if text_model_path is not None else default_text_model()
+        if not text_path.is_file():
+            raise ShapegenError(f"text model '{text_path}' is missing; restore it with 'git checkout -- assets/models', "
+                                "rebuild it with assets/models/msdf_text/MODEL_CARD.md, or skip the text row with --set prompts=[]")
+        text_model = load_text_model(text_path, "cpu")
+        for prompt in cfg.prompts:
+            check_prompt(prompt, text_model.config.vocabulary)
     out = Path(out_dir)
     result = QuickstartResult(out_dir=out)
     with torch.no_grad():
         classes = sample_classes(model, out, seed=cfg.seed, resolution=cfg.resolution, close_holes=cfg.close_holes,
-                                 min_component_fraction=cfg.min_component_fraction)
+                                 min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
         result.meshes, result.empty = classes.files, list(classes.empty)
         tiles = list(classes.meshes.items())
         sketch_row, result_row = [], []
@@ -208,7 +241,19 @@ def run_quickstart(
                 continue
             result.sketch_meshes[stem] = export_mesh(mesh, out / f"sketch_{stem}.glb")
             result_row.append((f"{e['category']} from {stem}", mesh))
-    rows = [r for r in (tiles, sketch_row, result_row) if r]
+        text_row = []
+        for i, prompt in enumerate(cfg.prompts):
+            tensor = text_model.sample(1, prompt=prompt, seed=cfg.seed + i)[0]
+            mesh = decode_to_mesh(tensor, text_model.config.k, cfg.resolution, close_holes=cfg.close_holes,
+                                  min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+            if mesh.num_faces == 0:
+                result.empty.append(f"text '{prompt}'")
+                text_row.append(("empty", np.full((8, 8, 3), 255, np.uint8)))
+                continue
+            slug = "_".join(w for w in prompt.lower().split() if w not in ("a", "an", "the"))
+            result.text_meshes[prompt] = export_mesh(mesh, out / f"text_{slug}.glb")
+            text_row.append((prompt, mesh))
+    rows = [r for r in (tiles, text_row, sketch_row, result_row) if r]
     result.preview = save_image(out / "preview.png", preview_sheet(rows, tile=cfg.preview_size)) if rows else None
     result.seconds = time.perf_counter() - t0
     return result

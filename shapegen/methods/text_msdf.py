@@ -47,6 +47,9 @@ class TextToShapeConfig:
     """Close the decoded surface where the cubes leave gaps, so every GLB is watertight."""
     min_component_fraction: float = 0.05
     """Drop connected pieces below this share of a mesh's area (floating debris)."""
+    one_piece: bool = True
+    """Join the pieces that remain after dropping debris with thin struts where they come closest,
+    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
     preview_size: int = 256
     """Side of one tile of ``preview.png`` in pixels."""
     turntable_frames: int = 24
@@ -217,7 +220,7 @@ def text_to_shape(
         stem = out / ("shape" if num == 1 else f"shape_{i:02d}")
         result.msdf_files.append(save_msdf(t, model.config.k, stem.with_suffix(".msdf.npz")))
         mesh = decode_to_mesh(t, model.config.k, cfg.resolution, close_holes=cfg.close_holes,
-                              min_component_fraction=cfg.min_component_fraction)
+                              min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
         meshes.append(mesh)
         if mesh.num_faces == 0:
             result.empty.append(i)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 
 from shapegen.cli import main
 from shapegen.commands.quickstart import DEMO_MODEL
@@ -15,34 +13,41 @@ needs_model = pytest.mark.skipif(not DEMO_MODEL.is_file(), reason=f"demo model {
 
 
 @needs_model
-def test_quickstart_writes_one_closed_mesh_per_class(tmp_path: Path, capsys) -> None:
-    from shapegen.geometry.cleanup import face_components
+def test_quickstart_writes_one_closed_one_piece_mesh_per_class_and_prompt(tmp_path: Path, capsys) -> None:
     from shapegen.geometry.mesh_io import inspect_mesh, load_mesh
     from shapegen.methods.msdf import MSDFGenerator
+    from shapegen.methods.quickstart import PROMPTS
 
     classes = MSDFGenerator.load_from_checkpoint(str(DEMO_MODEL), map_location="cpu").config.classes
     assert sorted(classes) == ["chair", "lamp", "mug", "shelf", "table"]
     out = tmp_path / "qs"
     assert main(["quickstart", "-o", str(out), "--set", "resolution=48", "--set", "sketches=false"]) == 0  # sketches: tests/methods/test_quickstart_sketches.py
+    printed = capsys.readouterr().out
     assert (out / "preview.png").stat().st_size > 1000
-    glbs = sorted(p.stem for p in out.glob("*.glb"))
-    assert glbs == sorted(classes), capsys.readouterr().out
-    for cls in classes:
-        mesh = load_mesh(out / f"{cls}.glb")
-        assert mesh.num_faces > 100, cls
+    texts = sorted(p.name for p in out.glob("text_*.glb"))
+    assert len(texts) == len(PROMPTS) and "text_round_table_on_single_pedestal.glb" in texts, printed
+    assert sorted(p.stem for p in out.glob("*.glb") if not p.name.startswith("text_")) == sorted(classes), printed
+    for path in [out / f"{cls}.glb" for cls in classes] + [out / t for t in texts]:
+        mesh = load_mesh(path)
+        assert mesh.num_faces > 100, path.name
         lo, hi = mesh.bounds()
-        assert float((hi - lo).max()) > 0.3, f"{cls}: a speck, not an object"
-        # Closed where the generated cubes leave gaps, floating debris dropped.
+        assert float((hi - lo).max()) > 0.3, f"{path.name}: a speck, not an object"
+        # Closed where the generated cubes leave gaps, debris dropped, detached parts joined.
         report = inspect_mesh(mesh)
-        assert report.watertight, f"{cls}: {report.num_boundary_edges} boundary, {report.num_nonmanifold_edges} non-manifold edges"
-        # Pieces as sampled by the shipped model at seed 0: the chair's legs and the lamp's base come
-        # out apart from the rest (each piece is checked below to be no debris).
-        assert report.num_components == (2 if cls in ("chair", "lamp") else 1), f"{cls}: {report.num_components} pieces"
-        _, labels = face_components(mesh)
-        tri = mesh.vertices[mesh.faces].double()
-        area = torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).norm(dim=-1).numpy()
-        shares = np.bincount(labels, weights=area) / area.sum()
-        assert shares.min() >= 0.05, f"{cls}: a piece of {shares.min():.1%} of the area is debris"
+        assert report.watertight, f"{path.name}: {report.num_boundary_edges} boundary, {report.num_nonmanifold_edges} non-manifold edges"
+        assert report.num_components == 1, f"{path.name}: {report.num_components} pieces"
+
+
+@needs_model
+def test_quickstart_keeps_the_pieces_apart_when_asked(tmp_path: Path) -> None:
+    from shapegen.geometry.mesh_io import inspect_mesh, load_mesh
+
+    out = tmp_path / "qs"
+    assert main(["quickstart", "-o", str(out), "--set", "resolution=48", "--set", "sketches=false", "--set", "prompts=[]",
+                 "--set", "one_piece=false"]) == 0
+    assert not list(out.glob("text_*.glb"))
+    # The shipped model's seed-0 chair and lamp come out in two pieces; the default joins them.
+    assert inspect_mesh(load_mesh(out / "lamp.glb")).num_components == 2
 
 
 def test_quickstart_missing_model_is_one_line_error(tmp_path: Path, capsys) -> None:

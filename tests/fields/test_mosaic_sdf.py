@@ -291,3 +291,24 @@ def test_encoded_mesh_keeps_its_covered_surface_and_closes_a_gap(shared_data):
         near = torch.cdist(old.vertices, new.vertices, compute_mode="donot_use_mm_for_euclid_dist").min(1).values
         assert float(near.max()) < 1e-6
         assert new.num_faces >= old.num_faces + (0 if complete else 10)
+
+
+def test_one_piece_joins_a_detached_part_and_keeps_the_pieces_apart_when_off():
+    from shapegen.geometry.cleanup import face_components
+    from shapegen.geometry.mesh_io import inspect_mesh
+
+    torch.manual_seed(0)
+    top = torch.tensor([0.0, 0.55, 0.0])
+    # A sphere and a second, smaller one above it with a gap between them (a shade off its stem).
+    sdf = lambda x: torch.minimum(x.norm(dim=-1) - 0.4, (x - top.to(x)).norm(dim=-1) - 0.1)
+    surface = torch.cat([torch.nn.functional.normalize(torch.randn(3000, 3), dim=1) * 0.4,
+                         top + torch.nn.functional.normalize(torch.randn(800, 3), dim=1) * 0.1])
+    m = _msdf_from_sdf(sdf, surface, n=160, k=5)
+    apart = m.to_mesh(48, min_component_fraction=0.05)
+    assert face_components(apart)[0] == 2  # the small sphere is above the debris threshold
+    joined = m.to_mesh(48, min_component_fraction=0.05, one_piece=True)
+    report = inspect_mesh(joined)
+    assert report.num_components == 1 and report.watertight
+    # Both spheres are still there: the top of the small one and the bottom of the big one.
+    y = joined.vertices[:, 1]
+    assert float(y.max()) > 0.6 and float(y.min()) < -0.35

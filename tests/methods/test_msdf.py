@@ -197,3 +197,36 @@ def test_value_components_model_projects_whitens_and_round_trips(tmp_path):
     assert torch.equal(loaded.sample(2, cls="slab", steps=3, seed=2), sample)
     with pytest.raises(ShapegenError, match="value_components must be 0"):
         MSDFGenerator(_config(root, value_components=7**3 + 1, classes=["a"]))  # k = 7 without data
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_final_share():
+    from shapegen.methods.msdf import MSDFTrainConfig, lr_factor
+
+    tc = MSDFTrainConfig(max_steps=1000, warmup_steps=100, lr_schedule="cosine", lr_final=0.1)
+    f = [lr_factor(tc, i) for i in range(1000)]
+    assert f[0] == pytest.approx(0.01) and f[98] == pytest.approx(0.99)
+    assert f[99] == pytest.approx(1.0) and f[999] == pytest.approx(0.1)
+    assert f[549] == pytest.approx(0.55, abs=1e-9)  # half-way down the cosine: the mean of 1 and 0.1
+    assert all(a >= b for a, b in zip(f[99:], f[100:]))
+    constant = MSDFTrainConfig(max_steps=1000, warmup_steps=100)
+    assert lr_factor(constant, 999) == 1.0
+
+
+def test_init_from_continues_a_saved_model_and_refuses_another_architecture(trained, tmp_path):
+    from shapegen.checkpoints import save_checkpoint
+
+    model, root = trained
+    ckpt = tmp_path / "exported.ckpt"
+    # An exported model: the EMA weights stored as net, the normalisation buffers, no EMA entries.
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("net.", "ema."))}
+    state |= {f"net.{k}": v for k, v in model.ema.state_dict().items()}
+    save_checkpoint({"state_dict": state, "hyper_parameters": dict(model.hparams)}, ckpt)
+    warm, _ = build_for_training(_config(root, **{"train.init_from": str(ckpt)}))
+    for (name, a), b in zip(warm.net.state_dict().items(), model.ema.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(warm.norm_std, model.norm_std)
+    assert torch.equal(warm.sample(2, cls=1, steps=3, seed=3), model.sample(2, cls=1, steps=3, seed=3))
+    with pytest.raises(ShapegenError, match="does not fit this config"):
+        build_for_training(_config(root, **{"train.init_from": str(ckpt), "model.width": 48}))
+    with pytest.raises(ShapegenError, match="not found"):
+        build_for_training(_config(root, **{"train.init_from": str(tmp_path / "missing.ckpt")}))

@@ -34,7 +34,7 @@ def test_quickstart_turns_each_sketch_into_a_mesh_and_a_preview_row(las_trained,
     entries = [{**e, "file": str(e["file"])} for e in read_sketch_manifest(SKETCHES) if e["category"] in ("chair", "table")]
     manifest = tmp_path / "sketches.json"
     manifest.write_text(json.dumps({"sketches": entries}))
-    cfg = QuickstartConfig(resolution=32, preview_size=64)
+    cfg = QuickstartConfig(resolution=32, preview_size=64, prompts=[])  # the text row: tests/commands/test_quickstart_cli.py
     result = run_quickstart(tmp_path / "qs", cfg, las_model_path=ckpt, sketches=manifest)
     stems = {Path(e["file"]).stem for e in entries}
     assert {"hand_chair", "hand_table"} <= stems
