@@ -74,6 +74,8 @@ FORMAT_VERSION = 1
 FILE_KEYS = ("tensor", "k", "normalization", "source_hash", "version")
 #: Outside value offset, as a fraction of the mean scale (see the module doc).
 OUTSIDE_OFFSET = 0.05
+#: Rounds of strut planning and extraction ``to_mesh(one_piece=True)`` tries before it stops.
+BRIDGE_ROUNDS = 3
 #: Hash cell side as a fraction of the largest half side: smaller cells list fewer cubes that do
 #: not contain the query (about 2x the true candidates at 0.5), at the cost of a larger table.
 HASH_CELL_FRACTION = 0.5
@@ -742,9 +744,15 @@ class MosaicSDF:
             from shapegen.geometry.bridges import bridged_field, plan_bridges
 
             spacing = float(np.max((np.asarray(box[1]) - np.asarray(box[0])) / (int(resolution) - 1)))
-            bridges = plan_bridges(mesh, field, spacing, box=box)
-            mesh, stats = extract(bridged_field(field, bridges), min_component_fraction)
-        elif bridge and min_component_fraction > 0 and mesh.num_faces:
+            joined = field
+            # A strut can meet a part the first extraction showed in one piece and the new one
+            # splits: plan again on the new mesh (a round adds only struts; two are almost always enough).
+            for _ in range(BRIDGE_ROUNDS):
+                joined = bridged_field(joined, plan_bridges(mesh, joined, spacing, box=box))
+                mesh, stats = extract(joined, min_component_fraction / 10)
+                if face_components(mesh)[0] <= 1:
+                    break
+        if bridge and min_component_fraction > 0 and mesh.num_faces:
             mesh = remove_small_components(mesh, min_area_fraction=min_component_fraction)
         if not normalized and mesh.num_vertices:
             a = np.linalg.inv(self.normalization)

@@ -75,7 +75,7 @@ def plan_bridges(
     field: FieldFn,
     spacing: float,
     *,
-    min_radius: float = 0.75,
+    min_radius: float = 1.0,
     max_radius: float = 3.0,
     box: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Float[Tensor, "B 7"]:
@@ -86,8 +86,9 @@ def plan_bridges(
         field: the field it was extracted from (negative inside); sampled near each strut's end
             to size the strut.
         spacing: the marching-cubes grid spacing, the unit of the radius bounds.
-        min_radius: smallest strut radius in grid spacings (thinner struts would not survive
-            marching cubes).
+        min_radius: smallest strut radius in grid spacings: every point of a segment is within
+            ``sqrt(3) / 2`` spacings of a grid node, so a strut of one spacing always has inside
+            nodes along its whole length and survives marching cubes.
         max_radius: largest strut radius in grid spacings.
         box: the extraction box ``(lo, hi)``; struts stay one radius and one spacing inside it,
             so the surface never reaches the box's faces (where it would stay open).
