@@ -37,7 +37,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
@@ -60,7 +60,7 @@ from shapegen.methods.base import RunConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OccSDFConfig", "OccSDFSystem", "RayOutputs", "normal_loss", "scale_shift_invariant_depth_loss"]
+__all__ = ["OccSDFConfig", "OccSDFSystem", "RayOutputs", "metric_depth_loss", "normal_loss", "scale_shift_invariant_depth_loss"]
 
 
 # ----------------------------------------------------------------------------------- configs
@@ -88,6 +88,13 @@ class OccSDFLossConfig:
     """Render and supervise the occupancy head (False: MonoSDF baseline)."""
     feature_rgb: bool = True
     """Use the feature colour loss (False: direct colour only)."""
+    depth_loss: Literal["auto", "metric", "scale_shift"] = "auto"
+    """``metric``: ``sum m (d - d*)^2 / 2M`` against depth in the scene's normalised units (sensor
+    depth); ``scale_shift``: MonoSDF's Eq. 13, which first fits ``w d + q`` to the prior per batch
+    (monocular priors, known only up to an affine map); ``auto``: metric when the scene says its
+    depth is metric (:attr:`shapegen.data.scenes.Scene.depth_is_metric`, RGB-D), else scale_shift.
+    The scale-and-shift-invariant loss on metric depth lets each batch fit the sensor up to its
+    own scale and shift, so the surface need not sit where the sensor saw it."""
     depth_prior_scale: float = 1.0
     """Prior depth transform ``a d + b``: a (MonoSDF uses 50 for Omnidata)."""
     depth_prior_shift: float = 0.0
@@ -187,6 +194,17 @@ def scale_shift_invariant_depth_loss(
     w = torch.where(ok, (a11 * b0 - a01 * b1) / det.clamp_min(1e-20), torch.ones_like(det))
     q = torch.where(ok, (-a01 * b0 + a00 * b1) / det.clamp_min(1e-20), (b1 - a01) / n)
     return (m * (w * pred + q - target) ** 2).sum() / (2 * n)
+
+
+def metric_depth_loss(
+    pred: Float[Tensor, " R"], target: Float[Tensor, " R"], mask: Bool[Tensor, " R"]
+) -> Float[Tensor, ""]:
+    """``sum m (pred - target)^2 / (2 M)`` (the same scale as the invariant loss); 0 without valid rays."""
+    m = mask.to(pred.dtype)
+    n = m.sum()
+    if n < 1:
+        return pred.sum() * 0.0
+    return (m * (pred - target) ** 2).sum() / (2 * n)
 
 
 def normal_loss(
@@ -372,6 +390,14 @@ class OccSDFSystem(pl.LightningModule):
             (g,) = torch.autograd.grad(f, x, torch.ones_like(f), create_graph=create_graph)
         return g
 
+    def depth_loss_function(self):
+        """The depth loss ``loss.depth_loss`` asks for, ``auto`` decided by the attached scene."""
+        mode = self.config.loss.depth_loss
+        if mode == "auto":
+            scene = self.__dict__.get("scene")
+            mode = "metric" if scene is not None and scene.depth_is_metric else "scale_shift"
+        return metric_depth_loss if mode == "metric" else scale_shift_invariant_depth_loss
+
     def compute_losses(self, step: int, training: bool = True) -> dict[str, Tensor]:
         """All loss terms and the weighted total (``loss``) for the batch of ``step``."""
         cfg, lc = self.config, self.config.loss
@@ -387,12 +413,13 @@ class OccSDFSystem(pl.LightningModule):
         mask = b["mask"] & r.sign_change
         target = lc.depth_prior_scale * b["depth"] + lc.depth_prior_shift
         to_cam = lambda n: torch.einsum("rji,rj->ri", b["rot"], n)
-        losses["depth"] = scale_shift_invariant_depth_loss(r.depth, target, mask)
+        depth_loss = self.depth_loss_function()
+        losses["depth"] = depth_loss(r.depth, target, mask)
         l1, cos = normal_loss(to_cam(r.normals), b["normal"], mask)
         losses["normal"] = l1 + cos
         total = total + lc.depth_sdf * losses["depth"] + lc.normal_sdf * losses["normal"]
         if lc.occupancy:
-            losses["depth_occ"] = scale_shift_invariant_depth_loss(r.depth_occ, target, mask)
+            losses["depth_occ"] = depth_loss(r.depth_occ, target, mask)
             l1, cos = normal_loss(to_cam(r.normals_occ), b["normal"], mask)
             losses["normal_occ"] = l1 + cos
             total = total + lc.depth_occ * losses["depth_occ"] + lc.normal_occ * losses["normal_occ"]

@@ -150,3 +150,28 @@ def test_registered_and_trainable_from_the_generic_entry_point(tiny_room):
     assert datamodule is None and model.config.num_images == 2
     mesh = model.extract_world_mesh(16)
     assert mesh.num_faces > 0
+
+
+def test_metric_depth_sees_what_the_invariant_loss_forgives():
+    from shapegen.methods.occsdf import metric_depth_loss
+
+    target = torch.rand(40) + 0.5
+    mask = torch.ones(40, dtype=torch.bool)
+    wrong = 1.3 * target + 0.1  # right up to scale and shift, 13-30% too far
+    assert float(scale_shift_invariant_depth_loss(wrong, target, mask)) < 1e-10
+    torch.testing.assert_close(metric_depth_loss(wrong, target, mask), ((wrong - target) ** 2).mean() / 2)
+    assert float(metric_depth_loss(target, target, mask)) == 0.0
+    assert float(metric_depth_loss(wrong, target, torch.zeros(40, dtype=torch.bool))) == 0.0
+
+
+@pytest.mark.parametrize(("mode", "metric_scene", "expected"), [
+    ("auto", True, "metric_depth_loss"), ("auto", False, "scale_shift_invariant_depth_loss"),
+    ("scale_shift", True, "scale_shift_invariant_depth_loss"), ("metric", False, "metric_depth_loss"),
+])
+def test_the_depth_loss_follows_the_scene_unless_set(tiny_room, mode, metric_scene, expected):
+    import dataclasses
+
+    scene = load_scene(tiny_room)
+    scene = dataclasses.replace(scene, depth_is_metric=metric_scene)
+    model = build_for_scene(preset_config("tiny", [f"loss.depth_loss={mode}"]), scene)
+    assert model.depth_loss_function().__name__ == expected
