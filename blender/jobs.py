@@ -103,7 +103,7 @@ def error_line(stderr_lines: list[str], returncode: int) -> str:
     """shapegen's one-line error from a failed run's stderr, else its last line, else the exit status."""
     for line in reversed(stderr_lines):
         if line.startswith("error: "):
-            return line[len("error: "):]
+            return line[len("error: ") :]
     text = [line for line in stderr_lines if line.strip() and not line.startswith("{")]
     if text:
         return text[-1].strip()
@@ -144,12 +144,20 @@ class JobQueue:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
         try:
             # A session of its own, so that cancelling reaches any child process it starts.
-            job.proc = subprocess.Popen(job.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                        text=True, encoding="utf-8", errors="replace", env=env, cwd=job.out_dir,
-                                        start_new_session=os.name == "posix")
+            job.proc = subprocess.Popen(
+                job.argv,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                env=env,
+                cwd=job.out_dir,
+                start_new_session=os.name == "posix",
+            )
         except OSError as exc:
-            self._end(job, FAILED, f"cannot run '{job.argv[0]}' ({exc.strerror or exc}); set the shapegen executable "
-                      "in the add-on's preferences")
+            self._end(job, FAILED, f"cannot run '{job.argv[0]}' ({exc.strerror or exc}); set the shapegen executable in the add-on's preferences")
             return
         job.state, job.phase, job.started = RUNNING, "starting", time.monotonic()
         for tag, stream in (("out", job.proc.stdout), ("err", job.proc.stderr)):

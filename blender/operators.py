@@ -100,10 +100,12 @@ def _load_preview(job: jobs.Job) -> None:
 class _JobOperator:
     """Shared by the four job operators: build the command (:meth:`command`), queue it, wait or not."""
 
-    wait: bpy.props.BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
-                                 description="Block until the job has finished (scripts and background mode)")
-    timeout: bpy.props.FloatProperty(name="Timeout", default=0.0, min=0.0, options={"SKIP_SAVE"},
-                                     description="With wait: cancel the job after this many seconds (0: no limit)")
+    wait: bpy.props.BoolProperty(
+        name="Wait", default=False, options={"SKIP_SAVE"}, description="Block until the job has finished (scripts and background mode)"
+    )
+    timeout: bpy.props.FloatProperty(
+        name="Timeout", default=0.0, min=0.0, options={"SKIP_SAVE"}, description="With wait: cancel the job after this many seconds (0: no limit)"
+    )
 
     kind = ""
     at_cursor = True
@@ -138,8 +140,7 @@ class _JobOperator:
             _load_preview(job)
             job.objects = scene.import_results(glbs, job.name, at_cursor=at_cursor)
 
-        job = QUEUE.submit(jobs.Job(argv=[*prefix, *args, *extra], out_dir=out_dir, name=name, kind=self.kind, on_done=on_done,
-                                    id=job_id))
+        job = QUEUE.submit(jobs.Job(argv=[*prefix, *args, *extra], out_dir=out_dir, name=name, kind=self.kind, on_done=on_done, id=job_id))
         context.window_manager.shapegen_last_job = job.id
         if not self.wait:
             QUEUE.poll()  # starts it now when a slot is free
@@ -174,7 +175,7 @@ class SHAPEGEN_OT_text(_JobOperator, bpy.types.Operator):
 
     bl_idname = "shapegen.text"
     bl_label = "Generate from Text"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a plain set)
     kind = "text"
 
     def command(self, context, out_dir):
@@ -204,14 +205,26 @@ class SHAPEGEN_OT_generate(_JobOperator, bpy.types.Operator):
 
     bl_idname = "shapegen.generate"
     bl_label = "Generate Class"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a plain set)
     kind = "class"
 
     def command(self, context, out_dir):
         props = context.scene.shapegen
         prefs = preferences.preferences(context)
-        args = ["generate", "--method", "msdf", "--class", props.shape_class, "--num", str(props.variations), "--seed", str(props.seed),
-                "-o", str(out_dir), *_device(prefs)]
+        args = [
+            "generate",
+            "--method",
+            "msdf",
+            "--class",
+            props.shape_class,
+            "--num",
+            str(props.variations),
+            "--seed",
+            str(props.seed),
+            "-o",
+            str(out_dir),
+            *_device(prefs),
+        ]
         return args, props.shape_class, _extra(props.extra_class)
 
 
@@ -220,20 +233,27 @@ class SHAPEGEN_OT_sketch(_JobOperator, bpy.types.Operator):
 
     bl_idname = "shapegen.sketch"
     bl_label = "Sketch to 3D"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a plain set)
     kind = "sketch"
 
     view_matrix: bpy.props.FloatVectorProperty(
-        name="View matrix", size=16, default=(0.0,) * 16, options={"SKIP_SAVE"},
-        description="Strokes: world-to-view matrix, row by row (all zeros: the current 3D view's)")
+        name="View matrix",
+        size=16,
+        default=(0.0,) * 16,
+        options={"SKIP_SAVE"},
+        description="Strokes: world-to-view matrix, row by row (all zeros: the current 3D view's)",
+    )
     perspective: bpy.props.BoolProperty(
-        name="Perspective", default=False, options={"SKIP_SAVE"},
-        description="Strokes with an explicit view matrix: project in perspective (the view's lens) instead of orthographically")
+        name="Perspective",
+        default=False,
+        options={"SKIP_SAVE"},
+        description="Strokes with an explicit view matrix: project in perspective (the view's lens) instead of orthographically",
+    )
 
     def _view(self, context):
         """``(view_matrix, window_matrix or None)`` from the operator or the 3D view in the context."""
         if any(self.view_matrix):
-            view = [list(self.view_matrix[4 * r:4 * r + 4]) for r in range(4)]
+            view = [list(self.view_matrix[4 * r : 4 * r + 4]) for r in range(4)]
             window = None
             if self.perspective:
                 window = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, -1.0, -0.2], [0, 0, -1.0, 0]]
@@ -254,8 +274,7 @@ class SHAPEGEN_OT_sketch(_JobOperator, bpy.types.Operator):
         if props.sketch_source == "IMAGE":
             path = Path(bpy.path.abspath(props.sketch_path)) if props.sketch_path.strip() else None
             if path is None or not path.is_file():
-                raise ValueError(f"sketch image '{props.sketch_path}' does not exist; choose an image file" if path else
-                                 "choose a sketch image file first")
+                raise ValueError(f"sketch image '{props.sketch_path}' does not exist; choose an image file" if path else "choose a sketch image file first")
             view, name = props.image_view, path.stem
             sketch_file = str(path)
         else:
@@ -280,7 +299,7 @@ class SHAPEGEN_OT_rig(_JobOperator, bpy.types.Operator):
 
     bl_idname = "shapegen.rig"
     bl_label = "Rig Selected"
-    bl_options = {"REGISTER"}
+    bl_options = {"REGISTER"}  # noqa: RUF012 (Blender reads a plain set)
     kind = "rig"
     at_cursor = False  # the rigged copy lands on the mesh it was made from
 
@@ -311,7 +330,7 @@ class SHAPEGEN_OT_cancel(bpy.types.Operator):
 
     bl_idname = "shapegen.cancel"
     bl_label = "Cancel Job"
-    bl_options = {"INTERNAL"}
+    bl_options = {"INTERNAL"}  # noqa: RUF012 (Blender reads a plain set)
 
     job_id: bpy.props.IntProperty()
     wait: bpy.props.BoolProperty(default=False, options={"SKIP_SAVE"}, description="Block until the process is gone")
@@ -333,7 +352,7 @@ class SHAPEGEN_OT_clear(bpy.types.Operator):
 
     bl_idname = "shapegen.clear"
     bl_label = "Clear Finished"
-    bl_options = {"INTERNAL"}
+    bl_options = {"INTERNAL"}  # noqa: RUF012 (Blender reads a plain set)
 
     def execute(self, context):
         for job in [j for j in QUEUE.jobs if j.state in jobs.ENDED]:
@@ -348,7 +367,7 @@ class SHAPEGEN_OT_notify(bpy.types.Operator):
 
     bl_idname = "shapegen.notify"
     bl_label = "shapegen Report"
-    bl_options = {"INTERNAL"}
+    bl_options = {"INTERNAL"}  # noqa: RUF012 (Blender reads a plain set)
 
     level: bpy.props.StringProperty(default="INFO")
     message: bpy.props.StringProperty()
@@ -358,8 +377,7 @@ class SHAPEGEN_OT_notify(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (SHAPEGEN_OT_text, SHAPEGEN_OT_generate, SHAPEGEN_OT_sketch, SHAPEGEN_OT_rig, SHAPEGEN_OT_cancel, SHAPEGEN_OT_clear,
-           SHAPEGEN_OT_notify)
+CLASSES = (SHAPEGEN_OT_text, SHAPEGEN_OT_generate, SHAPEGEN_OT_sketch, SHAPEGEN_OT_rig, SHAPEGEN_OT_cancel, SHAPEGEN_OT_clear, SHAPEGEN_OT_notify)
 
 
 def register() -> None:

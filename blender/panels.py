@@ -7,27 +7,36 @@ import bpy
 
 from . import jobs, operators, preferences
 
-LAS_VIEWS = [(v, f"{v} deg", f"The sketch is seen from azimuth {v} degrees (0: front, 90: right side, 180: back)")
-             for v in ("0", "45", "90", "135", "180")]
+LAS_VIEWS = [(v, f"{v} deg", f"The sketch is seen from azimuth {v} degrees (0: front, 90: right side, 180: back)") for v in ("0", "45", "90", "135", "180")]
 
 
 class ShapegenSceneProps(bpy.types.PropertyGroup):
-    prompt: bpy.props.StringProperty(name="Prompt", default="a round table on a single pedestal",
-                                     description="What to make, e.g. 'a tall lamp with a wide shade'")
+    prompt: bpy.props.StringProperty(
+        name="Prompt", default="a round table on a single pedestal", description="What to make, e.g. 'a tall lamp with a wide shade'"
+    )
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0, description="Noise seed; the same seed gives the same shape")
-    use_vsd: bpy.props.BoolProperty(name="VSD (Stable Diffusion)", default=False,
-                                    description="ProlificDreamer with the Stable Diffusion model set in the preferences (minutes to hours)")
-    vsd_preset: bpy.props.EnumProperty(name="Preset", default="fast", items=[
-        ("tiny", "Tiny", "CPU smoke run, seconds; meaningless result"), ("fast", "Fast", "GPU"), ("paper", "Paper", "GPU, the paper's settings")])
+    use_vsd: bpy.props.BoolProperty(
+        name="VSD (Stable Diffusion)", default=False, description="ProlificDreamer with the Stable Diffusion model set in the preferences (minutes to hours)"
+    )
+    vsd_preset: bpy.props.EnumProperty(
+        name="Preset",
+        default="fast",
+        items=[("tiny", "Tiny", "CPU smoke run, seconds; meaningless result"), ("fast", "Fast", "GPU"), ("paper", "Paper", "GPU, the paper's settings")],
+    )
     shape_class: bpy.props.EnumProperty(name="Class", items=[(c, c.title(), f"A {c}") for c in operators.MSDF_CLASSES])
     variations: bpy.props.IntProperty(name="Variations", default=2, min=1, max=16, description="How many shapes to make")
-    sketch_source: bpy.props.EnumProperty(name="Sketch", items=[
-        ("STROKES", "Viewport Strokes", "Annotation / Grease Pencil strokes, as seen from this 3D view"),
-        ("IMAGE", "Image File", "A sketch image: dark strokes on light paper")])
+    sketch_source: bpy.props.EnumProperty(
+        name="Sketch",
+        items=[
+            ("STROKES", "Viewport Strokes", "Annotation / Grease Pencil strokes, as seen from this 3D view"),
+            ("IMAGE", "Image File", "A sketch image: dark strokes on light paper"),
+        ],
+    )
     sketch_path: bpy.props.StringProperty(name="Image", subtype="FILE_PATH", default="")
     image_view: bpy.props.EnumProperty(name="View", items=LAS_VIEWS, default="45", description="Azimuth the image's sketch is seen from")
-    category: bpy.props.EnumProperty(name="Category", items=[("NONE", "Any", "Let the sketch decide"),
-                                                             *[(c, c.title(), f"A {c}") for c in operators.LAS_CATEGORIES]])
+    category: bpy.props.EnumProperty(
+        name="Category", items=[("NONE", "Any", "Let the sketch decide"), *[(c, c.title(), f"A {c}") for c in operators.LAS_CATEGORIES]]
+    )
     last_azimuth: bpy.props.FloatProperty(name="View azimuth", default=0.0)
     t_pose: bpy.props.BoolProperty(name="T-pose", default=False, description="The mesh stands in a T-pose (arms horizontal)")
     extra_text: bpy.props.StringProperty(name="Extra options", default="", description="More shapegen text-to-3d options, e.g. --set resolution=96")
@@ -117,8 +126,7 @@ class SHAPEGEN_PT_rig(_Panel, bpy.types.Panel):
     def draw(self, context):
         props, layout = context.scene.shapegen, self.layout
         ob = context.active_object
-        layout.label(text=f"Mesh: {ob.name}" if ob is not None and ob.type == "MESH" else "Select a standing humanoid mesh",
-                     icon="ARMATURE_DATA")
+        layout.label(text=f"Mesh: {ob.name}" if ob is not None and ob.type == "MESH" else "Select a standing humanoid mesh", icon="ARMATURE_DATA")
         layout.prop(props, "t_pose")
         layout.prop(props, "extra_rig")
         layout.operator("shapegen.rig", icon="OUTLINER_OB_ARMATURE")
@@ -151,5 +159,4 @@ class SHAPEGEN_PT_jobs(_Panel, bpy.types.Panel):
         layout.operator("shapegen.clear", icon="TRASH")
 
 
-CLASSES = (ShapegenSceneProps, SHAPEGEN_PT_main, SHAPEGEN_PT_text, SHAPEGEN_PT_class, SHAPEGEN_PT_sketch, SHAPEGEN_PT_rig,
-           SHAPEGEN_PT_jobs)
+CLASSES = (ShapegenSceneProps, SHAPEGEN_PT_main, SHAPEGEN_PT_text, SHAPEGEN_PT_class, SHAPEGEN_PT_sketch, SHAPEGEN_PT_rig, SHAPEGEN_PT_jobs)

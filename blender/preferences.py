@@ -50,28 +50,42 @@ class ShapegenPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_ID
 
     executable: bpy.props.StringProperty(
-        name="shapegen executable", subtype="FILE_PATH", default="",
-        description="Path of the shapegen command; empty: found on PATH, then in the .venv of the add-on's source checkout")
+        name="shapegen executable",
+        subtype="FILE_PATH",
+        default="",
+        description="Path of the shapegen command; empty: found on PATH, then in the .venv of the add-on's source checkout",
+    )
     sd_model: bpy.props.StringProperty(
-        name="Stable Diffusion model", default="",
-        description="Hub id or local diffusers folder for VSD text-to-3D (shows the VSD options in the Text panel); empty: "
-                    "the shipped offline text model only")
+        name="Stable Diffusion model",
+        default="",
+        description="Hub id or local diffusers folder for VSD text-to-3D (shows the VSD options in the Text panel); empty: the shipped offline text model only",
+    )
     device: bpy.props.EnumProperty(
-        name="Device", default="auto",
-        items=[("auto", "Auto", "CUDA when a GPU is visible"), ("cpu", "CPU", "Always the CPU"), ("cuda", "CUDA", "An NVIDIA GPU")])
+        name="Device",
+        default="auto",
+        items=[("auto", "Auto", "CUDA when a GPU is visible"), ("cpu", "CPU", "Always the CPU"), ("cuda", "CUDA", "An NVIDIA GPU")],
+    )
     output_dir: bpy.props.StringProperty(
-        name="Output folder", subtype="DIR_PATH", default="",
-        description="Where each job writes its folder of results; empty: a shapegen_blender folder in the system's temp folder")
+        name="Output folder",
+        subtype="DIR_PATH",
+        default="",
+        description="Where each job writes its folder of results; empty: a shapegen_blender folder in the system's temp folder",
+    )
     max_jobs: bpy.props.IntProperty(
-        name="Jobs at once", default=1, min=1, max=8,
-        description="shapegen processes that may run at the same time; the others wait in the queue (1: each job gets every core)")
+        name="Jobs at once",
+        default=1,
+        min=1,
+        max=8,
+        description="shapegen processes that may run at the same time; the others wait in the queue (1: each job gets every core)",
+    )
 
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "executable")
         found = find_executable(self.executable)
-        layout.label(text=f"Using: {found}" if found else "shapegen not found: install it (pip install shapegen) or set the path",
-                     icon="CHECKMARK" if found else "ERROR")
+        layout.label(
+            text=f"Using: {found}" if found else "shapegen not found: install it (pip install shapegen) or set the path", icon="CHECKMARK" if found else "ERROR"
+        )
         layout.prop(self, "sd_model")
         layout.prop(self, "device")
         layout.prop(self, "output_dir")

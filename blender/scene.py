@@ -86,7 +86,7 @@ def write_obj_yup(ob, depsgraph, path: Path) -> Path:
     if len(tri) == 0:
         raise ValueError(f"'{ob.name}' has no faces to rig")
     yup = np.c_[co[:, 0], co[:, 2], -co[:, 1]]
-    lines = ["v %.6f %.6f %.6f" % tuple(v) for v in yup] + ["f %d %d %d" % tuple(f) for f in tri + 1]
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in yup] + [f"f {a} {b} {c}" for a, b, c in tri + 1]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)

@@ -17,6 +17,7 @@ classes the shipped model knows (chairs, tables, lamps, mugs, shelves). Elevatio
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -119,7 +120,7 @@ def rasterize_polylines(polylines: Sequence[np.ndarray], size: int = SKETCH_SIZE
         p = np.asarray(line, dtype=np.float64).reshape(-1, 2)
         if len(p) == 1:
             p = np.r_[p, p]
-        for a, b in zip(p[:-1], p[1:]):
+        for a, b in itertools.pairwise(p):
             x0, x1 = int(max(math.floor(min(a[0], b[0]) - r), 0)), int(min(math.ceil(max(a[0], b[0]) + r), size))
             y0, y1 = int(max(math.floor(min(a[1], b[1]) - r), 0)), int(min(math.ceil(max(a[1], b[1]) + r), size))
             if x0 >= x1 or y0 >= y1:
@@ -150,8 +151,9 @@ def write_png(path: str | Path, grey: np.ndarray) -> Path:
     return path
 
 
-def sketch_from_strokes(strokes: Sequence[np.ndarray], view_matrix, window_matrix=None, size: int = SKETCH_SIZE,
-                        width: float = STROKE_WIDTH) -> tuple[np.ndarray, float, float, bool]:
+def sketch_from_strokes(
+    strokes: Sequence[np.ndarray], view_matrix, window_matrix=None, size: int = SKETCH_SIZE, width: float = STROKE_WIDTH
+) -> tuple[np.ndarray, float, float, bool]:
     """Strokes seen from a view -> ``(ink, azimuth, las_view, mirrored)``.
 
     ``ink`` is the ``size x size`` boolean mask as the viewer sees the strokes (before any

@@ -24,8 +24,7 @@ def test_report_writes_one_json_line_only_in_json_mode(capsys, monkeypatch):
     with progress_mode("json"):
         report("sampling", 3, 20)
         report("writing")
-    assert capsys.readouterr().err.splitlines() == ['{"phase": "sampling", "done": 3, "total": 20}',
-                                                    '{"phase": "writing", "done": null, "total": null}']
+    assert capsys.readouterr().err.splitlines() == ['{"phase": "sampling", "done": 3, "total": 20}', '{"phase": "writing", "done": null, "total": null}']
     assert current_mode() == "none"  # the block restored the mode
     monkeypatch.setenv("SHAPEGEN_PROGRESS", "json")
     assert current_mode() == "json"
@@ -36,8 +35,26 @@ def test_report_writes_one_json_line_only_in_json_mode(capsys, monkeypatch):
 
 def test_generate_reports_each_solver_step(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("SHAPEGEN_PROGRESS", raising=False)
-    code, out, err = run(capsys, "--progress", "json", "generate", "--method", "msdf", "--class", "chair", "--num", "1", "--steps", "3",
-                         "--solver", "euler", "--resolution", "24", "-o", tmp_path / "gen")
+    code, out, err = run(
+        capsys,
+        "--progress",
+        "json",
+        "generate",
+        "--method",
+        "msdf",
+        "--class",
+        "chair",
+        "--num",
+        "1",
+        "--steps",
+        "3",
+        "--solver",
+        "euler",
+        "--resolution",
+        "24",
+        "-o",
+        tmp_path / "gen",
+    )
     assert code == 0, err
     events = _events(err)
     assert events[0] == {"phase": "loading", "done": None, "total": None}
@@ -53,16 +70,38 @@ def test_sketch_to_3d_reports_both_las_stages(capsys, tmp_path, monkeypatch, jso
     if json_by == "environment":
         monkeypatch.setenv("SHAPEGEN_PROGRESS", "json")
     flags = ["--progress", "json"] if json_by == "option" else []
-    code, _, err = run(capsys, *flags, "sketch-to-3d", REPO_SKETCH, "--view", "45", "-o", tmp_path / "chair.glb",
-                       "--set", "occupancy_steps=2", "--set", "sdf_steps=3", "--set", "preview_size=32")
+    code, _, err = run(
+        capsys,
+        *flags,
+        "sketch-to-3d",
+        REPO_SKETCH,
+        "--view",
+        "45",
+        "-o",
+        tmp_path / "chair.glb",
+        "--set",
+        "occupancy_steps=2",
+        "--set",
+        "sdf_steps=3",
+        "--set",
+        "preview_size=32",
+    )
     assert code == 0, err
     events = _events(err)
     if json_by == "off":
         assert events == []
         return
     phases = [(e["phase"], e["done"], e["total"]) for e in events]
-    assert phases == [("loading", None, None), ("occupancy", 1, 2), ("occupancy", 2, 2),
-                      ("sdf", 1, 3), ("sdf", 2, 3), ("sdf", 3, 3), ("writing", None, None), ("done", 1, 1)]
+    assert phases == [
+        ("loading", None, None),
+        ("occupancy", 1, 2),
+        ("occupancy", 2, 2),
+        ("sdf", 1, 3),
+        ("sdf", 2, 3),
+        ("sdf", 3, 3),
+        ("writing", None, None),
+        ("done", 1, 1),
+    ]
 
 
 def test_failed_command_ends_with_the_error_line(capsys, tmp_path):
