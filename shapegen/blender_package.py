@@ -37,15 +37,26 @@ EXECUTABLE_HINT = "shapegen_executable.txt"
 add-on runs when none is set in its preferences or found on PATH."""
 
 # The fields Blender's extension installer requires, and their types.
-_REQUIRED = {"schema_version": str, "id": str, "version": str, "name": str, "tagline": str, "maintainer": str, "type": str,
-             "blender_version_min": str, "license": list}
+_REQUIRED = {
+    "schema_version": str,
+    "id": str,
+    "version": str,
+    "name": str,
+    "tagline": str,
+    "maintainer": str,
+    "type": str,
+    "blender_version_min": str,
+    "license": list,
+}
 
 
 def _source(source: str | os.PathLike | None) -> Path:
     folder = Path(source) if source is not None else ADDON_SOURCE
     if not (folder / "blender_manifest.toml").is_file():
-        raise ShapegenError(f"the Blender add-on's source is not at '{folder}' (this shapegen install has no blender/ folder); "
-                            "run the command from a source checkout of shapegen")
+        raise ShapegenError(
+            f"the Blender add-on's source is not at '{folder}' (this shapegen install has no blender/ folder); "
+            "run the command from a source checkout of shapegen"
+        )
     return folder
 
 
@@ -71,8 +82,11 @@ def addon_files(source: str | os.PathLike | None = None) -> list[Path]:
     modules (no bytecode caches, no hidden files)."""
     folder = _source(source)
     files = [p.relative_to(folder) for p in folder.rglob("*") if p.is_file()]
-    keep = [p for p in files if not any(part.startswith(".") or part == "__pycache__" for part in p.parts)
-            and (p.suffix in (".py", ".toml", ".md") or p.name == "LICENSE")]
+    keep = [
+        p
+        for p in files
+        if not any(part.startswith(".") or part == "__pycache__" for part in p.parts) and (p.suffix in (".py", ".toml", ".md") or p.name == "LICENSE")
+    ]
     return sorted(keep, key=lambda p: p.as_posix())
 
 
@@ -146,12 +160,10 @@ def find_config_dir(explicit: str | os.PathLike | None = None) -> Path:
         if versions:
             return versions[0]
     where = ", ".join(str(b) for b in config_bases()) or "the usual places"
-    raise ShapegenError(f"no Blender 4.2+ configuration found in {where}; start Blender once, or pass --blender-config DIR "
-                        "(e.g. ~/.config/blender/5.0)")
+    raise ShapegenError(f"no Blender 4.2+ configuration found in {where}; start Blender once, or pass --blender-config DIR (e.g. ~/.config/blender/5.0)")
 
 
-def install_addon(config_dir: str | os.PathLike | None = None, source: str | os.PathLike | None = None,
-                  executable: str | None = None) -> Path:
+def install_addon(config_dir: str | os.PathLike | None = None, source: str | os.PathLike | None = None, executable: str | None = None) -> Path:
     """Copy the add-on into ``<config>/extensions/user_default/shapegen`` (replacing an older copy)
     and record the ``shapegen`` executable beside it.
 
