@@ -57,13 +57,13 @@ def view_azimuth(view_matrix: Sequence[Sequence[float]]) -> float:
 def las_view(azimuth: float) -> tuple[float, bool]:
     """The LAS view to send for a viewport azimuth: ``(view, mirrored)``.
 
-    ``mirrored`` is True for views from the left side (azimuth below -22.5 degrees): the sketch
-    must be flipped left-right and sent as the right-side view of the same angle.
+    ``mirrored`` is True for views from the left side that snap to 45, 90 or 135 degrees (the
+    front and back views are their own mirror images): the sketch must be flipped left-right and
+    sent as the right-side view of the same angle.
     """
     az = (azimuth + 180.0) % 360.0 - 180.0
-    mirrored = az < -22.5
     view = min(LAS_AZIMUTHS, key=lambda v: abs(v - abs(az)))
-    return view, mirrored
+    return view, az < 0 and view not in (0.0, 180.0)
 
 
 def project_strokes(strokes: Sequence[np.ndarray], view_matrix, window_matrix=None) -> list[np.ndarray]:
