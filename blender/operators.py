@@ -97,6 +97,17 @@ def _load_preview(job: jobs.Job) -> None:
     PREVIEWS.load(key, str(job.preview), "IMAGE")
 
 
+def _in_a_window(fn):
+    """``fn()`` with a window in the context: a timer callback has none, and operators such as the
+    glTF importer expect one in a UI session (background mode has no windows and needs none)."""
+    wm = bpy.context.window_manager
+    if bpy.context.window is None and wm is not None and wm.windows:
+        window = wm.windows[0]
+        with bpy.context.temp_override(window=window, screen=window.screen):
+            return fn()
+    return fn()
+
+
 class _JobOperator:
     """Shared by the four job operators: build the command (:meth:`command`), queue it, wait or not."""
 
@@ -138,7 +149,7 @@ class _JobOperator:
             if not glbs:
                 raise RuntimeError(f"shapegen wrote no GLB into {job.out_dir}")
             _load_preview(job)
-            job.objects = scene.import_results(glbs, job.name, at_cursor=at_cursor)
+            job.objects = _in_a_window(lambda: scene.import_results(glbs, job.name, at_cursor=at_cursor))
 
         job = QUEUE.submit(jobs.Job(argv=[*prefix, *args, *extra], out_dir=out_dir, name=name, kind=self.kind, on_done=on_done, id=job_id))
         context.window_manager.shapegen_last_job = job.id
@@ -258,7 +269,9 @@ class SHAPEGEN_OT_sketch(_JobOperator, bpy.types.Operator):
             if self.perspective:
                 window = [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, -1.0, -0.2], [0, 0, -1.0, 0]]
             return view, window
-        rv3d = getattr(context, "region_data", None)
+        # From the side panel's button the context's region is the sidebar, whose region_data is
+        # None: the view is the 3D view space's main region.
+        rv3d = getattr(context, "region_data", None) or getattr(context.space_data, "region_3d", None)
         if rv3d is None:
             for area in getattr(context.screen, "areas", []) if context.screen else []:
                 if area.type == "VIEW_3D":

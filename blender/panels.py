@@ -106,7 +106,7 @@ class SHAPEGEN_PT_sketch(_Panel, bpy.types.Panel):
         else:
             layout.label(text="Draw with Annotate (or a Grease Pencil object),", icon="GREASEPENCIL")
             layout.label(text="then sketch from the front, side or a 45 deg view")
-            rv3d = context.region_data
+            rv3d = getattr(context.space_data, "region_3d", None)  # the sidebar's own region_data is None
             if rv3d is not None:
                 from . import sketch
 

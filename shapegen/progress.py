@@ -6,7 +6,7 @@ the commands the add-on runs (``text-to-3d`` with the msdf method, ``generate``,
 
     {"phase": "sampling", "done": 3, "total": 20}
 
-``phase`` names the stage (``loading``, ``sampling``, ``occupancy``, ``sdf``, ``rigging``,
+``phase`` names the stage (``loading``, ``sampling``, ``meshing``, ``occupancy``, ``sdf``, ``rigging``,
 ``writing``, ``done``); ``done`` and ``total`` count its steps (``total`` is null when unknown).
 Human-readable output (stdout, ``warning:`` and ``error:`` lines) is unchanged, so a reader tells
 the kinds apart by the leading ``{``. Without the option, :func:`report` does nothing.

@@ -60,6 +60,7 @@ def test_generate_reports_each_solver_step(capsys, tmp_path, monkeypatch):
     assert events[0] == {"phase": "loading", "done": None, "total": None}
     assert [e["done"] for e in events if e["phase"] == "sampling"] == [1, 2, 3]
     assert all(e["total"] == 3 for e in events if e["phase"] == "sampling")
+    assert [(e["done"], e["total"]) for e in events if e["phase"] == "meshing"] == [(1, 1)]
     assert events[-1] == {"phase": "done", "done": 1, "total": 1}
     assert "wrote" in out and not out.lstrip().startswith("{")  # the human line stays on stdout
 

@@ -105,6 +105,55 @@ def gp_strokes(polylines: list[list[list[float]]]) -> None:
             point.position = co
 
 
+LAYOUT_FUNCTIONS = {f.identifier: {p.identifier for p in f.parameters} for f in bpy.types.UILayout.bl_rna.functions}
+
+
+class CheckedLayout:
+    """A stand-in for ``UILayout`` (background Blender draws no panels) that checks each call
+    against the real API: the function and its keyword names exist, ``prop`` names a property of
+    its data, ``operator`` names a registered operator."""
+
+    def __init__(self, calls: list) -> None:
+        object.__setattr__(self, "calls", calls)
+
+    def __getattr__(self, name):
+        if name not in LAYOUT_FUNCTIONS:
+            raise AttributeError(f"UILayout has no function {name}")
+
+        def call(*args, **kwargs):
+            unknown = set(kwargs) - LAYOUT_FUNCTIONS[name]
+            if unknown:
+                raise TypeError(f"UILayout.{name} takes no {sorted(unknown)}")
+            if name == "prop" and args[1] not in args[0].bl_rna.properties:
+                raise AttributeError(f"{args[0]} has no property {args[1]}")
+            if name == "operator":
+                group, op = args[0].split(".")
+                getattr(getattr(bpy.ops, group), op).get_rna_type()
+            self.calls.append([name, *[a for a in args if isinstance(a, str)], *[f"{k}={v}" for k, v in sorted(kwargs.items()) if k != "icon_value"]])
+            return CheckedLayout(self.calls)
+
+        return call
+
+    def __setattr__(self, name, value):  # operator properties set on a button
+        self.calls.append(["set", name, value])
+
+
+def draw_panels(module) -> dict:
+    """Each panel of the add-on drawn with a :class:`CheckedLayout`: its calls, or the error."""
+    out = {}
+    for cls in module.CLASSES:
+        if not issubclass(cls, bpy.types.Panel):
+            continue
+        calls: list = []
+        fake = type("Drawn", (), {"layout": CheckedLayout(calls)})()
+        try:
+            cls.draw(fake, bpy.context)
+            out[cls.__name__] = calls
+        except Exception as exc:
+            out[cls.__name__] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
 def source_session() -> None:
     global ADDON
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -172,6 +221,10 @@ def source_session() -> None:
         "pid_alive": pid_alive,
         "added": sorted(objects() - before),
     }
+    props.sketch_source = "STROKES"
+    OUT["panels_strokes"] = draw_panels(sys.modules[f"{ADDON}.panels"])
+    props.sketch_source = "IMAGE"
+    OUT["panels"] = draw_panels(sys.modules[f"{ADDON}.panels"])
     OUT["timer_registered_before_disable"] = bpy.app.timers.is_registered(ops.tick)
 
     addon_utils.disable(ADDON, default_set=True, handle_error=None)

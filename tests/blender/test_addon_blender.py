@@ -186,3 +186,19 @@ def test_installed_copy_enables_and_finds_its_executable(tmp_path):
     res = _child("installed", {"tmp": str(tmp_path)}, {"BLENDER_USER_RESOURCES": str(tmp_path / "config"), "PATH": os.defpath})
     assert res["operator"] and Path(res["module_file"]) == target / "__init__.py"
     assert res["found_executable"] == str(exe)
+
+
+def test_panels_draw_with_the_real_layout_api(session):
+    for drawn in (session["panels"], session["panels_strokes"]):
+        assert set(drawn) == {"SHAPEGEN_PT_main", "SHAPEGEN_PT_text", "SHAPEGEN_PT_class", "SHAPEGEN_PT_sketch", "SHAPEGEN_PT_rig", "SHAPEGEN_PT_jobs"}
+        errors = {k: v for k, v in drawn.items() if isinstance(v, str)}
+        assert errors == {}
+    ops = [c[1] for c in session["panels"].values() for c in c if c[0] == "operator"]
+    assert {"shapegen.text", "shapegen.generate", "shapegen.sketch", "shapegen.rig", "shapegen.clear"} <= set(ops)
+    jobs = session["panels"]["SHAPEGEN_PT_jobs"]
+    # Every job has ended: previews for the finished ones, the one-line error of the failed ones.
+    assert sum(c[0] == "template_icon" for c in jobs) == 5  # text, class, image sketch, strokes sketch, rig
+    assert any(c[0] == "label" and any("names no class" in a for a in c) for c in jobs)
+    assert not any(c[0] == "progress" for c in jobs)
+    sketch = session["panels"]["SHAPEGEN_PT_sketch"]
+    assert ["prop", "sketch_path"] in sketch and ["prop", "image_view"] in sketch
