@@ -34,6 +34,11 @@ KILL_AFTER_S = 3.0
 _ids = itertools.count(1)
 
 
+def next_id() -> int:
+    """A job id not used before in this session (ids name the job's output folder before it exists)."""
+    return next(_ids)
+
+
 @dataclass
 class Job:
     """One ``shapegen`` run and what the panel shows of it.
@@ -52,7 +57,7 @@ class Job:
     name: str
     kind: str
     on_done: Callable[[Job], None] | None = None
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=next_id)
     state: str = QUEUED
     phase: str = "queued"
     done: int | None = None

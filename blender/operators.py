@@ -133,7 +133,7 @@ class _JobOperator:
         prefs = preferences.preferences(context)
         try:
             prefix = preferences.command_prefix(prefs)
-            job_id = next(jobs._ids)
+            job_id = jobs.next_id()
             out_dir = preferences.output_root(prefs) / _folder_name(job_id, self.kind)
             args, name, extra = self.command(context, out_dir)
         except (RuntimeError, ValueError, OSError) as exc:

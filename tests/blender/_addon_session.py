@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-import addon_utils
 import bpy
 
 MODE, ARGS = sys.argv[1], json.loads(sys.argv[2])
+import addon_utils  # noqa: E402  (importable once bpy has put Blender's script modules on sys.path)
+
 OUT: dict = {}
 
 
