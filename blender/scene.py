@@ -143,7 +143,9 @@ def import_results(paths: list[Path], name: str, *, at_cursor: bool = True) -> l
         result = bpy.ops.import_scene.gltf(filepath=str(path))
         if "FINISHED" not in result:
             raise RuntimeError(f"the glTF importer could not read {path.name}")
-        new = [o for o in bpy.data.objects if o not in before]
+        # The importer keeps helpers (bone display shapes) in a hidden glTF_not_exported collection:
+        # they stay there, out of the scene.
+        new = [o for o in bpy.data.objects if o not in before and not any(c.name.startswith("glTF_not_exported") for c in o.users_collection)]
         for ob in new:
             for c in list(ob.users_collection):
                 c.objects.unlink(ob)

@@ -128,6 +128,7 @@ def test_rig_selected_humanoid(session):
     skinned = [d for d in run["added"].values() if d["type"] == "MESH" and d["parent"] is not None]
     assert len(arms) == 1 and arms[0]["bones"] > 10 and arms[0]["collections"] == ["shapegen"]
     assert skinned and "ARMATURE" in skinned[0]["modifiers"] and skinned[0]["materials"]
+    assert [n for n, d in run["added"].items() if d["type"] == "MESH" and d["parent"] is None and "shapegen" in d["collections"]] == []
     assert abs(arms[0]["location"][0]) < 1e-6  # not moved to the cursor: the file holds world coordinates
 
 
