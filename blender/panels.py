@@ -110,7 +110,7 @@ class SHAPEGEN_PT_sketch(_Panel, bpy.types.Panel):
             if rv3d is not None:
                 from . import sketch
 
-                az = sketch.view_azimuth(rv3d.view_matrix)
+                az = sketch.view_azimuth([list(row) for row in rv3d.view_matrix])
                 view, mirrored = sketch.las_view(az)
                 layout.label(text=f"This view: azimuth {az:.0f} -> LAS view {view:g}{' (mirrored)' if mirrored else ''}")
         layout.prop(props, "category")
