@@ -73,6 +73,7 @@ class Job:
     lines: queue.Queue = field(default_factory=queue.Queue)
     stderr_tail: list[str] = field(default_factory=list)
     cancel_at: float | None = None
+    readers: list[threading.Thread] = field(default_factory=list)
 
     @property
     def fraction(self) -> float:
@@ -166,7 +167,8 @@ class JobQueue:
             return
         job.state, job.phase, job.started = RUNNING, "starting", time.monotonic()
         for tag, stream in (("out", job.proc.stdout), ("err", job.proc.stderr)):
-            threading.Thread(target=_reader, args=(stream, tag, job.lines), daemon=True).start()
+            job.readers.append(threading.Thread(target=_reader, args=(stream, tag, job.lines), daemon=True))
+            job.readers[-1].start()
 
     def _end(self, job: Job, state: str, message: str = "") -> None:
         job.state, job.message, job.ended = state, message, time.monotonic()
@@ -220,7 +222,12 @@ class JobQueue:
                 if job.cancel_at is not None and time.monotonic() - job.cancel_at > KILL_AFTER_S:
                     _signal(job.proc, kill=True)
                 continue
-            self._drain(job)  # the lines written just before the exit
+            # The readers reach EOF as soon as the process is gone; wait for them (briefly: a
+            # grandchild could hold the pipes open) so the lines written just before the exit,
+            # the error line among them, are read.
+            for reader in job.readers:
+                reader.join(timeout=1.0)
+            self._drain(job)
             if job.cancel_at is not None:
                 self._end(job, CANCELLED)
             elif code != 0:

@@ -161,3 +161,30 @@ def test_error_line_fallbacks():
     assert jobs.error_line(['{"phase": "x"}', "Traceback ...", "ValueError: boom"], 1) == "ValueError: boom"
     assert jobs.error_line([], -9) == "shapegen was stopped by signal 9"
     assert jobs.error_line([], 3) == "shapegen exited with status 3"
+
+
+def test_error_line_written_just_before_exit_is_read(tmp_path, monkeypatch):
+    # Readers that lag behind the process: when its exit is noticed, its last line is still in
+    # the pipe; the job must read it before naming the error.
+    reader = jobs._reader
+
+    def slow_reader(*args):
+        time.sleep(0.5)
+        reader(*args)
+
+    monkeypatch.setattr(jobs, "_reader", slow_reader)
+    queue = jobs.JobQueue()
+    job = queue.submit(
+        _job(
+            tmp_path,
+            """
+        import sys
+        print("error: the last line", file=sys.stderr)
+        sys.exit(2)
+    """,
+        )
+    )
+    queue.poll()
+    job.proc.wait()  # the test may block; the add-on never does
+    queue.poll()
+    assert job.state == jobs.FAILED and job.message == "the last line"
