@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"shapegen {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--progress", choices=["none", "json"],
+                        help="json: one JSON progress line per event on stderr, e.g. {\"phase\": \"sampling\", \"done\": 3, \"total\": 20} "
+                             "(default: $SHAPEGEN_PROGRESS, else none)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     from shapegen.io import WRITE_ERRNOS, forget_created_folders, remove_created_folders, write_error
+    from shapegen.progress import progress_mode
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -80,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             command = args._command
             config = command.load_config(args) if command.config is not None else None
-            command.run(args, config)
+            with progress_mode(args.progress):
+                command.run(args, config)
         except OSError as exc:
             # A full disk or a read-only file system met by a writer outside shapegen's own
             # (Lightning's checkpoints, a library's export): the user's to fix, so one line.

@@ -7,7 +7,7 @@ here explicitly; nothing registers itself on import.
 
 from __future__ import annotations
 
-from shapegen.commands import avatar, data, fuse, geometry, las, methods, msdf, quickstart, recon, text_to_3d, texture
+from shapegen.commands import avatar, blender, data, fuse, geometry, las, methods, msdf, quickstart, recon, text_to_3d, texture
 from shapegen.commands.base import Command
 
 COMMANDS: dict[str, Command] = {
@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = {
         *fuse.COMMANDS,
         *las.COMMANDS,
         *quickstart.COMMANDS,
+        *blender.COMMANDS,
     ]
 }
 """Command name -> :class:`Command`, in the order ``shapegen --help`` lists them."""

@@ -53,10 +53,15 @@ def _rig(args: argparse.Namespace, cfg: RigConfig) -> None:
         raise ShapegenError(f"no such mesh file: {args.mesh}")
     if args.t_pose:
         cfg.arm_angle = 0.0
+    from shapegen.progress import report
+
+    report("loading")
     mesh = load_mesh(args.mesh)
     start = time.perf_counter()
+    report("rigging")
     rigged = rig_humanoid(mesh, cfg)
     seconds = time.perf_counter() - start
+    report("writing")
     export_rigged_glb(rigged, out)
     msg = f"wrote {out} ({mesh.num_vertices} vertices, {rigged.skeleton.num_joints} joints, rigged in {seconds:.1f} s)"
     if preview is not None:
@@ -69,6 +74,7 @@ def _rig(args: argparse.Namespace, cfg: RigConfig) -> None:
             images.append(render_mesh(v, rigged.mesh.faces, width=cfg.preview_size, height=cfg.preview_size, azimuth_deg=20.0, elevation_deg=10.0))
         save_image(preview, np.concatenate(images, axis=1))
         msg += f"; poses {', '.join(POSES)} in {preview}"
+    report("done", 1, 1)
     print(msg)
 
 

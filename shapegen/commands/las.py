@@ -156,6 +156,9 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
         raise ShapegenError(f"cannot write '{out.name}': unknown mesh suffix '{out.suffix}'; use one of {', '.join(EXPORT_SUFFIXES)}")
     if args.view is not None and not math.isfinite(args.view):
         raise ShapegenError("--view must be a finite azimuth in degrees, e.g. 45")
+    from shapegen.progress import report
+
+    report("loading")
     device = choose_device(args.device)
     if args.view is None:
         print("note: no --view given; the sketch is attended globally (the LAS model never trains this way)")
@@ -165,8 +168,10 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
         raise ShapegenError("the model produced no surface for this sketch; try another --seed, --view or a better-trained checkpoint")
     from shapegen.geometry.export import export_mesh
 
+    report("writing")
     export_mesh(result.mesh, out)
     png = write_comparison(result.sketch, result.mesh, args.view if args.view is not None else 0.0, out.with_suffix(".png"), cfg.preview_size)
+    report("done", 1, 1)
     print(f"wrote {out} ({result.mesh.num_faces} faces) and {png}")
 
 

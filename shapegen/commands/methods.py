@@ -144,6 +144,9 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
     cfg = cfg or GenerateConfig()
     if not 0 <= cfg.min_component_fraction <= 1:  # before sampling, so no half-written output is left
         raise ShapegenError(f"min_component_fraction must be in [0, 1], got {cfg.min_component_fraction}")
+    from shapegen.progress import report
+
+    report("loading")
     device = choose_device(args.device)
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
@@ -156,6 +159,7 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
         mesh_options = {}
     result = model.write_samples(args.output, num=args.num, cls=args.cls, prompt=args.prompt, seed=args.seed, steps=args.steps,
                                  solver=args.solver, guidance=args.guidance, resolution=args.resolution, **mesh_options)
+    report("done", 1, 1)
     print(f"wrote {len(result.msdf_files)} M-SDF files, {len(result.mesh_files)} meshes and {result.preview} in {result.out_dir}")
     if result.empty:
         print(f"note: samples {result.empty} decoded to no surface (an under-trained model?); they have no GLB")

@@ -140,11 +140,14 @@ def _run_msdf(args: argparse.Namespace) -> None:
 
     from shapegen.config import load_config
     from shapegen.methods.text_msdf import TextToShapeConfig, text_to_shape
+    from shapegen.progress import report
 
+    report("loading")
     cfg = load_config(TextToShapeConfig, None, args.overrides)
     result = text_to_shape(args.prompt, args.output, num=1 if args.num is None else args.num, seed=args.seed or 0,
                            checkpoint=args.checkpoint, config=cfg, warn=lambda line: print(f"warning: {line}", file=sys.stderr))
     written = [*result.meshes, result.preview, *result.turntables]
+    report("done", 1, 1)
     print(f"wrote {', '.join(str(p) for p in written)} in {result.seconds:.1f} s")
     if result.empty:
         print(f"note: samples {result.empty} decoded to no surface; try another --seed")

@@ -34,6 +34,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from shapegen.errors import ShapegenError
+from shapegen.progress import report
 
 VelocityFn = Callable[[Tensor, Tensor], Tensor]
 """``v(x, t)``: ``x`` of shape ``B ...``, ``t`` of shape ``B`` in [0, 1] -> velocity like ``x``."""
@@ -131,6 +132,7 @@ def _fixed_step(f: VelocityFn, x: Tensor, solver: str, steps: int, t0: float, t1
             k4 = f(x + h * k3, _t(x, t + h))
             x = x + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
             nfe += 4
+        report("sampling", i + 1, steps)
     return ODESolution(x=x, nfe=nfe)
 
 

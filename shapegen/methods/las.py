@@ -84,6 +84,7 @@ from shapegen.nn.local_attention import local_attention_mask, training_radius
 from shapegen.nn.sketch_encoder import SketchEncoderConfig, build_sketch_encoder
 from shapegen.nn.sparse_conv import SparseUNet, SparseUNetConfig
 from shapegen.nn.unet3d import UNet3D, UNet3DConfig
+from shapegen.progress import report
 
 log = logging.getLogger(__name__)
 
@@ -479,7 +480,7 @@ class LASDiffusion(pl.LightningModule):
             masks = self._masks(az.expand(num) if az.numel() == 1 else az, sc.radius if radius is None else radius)
         x0 = torch.zeros_like(x)
         grid = time_grid(steps).tolist()
-        for t, s in itertools.pairwise(grid):
+        for k, (t, s) in enumerate(itertools.pairwise(grid)):
             tt = torch.full((num,), t, device=dev)
             pred = self.occupancy_x0(x, x0, tt, labels, tokens, masks)
             if w != 1.0:
@@ -489,6 +490,7 @@ class LASDiffusion(pl.LightningModule):
                 pred = torch.where(pred >= 0, 1.0, -1.0)
             x0 = pred
             x = ancestral_step(x, pred, t, s, generator)
+            report("occupancy", k + 1, steps)
         return x[:, 0] > 0
 
     @torch.no_grad()
@@ -515,9 +517,10 @@ class LASDiffusion(pl.LightningModule):
         levels = build_levels(coords, gr, b, self.sdf_net.depth)
         x = torch.randn(coords.shape[0], 1, generator=generator, device=self.device)
         grid = time_grid(steps).tolist()
-        for t, s in itertools.pairwise(grid):
+        for k, (t, s) in enumerate(itertools.pairwise(grid)):
             pred = self.sdf_net(x, coords, gr, torch.full((b,), t, device=self.device), levels).clamp(-1, 1)
             x = ancestral_step(x, pred, t, s, generator)
+            report("sdf", k + 1, steps)
         out[coords[:, 0], coords[:, 1], coords[:, 2], coords[:, 3]] = x[:, 0].clamp(-1, 1)
         return out, int(coords.shape[0])
 

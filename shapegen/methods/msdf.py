@@ -67,6 +67,7 @@ from shapegen.methods.outputs import GenerationResult, write_preview_sheet
 from shapegen.nn.ema import ema_update
 from shapegen.nn.text_encoders import CLIPTextEncoder, build_text_encoder
 from shapegen.nn.transformer import SetTransformer, SetTransformerConfig
+from shapegen.progress import report
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +457,7 @@ class MSDFGenerator(pl.LightningModule):
             mesh = decode_to_mesh(t, self.config.k, resolution, close_holes=close_holes,
                                   min_component_fraction=min_component_fraction, one_piece=one_piece)
             meshes.append(mesh)
+            report("meshing", i + 1, len(tensors))
             if mesh.num_faces == 0:
                 result.empty.append(i)
                 continue

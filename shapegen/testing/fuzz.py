@@ -130,6 +130,7 @@ def _verbs() -> list[Verb]:
           lambda i, o, s: ["sketch-to-3d", i, "--checkpoint", str(s.checkpoint("las")), "-o", o, "--view", "0", "--category", "chair",
                            "--device", "cpu", "--set", "occupancy_steps=2", "--set", "sdf_steps=2", "--set", "preview_size=16"],
           ("--set", "occupancy_steps=notanumber")),
+        V("blender", "blender package", None, ".zip", lambda i, o, s: ["blender", "package", "-o", o], ("--blender-config", "notafolder")),
         V("quickstart", "quickstart", "manifest", "/",
           lambda i, o, s: ["quickstart", "-o", o, "--sketches", i, "--set", "resolution=16", "--set", "preview_size=16"],
           ("--set", "seed=notanumber")),
