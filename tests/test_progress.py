@@ -109,3 +109,14 @@ def test_failed_command_ends_with_the_error_line(capsys, tmp_path):
     code, _, err = run(capsys, "--progress", "json", "sketch-to-3d", tmp_path / "missing.png", "--view", "45", "-o", tmp_path / "x.glb")
     assert code == 2
     assert err.splitlines()[-1].startswith("error: sketch") and "does not exist" in err
+
+
+def test_text_to_3d_reports_sampling_then_meshing_of_each_shape(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("SHAPEGEN_PROGRESS", raising=False)
+    code, out, err = run(capsys, "--progress", "json", "text-to-3d", "a deep bowl", "--num", "2", "--set", "resolution=24",
+                         "--set", "turntable_frames=0", "-o", tmp_path / "bowls")
+    assert code == 0, err
+    events = _events(err)
+    phases = [e["phase"] for e in events]
+    assert "sampling" in phases and phases.index("sampling") < phases.index("meshing")
+    assert [(e["done"], e["total"]) for e in events if e["phase"] == "meshing"] == [(1, 2), (2, 2)]

@@ -211,6 +211,7 @@ def text_to_shape(
     from shapegen.methods.msdf import decode_to_mesh, save_msdf
     from shapegen.methods.outputs import write_preview_sheet
     from shapegen.methods.text_to_3d import save_video
+    from shapegen.progress import report
 
     out = Path(out_dir)
     tensors = model.sample(num, prompt=prompt, seed=seed, steps=cfg.steps or None, guidance=cfg.guidance or None)
@@ -221,6 +222,7 @@ def text_to_shape(
         result.msdf_files.append(save_msdf(t, model.config.k, stem.with_suffix(".msdf.npz")))
         mesh = decode_to_mesh(t, model.config.k, cfg.resolution, close_holes=cfg.close_holes,
                               min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+        report("meshing", i + 1, len(tensors))
         meshes.append(mesh)
         if mesh.num_faces == 0:
             result.empty.append(i)
