@@ -113,7 +113,7 @@ def test_failed_command_ends_with_the_error_line(capsys, tmp_path):
 
 def test_text_to_3d_reports_sampling_then_meshing_of_each_shape(capsys, tmp_path, monkeypatch):
     monkeypatch.delenv("SHAPEGEN_PROGRESS", raising=False)
-    code, out, err = run(capsys, "--progress", "json", "text-to-3d", "a deep bowl", "--num", "2", "--set", "resolution=24",
+    code, _out, err = run(capsys, "--progress", "json", "text-to-3d", "a deep bowl", "--num", "2", "--set", "resolution=24",
                          "--set", "turntable_frames=0", "-o", tmp_path / "bowls")
     assert code == 0, err
     events = _events(err)
