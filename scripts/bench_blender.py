@@ -37,14 +37,15 @@ CHAIR = [
 
 def child(args: dict) -> None:
     """The bpy session (run in its own process: bpy imports once per process)."""
+    # Blender puts USER_SCRIPTS/addons on its add-on path (and sys.path) when bpy starts, if it exists then.
+    addons = Path(args["tmp"]) / "addons"
+    shutil.copytree(REPO / "blender", addons / "shapegen_bench")
+    os.environ["BLENDER_USER_SCRIPTS"] = args["tmp"]
     import bpy  # noqa: I001
     import addon_utils
     from mathutils import Euler, Vector
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    addons = Path(args["tmp"]) / "addons"
-    shutil.copytree(REPO / "blender", addons / "shapegen_bench")
-    sys.path.insert(0, str(addons))
     addon_utils.enable("shapegen_bench", default_set=True, handle_error=None)
     prefs = bpy.context.preferences.addons["shapegen_bench"].preferences
     prefs.executable, prefs.output_dir = args["executable"], str(Path(args["tmp"]) / "out")
