@@ -133,8 +133,10 @@ def test_cancel_ends_the_process_group(tmp_path, monkeypatch, ignores_sigterm):
     """,
         )
     )
-    _poll_until(queue, lambda: job.phase == "sampling")
-    grandchild = int((tmp_path / "out" / "shapegen.log").read_text().split("stdout: ")[1].split()[0])
+    log = tmp_path / "out" / "shapegen.log"
+    # stdout and stderr have separate readers: the progress line can arrive before the pid line is logged.
+    _poll_until(queue, lambda: job.phase == "sampling" and log.is_file() and "stdout: " in log.read_text())
+    grandchild = int(log.read_text().split("stdout: ")[1].split()[0])
     start = time.monotonic()
     assert queue.cancel(job.id) and job.phase == "cancelling"
     _poll_until(queue, lambda: job.state in jobs.ENDED)
