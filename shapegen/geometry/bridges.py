@@ -29,7 +29,7 @@ from jaxtyping import Float
 from scipy.spatial import cKDTree
 from torch import Tensor
 
-from shapegen.geometry.cleanup import face_components
+from shapegen.geometry.cleanup import component_areas, face_components
 from shapegen.geometry.mesh import Mesh
 
 FieldFn = Callable[[Tensor], Tensor]
@@ -59,7 +59,7 @@ def bridged_field(field: FieldFn, bridges: Float[Tensor, "B 7"]) -> FieldFn:
     return union
 
 
-def _local_radius(field: FieldFn, center: np.ndarray, spacing: float, reach: float) -> float:
+def _local_radius(field: FieldFn, center: np.ndarray, reach: float) -> float:
     """``-min f`` over a small ball of points around ``center`` (0 if no point is inside)."""
     g = np.linspace(-reach, reach, 7)
     offsets = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
@@ -101,11 +101,8 @@ def plan_bridges(
         return torch.zeros(0, 7)
     verts = mesh.vertices.detach().cpu().double().numpy()
     faces = mesh.faces.detach().cpu().numpy()
-    tri = verts[faces]
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1) / 2
-    per_area = np.bincount(labels, weights=area, minlength=count)
     members = [np.unique(faces[labels == c]) for c in range(count)]
-    joined = [int(np.argmax(per_area))]
+    joined = [int(np.argmax(component_areas(mesh, labels, count)))]
     rest = set(range(count)) - set(joined)
     trees = {c: cKDTree(verts[members[c]]) for c in range(count)}
     # nearest[c] = (distance, vertex of c, vertex of the joined set) to the nearest joined piece.
@@ -124,7 +121,7 @@ def plan_bridges(
         c = min(rest, key=lambda k: nearest[k][0])
         _, i, j = nearest[c]
         a, b = verts[i], verts[j]
-        r = _local_radius(field, a, spacing, reach=3.0 * spacing)
+        r = _local_radius(field, a, reach=3.0 * spacing)
         r = float(np.clip(r, min_radius * spacing, max_radius * spacing))
         direction = b - a
         length = np.linalg.norm(direction)

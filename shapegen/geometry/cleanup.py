@@ -39,6 +39,13 @@ def face_components(mesh: Mesh) -> tuple[int, np.ndarray]:
     return int(uniq.shape[0]), labels.astype(np.int64)
 
 
+def component_areas(mesh: Mesh, labels: np.ndarray, count: int) -> np.ndarray:
+    """Surface area of each face component (``labels``/``count`` from :func:`face_components`)."""
+    tri = mesh.vertices.detach()[mesh.faces].double()
+    area = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1).cpu().numpy() / 2
+    return np.bincount(labels, weights=area, minlength=count)
+
+
 def _compact(mesh: Mesh, keep_faces: torch.Tensor) -> Mesh:
     """Keep the selected faces and the vertices they use, both in their original order."""
     faces = mesh.faces[keep_faces]
@@ -87,10 +94,8 @@ def remove_small_components(
     if min_faces is not None:
         keep_component &= np.bincount(labels, minlength=count) >= min_faces
     if min_area_fraction is not None:
-        tri = mesh.vertices.detach()[mesh.faces].double()
-        area = torch.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1).cpu().numpy() / 2
-        per_component = np.bincount(labels, weights=area, minlength=count)
-        keep_component &= per_component >= min_area_fraction * area.sum()
+        per_component = component_areas(mesh, labels, count)
+        keep_component &= per_component >= min_area_fraction * per_component.sum()
     keep = torch.from_numpy(np.nonzero(keep_component[labels])[0]).to(mesh.device)
     return _compact(mesh, keep)
 
@@ -140,4 +145,4 @@ def simplify(mesh: Mesh, target_faces: int, *, aggressiveness: float = 7.0) -> M
     return Mesh(torch.from_numpy(new_points).to(device), torch.from_numpy(np.asarray(new_faces, dtype=np.int64)).to(device), colors)
 
 
-__all__ = ["face_components", "remove_small_components", "simplify"]
+__all__ = ["component_areas", "face_components", "remove_small_components", "simplify"]
