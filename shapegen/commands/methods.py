@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
+from shapegen.methods.outputs import MeshOptions
 
 if TYPE_CHECKING:  # torch is imported inside the commands, so `shapegen --help` starts fast
     import torch
@@ -101,16 +102,8 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class GenerateConfig:
+class GenerateConfig(MeshOptions):
     """``shapegen generate`` settings beyond the flags (``--set``); they apply to methods that decode M-SDFs."""
-
-    close_holes: bool = True
-    """Close the decoded surfaces where the cubes leave gaps (false: open there)."""
-    min_component_fraction: float = 0.05
-    """Drop connected components below this share of a mesh's area (0 keeps every piece)."""
-    one_piece: bool = True
-    """Join the pieces that remain after dropping debris with thin struts where they come closest,
-    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
 
 
 def load_system(method: str, checkpoint: str | Path | None = None, device: torch.device | str = "cpu"):
@@ -151,9 +144,9 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
     model = load_system(args.method, args.checkpoint, device)
     if args.cls is not None:
         model.class_index(args.cls)  # fail fast on an unknown class, before any sampling
-    mesh_options = {"close_holes": cfg.close_holes, "min_component_fraction": cfg.min_component_fraction, "one_piece": cfg.one_piece}
+    mesh_options = cfg.mesh_options()
     if not set(mesh_options) <= set(inspect.signature(model.write_samples).parameters):
-        if mesh_options != vars(GenerateConfig()):
+        if mesh_options != GenerateConfig().mesh_options():
             raise ShapegenError(f"method '{args.method}' meshes its samples its own way; close_holes, "
                                 "min_component_fraction and one_piece apply to msdf only")
         mesh_options = {}

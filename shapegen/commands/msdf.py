@@ -16,13 +16,14 @@ from typing import Literal
 from shapegen.commands.base import Command
 from shapegen.errors import ShapegenError
 from shapegen.geometry.export import EXPORT_SUFFIXES
+from shapegen.methods.outputs import MeshOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class MsdfDecodeConfig:
-    """``shapegen msdf decode`` settings."""
+class MsdfDecodeConfig(MeshOptions):
+    """``shapegen msdf decode`` settings (the meshing ones: :class:`~shapegen.methods.outputs.MeshOptions`)."""
 
     resolution: int = 256
     """Marching-cubes samples per axis over the cubes' bounding cube."""
@@ -32,14 +33,6 @@ class MsdfDecodeConfig:
     """Where to decode (auto: CUDA when available)."""
     backend: Literal["auto", "torch", "warp"] = "auto"
     """Decoding backend (auto: the warp kernel when it imports)."""
-    close_holes: bool = True
-    """Decide inside/outside where no cube reaches, so the mesh closes over gaps in the cube coverage
-    (false: keep only the surface inside the cubes, open where they leave gaps)."""
-    min_component_fraction: float = 0.05
-    """Drop connected components below this share of the mesh's area (0 keeps every piece)."""
-    one_piece: bool = True
-    """Join the pieces that remain after dropping debris with thin struts where they come closest,
-    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
 
 
 def _add_config_flags(p: argparse.ArgumentParser, presets: str | None) -> None:
@@ -189,8 +182,7 @@ def _decode(args: argparse.Namespace) -> None:
     device = choose_device(cfg.device, option="device=")
     msdf = MosaicSDF.load(args.input, device=device)
     msdf.backend = cfg.backend
-    mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, close_holes=cfg.close_holes,
-                        min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+    mesh = msdf.to_mesh(cfg.resolution, normalized=cfg.normalized, progress=True, **cfg.mesh_options())
     if mesh.num_faces == 0:
         raise ShapegenError(f"'{args.input}' has no zero level set inside its cubes; the M-SDF encodes no surface")
     export_mesh(mesh, out)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shapegen.errors import ShapegenError
+from shapegen.methods.outputs import MeshOptions
 
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "assets" / "models" / "msdf_demo" / "msdf_demo.ckpt"
 """The shipped class-conditional Mosaic-SDF demo checkpoint."""
@@ -43,18 +44,11 @@ PROMPTS = (
 
 
 @dataclass
-class QuickstartConfig:
+class QuickstartConfig(MeshOptions):
     seed: int = 0
     """Noise seed; the same seed gives the same shapes."""
     resolution: int = 64
     """Marching-cubes resolution of the decoded meshes (cost grows with its cube)."""
-    close_holes: bool = True
-    """Close the generated surfaces where the decoded cubes leave gaps (false: open there)."""
-    min_component_fraction: float = 0.05
-    """Drop decoded debris: connected components below this share of the mesh's area (0 keeps every piece)."""
-    one_piece: bool = True
-    """Join the pieces that remain after dropping debris with thin struts where they come closest,
-    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
     sketches: bool = True
     """Also run sketch-to-3D on the shipped sketches with the LAS demo model."""
     prompts: list[str] = field(default_factory=lambda: list(PROMPTS))
@@ -222,8 +216,7 @@ def run_quickstart(
     out = Path(out_dir)
     result = QuickstartResult(out_dir=out)
     with torch.no_grad():
-        classes = sample_classes(model, out, seed=cfg.seed, resolution=cfg.resolution, close_holes=cfg.close_holes,
-                                 min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+        classes = sample_classes(model, out, seed=cfg.seed, resolution=cfg.resolution, **cfg.mesh_options())
         result.meshes, result.empty = classes.files, list(classes.empty)
         tiles = list(classes.meshes.items())
         sketch_row, result_row = [], []
@@ -244,8 +237,7 @@ def run_quickstart(
         text_row = []
         for i, prompt in enumerate(cfg.prompts):
             tensor = text_model.sample(1, prompt=prompt, seed=cfg.seed + i)[0]
-            mesh = decode_to_mesh(tensor, text_model.config.k, cfg.resolution, close_holes=cfg.close_holes,
-                                  min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+            mesh = decode_to_mesh(tensor, text_model.config.k, cfg.resolution, **cfg.mesh_options())
             if mesh.num_faces == 0:
                 result.empty.append(f"text '{prompt}'")
                 text_row.append(("empty", np.full((8, 8, 3), 255, np.uint8)))

@@ -29,12 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shapegen.errors import ShapegenError
+from shapegen.methods.outputs import MeshOptions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class TextToShapeConfig:
+class TextToShapeConfig(MeshOptions):
     """Sampling and output settings of :func:`text_to_shape` (``shapegen text-to-3d --set KEY=VALUE``)."""
 
     resolution: int = 64
@@ -43,13 +44,6 @@ class TextToShapeConfig:
     """ODE solver steps (0: the model's ``sample.steps``)."""
     guidance: float = 0.0
     """Classifier-free guidance scale (0: the model's ``sample.guidance``)."""
-    close_holes: bool = True
-    """Close the decoded surface where the cubes leave gaps, so every GLB is watertight."""
-    min_component_fraction: float = 0.05
-    """Drop connected pieces below this share of a mesh's area (floating debris)."""
-    one_piece: bool = True
-    """Join the pieces that remain after dropping debris with thin struts where they come closest,
-    so every mesh is one piece (needs close_holes; false: keep the pieces apart)."""
     preview_size: int = 256
     """Side of one tile of ``preview.png`` in pixels."""
     turntable_frames: int = 24
@@ -220,8 +214,7 @@ def text_to_shape(
     for i, t in enumerate(tensors):
         stem = out / ("shape" if num == 1 else f"shape_{i:02d}")
         result.msdf_files.append(save_msdf(t, model.config.k, stem.with_suffix(".msdf.npz")))
-        mesh = decode_to_mesh(t, model.config.k, cfg.resolution, close_holes=cfg.close_holes,
-                              min_component_fraction=cfg.min_component_fraction, one_piece=cfg.one_piece)
+        mesh = decode_to_mesh(t, model.config.k, cfg.resolution, **cfg.mesh_options())
         report("meshing", i + 1, len(tensors))
         meshes.append(mesh)
         if mesh.num_faces == 0:
