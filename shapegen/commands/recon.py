@@ -102,7 +102,7 @@ def _eval_recon(args: argparse.Namespace, cfg: EvalReconConfig) -> None:
     import numpy as np
     import torch
 
-    from shapegen.data.room_synth import LABEL_DARK, LABEL_THIN
+    from shapegen.data.room_synth import LABEL_NAMES
     from shapegen.geometry.mesh_io import load_mesh
     from shapegen.geometry.recon_metrics import evaluate_meshes
 
@@ -128,7 +128,7 @@ def _eval_recon(args: argparse.Namespace, cfg: EvalReconConfig) -> None:
         scene_dir = Path(cfg.scene) if cfg.scene else Path(args.gt).parent
         cameras = _cameras_world(scene_dir)
     m = evaluate_meshes(pred, gt, num_points=cfg.num_points, thresholds=tuple(cfg.thresholds), gt_face_labels=labels,
-                        label_names={LABEL_THIN: "thin", LABEL_DARK: "dark"}, cameras=cameras,
+                        label_names=LABEL_NAMES, cameras=cameras,
                         max_depth=cfg.max_depth or None, seed=cfg.seed)
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
@@ -138,7 +138,7 @@ def _eval_recon(args: argparse.Namespace, cfg: EvalReconConfig) -> None:
 
 COMMANDS = [
     Command("room", "render a synthetic room (thin and dark parts, corrupted depth/normal priors) in the MonoSDF layout",
-            _room_args, _room, RoomSynthConfig),
+            _room_args, _room, RoomSynthConfig, preset_folder="room"),
     Command("reconstruct", "reconstruct a room mesh from posed images with depth/normal priors (Occ-SDF hybrid); resumable",
             _reconstruct_args, _reconstruct),
     Command("eval-recon", "accuracy, completeness, Chamfer-L1, precision/recall/F-score at 5 and 2 cm and normal consistency of a room mesh",

@@ -27,11 +27,20 @@ import torch
 from torch import Tensor
 
 from shapegen.data.scenes import Scene, write_monosdf_scene
+from shapegen.errors import ShapegenError
 from shapegen.geometry import primitives as P
 
-__all__ = ["LABEL_DARK", "LABEL_OTHER", "LABEL_THIN", "Part", "RoomSynthConfig", "build_room", "render_room", "synthesize_room", "write_room"]
+__all__ = [
+    "LABEL_DARK", "LABEL_NAMES", "LABEL_OTHER", "LABEL_THIN", "LABEL_THIN_DARK",
+    "Part", "RoomSynthConfig", "build_room", "render_room", "synthesize_room", "write_room",
+]
 
 LABEL_OTHER, LABEL_THIN, LABEL_DARK = 0, 1, 2
+LABEL_THIN_DARK = LABEL_THIN | LABEL_DARK
+"""Labels are bit flags: a thin part with a dark albedo is both (3)."""
+LABEL_NAMES = {LABEL_THIN: "thin", LABEL_DARK: "dark", LABEL_THIN_DARK: "thin_or_dark"}
+"""Label masks reported by the evaluation: a GT face counts for a name when its label shares a bit
+with the mask (so ``thin`` includes the thin dark parts and ``thin_or_dark`` is every labelled face)."""
 
 
 @dataclass
@@ -62,6 +71,10 @@ class RoomSynthConfig:
     """Side of a square masked-out hole in each prior, as a fraction of the image side."""
     erase_thin_in_priors: bool = False
     """Render depth/normal priors without the thin structures."""
+    layout: str = "default"
+    """``default``: the room of the module doc; ``claim``: the same room plus more thin parts
+    (1-3 cm: a stool, a coat stand, a towel rail, shelf boards), dark surfaces (albedo <= 0.03) and
+    parts that are both (a black stool and rail), the case Occ-SDF is meant to recover."""
     max_steps: int = 160
     """Sphere-tracing steps."""
 
@@ -133,15 +146,21 @@ def _box_mesh(c, h, inward: bool = False):
     return m
 
 
-def build_room() -> list[Part]:
-    """The room's primitives (metres, +Y up, floor at y = 0, room centred on x = z = 0)."""
+def build_room(layout: str = "default") -> list[Part]:
+    """The room's primitives (metres, +Y up, floor at y = 0, room centred on x = z = 0) for
+    ``layout`` (``default`` or ``claim``, see :class:`RoomSynthConfig`).
+
+    Raises:
+        ShapegenError: an unknown layout.
+    """
     parts: list[Part] = []
 
     def box(name, c, h, label=LABEL_OTHER, albedo=(0.7, 0.7, 0.7)):
         parts.append(Part(name, "box", (c, h), label, albedo, _box_mesh(c, h)))
 
     def leg(name, a, b, r, albedo=(0.55, 0.35, 0.2)):
-        parts.append(Part(name, "capsule", (a, b, r), LABEL_THIN, albedo, _capsule_mesh(a, b, r)))
+        label = LABEL_THIN_DARK if max(albedo) <= 0.03 else LABEL_THIN
+        parts.append(Part(name, "capsule", (a, b, r), label, albedo, _capsule_mesh(a, b, r)))
 
     shell = ((0.0, 1.3, 0.0), (2.0, 1.3, 2.0))
     parts.append(Part("shell", "shell", shell, LABEL_OTHER, (0.8, 0.78, 0.72), _box_mesh(*shell, inward=True)))
@@ -170,12 +189,41 @@ def build_room() -> list[Part]:
     box("cube", (0.9, 0.82, -0.35), (0.05, 0.05, 0.05), albedo=(0.2, 0.7, 0.3))
     box("dark_cabinet", (-1.2, 0.45, -1.6), (0.6, 0.45, 0.35), LABEL_DARK, (0.03, 0.03, 0.03))
     box("dark_box", (-1.3, 1.0, -1.6), (0.15, 0.1, 0.15), LABEL_DARK, (0.02, 0.02, 0.025))
+    if layout == "claim":
+        _add_claim_parts(parts, box, leg)
+    elif layout != "default":
+        raise ShapegenError(f"unknown room layout '{layout}'; use default or claim")
     return parts
+
+
+def _add_claim_parts(parts: list[Part], box, leg) -> None:
+    """Extra thin, dark and thin-and-dark parts of the ``claim`` layout (free floor areas of the room)."""
+    black, steel = (0.02, 0.02, 0.02), (0.6, 0.6, 0.62)
+    # A black bar stool: 1.2 cm legs, a 2 cm foot ring and a dark seat.
+    for dx in (-0.15, 0.15):
+        for dz in (-0.15, 0.15):
+            leg("stool_leg", (-0.3 + dx, 0.0, 1.2 + dz), (-0.3 + 0.6 * dx, 0.62, 1.2 + 0.6 * dz), 0.012, albedo=black)
+    box("stool_seat", (-0.3, 0.64, 1.2), (0.16, 0.02, 0.16), LABEL_DARK, black)
+    leg("stool_ring", (-0.42, 0.25, 1.08), (-0.18, 0.25, 1.08), 0.01, albedo=black)
+    # A light coat stand: a 1.5 cm pole and three 1 cm hooks.
+    leg("coat_pole", (1.5, 0.0, -1.5), (1.5, 1.8, -1.5), 0.015, albedo=steel)
+    for k, (dx, dz) in enumerate(((0.2, 0.0), (-0.1, 0.17), (-0.1, -0.17))):
+        leg("coat_hook", (1.5, 1.7 - 0.05 * k, -1.5), (1.5 + dx, 1.8 - 0.05 * k, -1.5 + dz), 0.01, albedo=steel)
+    # A black towel rail on the -x wall: two 1 cm posts and a 1.5 cm bar.
+    for z in (-0.3, 0.3):
+        leg("rail_post", (-1.9, 0.0, z), (-1.9, 1.0, z), 0.01, albedo=black)
+    leg("rail_bar", (-1.9, 1.0, -0.3), (-1.9, 1.0, 0.3), 0.015, albedo=black)
+    # Black 2 cm shelf boards on two thin uprights by the -z wall, and a dark wall panel.
+    for x in (-0.2, 0.5):
+        leg("wall_shelf_post", (x, 0.0, -1.95), (x, 1.6, -1.95), 0.01, albedo=steel)
+    for y in (0.8, 1.3):
+        box("wall_shelf_board", (0.15, y, -1.85), (0.4, 0.01, 0.12), LABEL_THIN_DARK, black)
+    box("dark_panel", (1.0, 1.2, 1.98), (0.5, 0.4, 0.02), LABEL_DARK, (0.025, 0.02, 0.02))
 
 
 def room_sdf(parts: list[Part], include_thin: bool = True) -> P.SDF:
     """Union of the parts (free space positive: the shell is the inside of a box)."""
-    keep = [p for p in parts if include_thin or p.label != LABEL_THIN]
+    keep = [p for p in parts if include_thin or not p.label & LABEL_THIN]
     return lambda x: part_distances(keep, x).amin(1)
 
 
@@ -278,7 +326,7 @@ def _rotation(axis: Tensor, angle: float) -> Tensor:
 def synthesize_room(cfg: RoomSynthConfig) -> tuple[Scene, object, np.ndarray]:
     """Render the room: the scene (normalised frame, corrupted priors), the GT mesh (world) and face labels."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    parts = build_room()
+    parts = build_room(cfg.layout)
     sdf = room_sdf(parts)
     c2w_world = _cameras(cfg, sdf, gen)
     focal = 0.5 * cfg.height / math.tan(math.radians(cfg.fov_deg) / 2)

@@ -97,7 +97,10 @@ def reconstruction_metrics(
     gt_labels: Int[Tensor, " M"] | None = None,
     label_names: dict[int, str] | None = None,
 ) -> ReconMetrics:
-    """Metrics of the module doc between two point sets (normals optional)."""
+    """Metrics of the module doc between two point sets (normals optional).
+
+    ``label_names`` maps label masks to names: labels are bit flags, and a GT point counts for a
+    mask when its label shares a bit with it (mask 0 selects the unlabelled points)."""
     d_pg, i_pg = nearest_distances(pred, gt)
     d_gp, i_gp = nearest_distances(gt, pred)
     acc, comp = float(d_pg.double().mean()), float(d_gp.double().mean())
@@ -114,7 +117,7 @@ def reconstruction_metrics(
     label_recall: dict[str, dict[float, float]] = {}
     if gt_labels is not None:
         for value, name in (label_names or {}).items():
-            sel = gt_labels == value
+            sel = (gt_labels & value) != 0 if value else gt_labels == 0  # labels are bit flags
             if bool(sel.any()):
                 label_recall[name] = {t: float((d_gp[sel] < t).double().mean()) for t in thresholds}
     return ReconMetrics(acc, comp, 0.5 * (acc + comp), prec, rec, f, nc, int(pred.shape[0]), int(gt.shape[0]), label_recall)
@@ -128,13 +131,22 @@ def cull_to_frusta(
     height: int,
     *,
     max_depth: float | None = None,
+    depths: Float[Tensor, "B H W"] | None = None,
+    depth_margin: float = 0.05,
     chunk: int = 1 << 16,
 ) -> Bool[Tensor, " N"]:
     """True for points inside at least one camera's frustum (OpenCV poses, world frame):
-    in front of the camera, projecting inside the image, and closer than ``max_depth``."""
+    in front of the camera, projecting inside the image, and closer than ``max_depth``.
+
+    With ``depths`` (each camera's measured z-depth, ``width x height``, 0 where unknown) a point
+    must also be seen: not more than ``depth_margin`` behind the measured surface at its pixel,
+    which must have a depth (the RGB-D protocol of NICE-SLAM and Co-SLAM: space no frame saw, such
+    as the inside of cupboards or behind walls, is not scored)."""
     keep = torch.zeros(points.shape[0], dtype=torch.bool)
     w2c = torch.linalg.inv(c2w.double())
     Kd = K.double()
+    if depths is not None and tuple(depths.shape[1:]) != (height, width):
+        raise ShapegenError(f"depth maps of {tuple(depths.shape[1:])} pixels for cameras of {height}x{width}")
     for i in range(0, points.shape[0], chunk):
         p = points[i : i + chunk].double()
         cam = torch.einsum("bij,nj->bni", w2c[:, :3, :3], p) + w2c[:, None, :3, 3]
@@ -144,6 +156,11 @@ def cull_to_frusta(
         ok = (z > 1e-6) & (u >= 0) & (u <= width) & (v >= 0) & (v <= height)
         if max_depth is not None:
             ok &= z <= max_depth
+        if depths is not None:
+            col = u.floor().long().clamp(0, width - 1)
+            row = v.floor().long().clamp(0, height - 1)
+            measured = torch.stack([depths[b][row[b], col[b]] for b in range(depths.shape[0])]).double()
+            ok &= (measured > 0) & (z <= measured + depth_margin)
         keep[i : i + chunk] = ok.any(0)
     return keep
 
@@ -158,10 +175,12 @@ def evaluate_meshes(
     label_names: dict[int, str] | None = None,
     cameras: tuple[Tensor, Tensor, int, int] | None = None,
     max_depth: float | None = None,
+    depths: Float[Tensor, "B H W"] | None = None,
     seed: int = 0,
 ) -> ReconMetrics:
     """Sample ``num_points`` area-weighted points with face normals on each mesh, optionally cull
-    both to the camera frusta ``cameras = (c2w, K, width, height)``, and compute the metrics.
+    both to the camera frusta ``cameras = (c2w, K, width, height)`` (and, with the cameras'
+    measured ``depths``, to what they saw: :func:`cull_to_frusta`), and compute the metrics.
 
     Raises:
         ShapegenError: an empty mesh, labels that do not match the GT faces, or nothing left after culling.
@@ -179,8 +198,8 @@ def evaluate_meshes(
     labels = None if gt_face_labels is None else gt_face_labels.long()[sg.faces]
     if cameras is not None:
         c2w, K, w, h = cameras
-        kp = cull_to_frusta(sp.points, c2w, K, w, h, max_depth=max_depth)
-        kg = cull_to_frusta(sg.points, c2w, K, w, h, max_depth=max_depth)
+        kp = cull_to_frusta(sp.points, c2w, K, w, h, max_depth=max_depth, depths=depths)
+        kg = cull_to_frusta(sg.points, c2w, K, w, h, max_depth=max_depth, depths=depths)
         if not bool(kp.any()) or not bool(kg.any()):
             raise ShapegenError("no surface point lies inside any camera frustum; are the cameras in the meshes' frame?")
         sp_points, sp_normals = sp.points[kp], sp.normals[kp]

@@ -10,10 +10,13 @@ from PIL import Image
 from renderers.cameras import look_at, opengl_to_opencv
 from shapegen.data.room_synth import (
     LABEL_DARK,
+    LABEL_OTHER,
     LABEL_THIN,
+    LABEL_THIN_DARK,
     RoomSynthConfig,
     build_room,
     part_distances,
+    room_sdf,
     write_room,
 )
 from shapegen.data.scenes import (
@@ -121,3 +124,31 @@ def test_room_synth_writes_a_readable_scene(tmp_path):
     eyes = (s.scale_mat[:3, :3] @ s.c2w[:, :3, 3].T).T + s.scale_mat[:3, 3]
     assert (part_distances(parts, eyes).amin(1) > 0.2).all()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def test_claim_layout_adds_thin_dark_and_thin_dark_parts():
+    default, claim = build_room(), build_room("claim")
+    assert {p.name for p in default} < {p.name for p in claim}
+    extra = [p for p in claim if p.name not in {q.name for q in default}]
+    # Every extra part is thin (1-3 cm capsules or 2 cm boards) or dark, and some are both.
+    assert all(p.label != LABEL_OTHER for p in extra)
+    both = [p for p in claim if p.label == LABEL_THIN_DARK]
+    assert len(both) >= 4 and all(max(p.albedo) <= 0.03 for p in both)
+    radii = [p.params[2] for p in extra if p.kind == "capsule"]
+    assert radii and all(0.005 <= r <= 0.015 for r in radii)  # 1-3 cm across
+    assert all(max(p.albedo) <= 0.03 for p in claim if p.label & LABEL_DARK)
+    # Erasing the thin parts from the priors removes the thin dark ones too.
+    x = torch.tensor([[p.params[0][0], 0.3, p.params[0][2]] for p in both if p.kind == "capsule"])
+    assert (room_sdf(claim, include_thin=False)(x) > 0.005).all()
+    with pytest.raises(ShapegenError, match="layout"):
+        build_room("castle")
+
+
+def test_room_synth_claim_preset(tmp_path):
+    from shapegen.config import load_config, resolve_preset
+
+    cfg = load_config(RoomSynthConfig, resolve_preset("claim", "room"), ["num_views=2", "width=12", "height=10", "max_steps=64"])
+    assert cfg.layout == "claim"
+    out = write_room(tmp_path / "room", cfg)
+    labels = np.load(out / "gt_labels.npy")
+    assert {LABEL_THIN, LABEL_DARK, LABEL_THIN_DARK} <= set(labels.tolist())

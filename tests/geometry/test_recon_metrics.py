@@ -81,6 +81,22 @@ def test_cull_to_frusta_front_back_and_depth():
     assert cull_to_frusta(pts, c2w, K, 20, 20, max_depth=5.0).tolist() == [True, False, False, False]
 
 
+def test_cull_to_frusta_with_depth_keeps_only_what_was_seen():
+    # The camera at z = 2 looks down -z and measured a wall 2 m away (at z = 0) on its left half
+    # and nothing on its right half.
+    c2w = opengl_to_opencv(look_at(torch.tensor([0.0, 0.0, 2.0]), torch.zeros(3)))[None]
+    K = torch.tensor([[[10.0, 0, 10], [0, 10, 10], [0, 0, 1]]])
+    depth = torch.zeros(1, 20, 20)
+    depth[0, :, :10] = 2.0
+    # On the wall, 3 cm behind it, 50 cm behind it, in front of it, and behind the unmeasured half.
+    pts = torch.tensor([[-0.5, 0, 0.0], [-0.5, 0, -0.03], [-0.5, 0, -0.5], [-0.5, 0, 1.0], [0.5, 0, 0.0]])
+    seen = cull_to_frusta(pts, c2w, K, 20, 20, depths=depth, depth_margin=0.05)
+    assert seen.tolist() == [True, True, False, True, False]
+    assert cull_to_frusta(pts, c2w, K, 20, 20).all()
+    with pytest.raises(ShapegenError, match="depth maps"):
+        cull_to_frusta(pts, c2w, K, 20, 10, depths=depth)
+
+
 def test_empty_mesh_is_a_one_line_error():
     empty = Mesh(torch.zeros(0, 3), torch.zeros(0, 3, dtype=torch.long))
     with pytest.raises(ShapegenError, match="no faces"):
