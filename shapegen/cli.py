@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -68,8 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_threads() -> None:
+    """Set OpenMP to wait passively unless the user chose a policy (``OMP_WAIT_POLICY``).
+
+    torch's OpenMP threads spin on a core while they wait for work by default. With one job per
+    machine that is a little faster; with two ``shapegen`` runs on a small machine each one's
+    spinning threads take the cores the other needs, and both run several times slower than the
+    same two runs with one thread each. Passive waiting gives most of that back and costs a lone
+    run little (docs/benchmarks.md, "occsdf-threads"). OpenMP reads the variable when torch is
+    first imported, so this runs before anything imports torch.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    configure_threads()
     from shapegen.io import WRITE_ERRNOS, forget_created_folders, remove_created_folders, write_error
     from shapegen.progress import progress_mode
 
