@@ -43,6 +43,15 @@ from shapegen.methods.occsdf import build_for_scene, preset_config
 from shapegen.testing.bench import table, write_section
 
 BASELINE = ["loss.occupancy=false", "loss.feature_rgb=false"]
+VARIANTS = {
+    "hybrid": [],
+    "sdf-only": BASELINE,
+    "occupancy-only": ["loss.feature_rgb=false"],
+    "feature-rgb-only": ["loss.occupancy=false"],
+}
+"""The claim ablation: Occ-SDF (both additions), the MonoSDF baseline, and each addition alone."""
+CLAIM_KEYS = ["recall_thin_or_dark@2cm", "recall_thin_or_dark@1cm", "recall_thin@2cm", "recall_dark@2cm",
+              "fscore@5cm", "fscore@2cm", "chamfer_l1", "normal_consistency"]
 
 
 def peak_rss_mib() -> float:
@@ -105,26 +114,26 @@ def kitchen(args: argparse.Namespace) -> None:
     sub_desc = f"{sub.num_images} frames (every {args.kitchen_stride}th), {sub.width}x{sub.height}"
     rows.append([f"TSDF fusion of the training frames (sanity row; {sub_fuse_s:.0f} s)", sub_desc, "-", m])
 
-    overrides = [*args.overrides, f"train.max_steps={max(1, args.kitchen_steps)}"]
-    cfg = preset_config(args.preset, overrides)
-    model = build_for_scene(cfg, sub)
-    t1 = time.perf_counter()
-    step_times: list[float] = []
-    train(model, args.kitchen_steps, step_times)
-    train_s = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    mesh = model.extract_world_mesh(args.mesh_resolution)
-    extract_s = time.perf_counter() - t2
-    if mesh.num_faces == 0:
-        m = {"fscore@5cm": float("nan")}
-        print("occsdf: the SDF has no zero level set yet", flush=True)
-    else:
-        m = metrics(mesh)
-    print("occsdf", {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}, f"train {train_s:.0f} s", flush=True)
-    name = (f"Occ-SDF hybrid, {args.preset} preset, {args.kitchen_steps} steps ({train_s / 60:.1f} min train, "
-            f"{extract_s:.0f} s mesh {args.mesh_resolution}^3)")
-    rows.append([name, sub_desc, f"{cfg.train.rays_per_batch} rays/step", m])
+    from shapegen.methods.occsdf import reconstruct
 
+    overrides = [*args.overrides, f"train.max_steps={max(1, args.kitchen_steps)}", f"scene.stride={args.kitchen_stride}",
+                 f"scene.downscale={args.kitchen_downscale}", f"scene.max_depth={args.max_depth}"]
+    cfg = preset_config(args.preset, overrides)
+    work = Path(args.work)
+    out = work / f"kitchen_{args.kitchen_steps}.ply"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t1 = time.perf_counter()
+    if not out.is_file():  # resumes the run folder's last checkpoint when one exists
+        reconstruct(root, out, cfg, run_dir=out.with_suffix(".run"), progress=False)
+    train_s = time.perf_counter() - t1
+    mesh = load_mesh(out, dedupe=False)
+    m = metrics(mesh)
+    print("occsdf", {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}, f"train {train_s:.0f} s", flush=True)
+    sensor = "sensor-depth SDF term on" if "loss.sensor_sdf=0" not in args.overrides else "sensor-depth SDF term off"
+    name = (f"Occ-SDF hybrid, {args.preset} preset, {args.kitchen_steps} steps, {sensor} ({train_s / 60:.1f} min in this "
+            f"process, mesh {cfg.train.mesh_resolution}^3)")
+    rows.append([name, sub_desc, f"{cfg.train.rays_per_batch} rays/step", m])
+    step_times = []
     keys = ["fscore@5cm", "precision@5cm", "recall@5cm", "fscore@2cm", "accuracy", "completeness", "chamfer_l1"]
     fmt = lambda v: "n/a" if v is None or math.isnan(v) else f"{v:.4f}"
     table_rows = [[name, data, batch] + [fmt(mm.get(k)) for k in keys] for name, data, batch, mm in rows]
@@ -155,6 +164,231 @@ def kitchen(args: argparse.Namespace) -> None:
     write_section("occsdf-kitchen", "Occ-SDF hybrid on the real kitchen (7-Scenes redkitchen) against TSDF fusion", body)
 
 
+# ------------------------------------------------------------------------------ claim ablation
+def claim_room(work: Path) -> Path:
+    """The ``claim`` room in ``work/room`` (rendered once; a file lock keeps parallel runs from racing)."""
+    import fcntl
+
+    from shapegen.config import load_config, resolve_preset
+
+    work.mkdir(parents=True, exist_ok=True)
+    room = work / "room"
+    with open(work / ".room.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (room / "gt_labels.npy").is_file():
+            write_room(room, load_config(RoomSynthConfig, resolve_preset("claim", "room")))
+    return room
+
+
+def claim_run(args: argparse.Namespace) -> None:
+    """Train one variant/seed on the claim room to the end of the preset's schedule (resumable:
+    the same command continues from the run's last checkpoint) and write its metrics.json."""
+    import json
+
+    import numpy as np
+
+    from shapegen.data.room_synth import LABEL_NAMES
+    from shapegen.methods.occsdf import reconstruct
+
+    work = Path(args.work)
+    room = claim_room(work)
+    name = f"{args.claim_run}_s{args.claim_seed}"
+    out = work / "runs" / f"{name}.ply"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cfg = preset_config(args.preset, [*args.overrides, *VARIANTS[args.claim_run], f"train.seed={args.claim_seed}"])
+    load0, t0 = os.getloadavg()[0], time.perf_counter()
+    if not out.is_file():
+        reconstruct(room, out, cfg, run_dir=work / "runs" / name, progress=False)
+    train_s = time.perf_counter() - t0
+    gt = load_mesh(room / "gt_mesh.ply", dedupe=False)
+    labels = torch.from_numpy(np.load(room / "gt_labels.npy").astype("int64"))
+    m = evaluate_meshes(load_mesh(out, dedupe=False), gt, num_points=args.points, thresholds=(0.05, 0.02, 0.01),
+                        gt_face_labels=labels, label_names=LABEL_NAMES, cameras=_cameras_world(room), seed=0).to_dict()
+    m.update(variant=args.claim_run, seed=args.claim_seed, preset=args.preset, max_steps=cfg.train.max_steps,
+             seconds_this_process=train_s, load_start=load0, load_end=os.getloadavg()[0], threads=torch.get_num_threads())
+    (work / "runs" / f"{name}.json").write_text(json.dumps(m, indent=1))
+    print(name, {k: round(v, 4) for k, v in m.items() if isinstance(v, float)}, flush=True)
+
+
+def _read_loss(run_dir: Path) -> tuple[list[float], list[float]]:
+    import csv
+
+    steps, vals = [], []
+    path = run_dir / "loss.csv"
+    if path.is_file():
+        with open(path) as fh:
+            for row in csv.DictReader(fh):
+                steps.append(float(row["step"]))
+                vals.append(float(row["loss"]))
+    return steps, vals
+
+
+def claim_figure(work: Path, variants: list[str], seed: int, path: Path) -> Path:
+    """Ground truth beside the reconstructions of ``variants`` (seed ``seed``), seen from inside the
+    room, ceiling removed; thin faces red, dark blue, thin-and-dark purple, and the same colours on
+    reconstructed vertices within 5 cm of such a face."""
+    import numpy as np
+
+    from renderers.cameras import look_at
+    from renderers.preview import render_mesh, save_image
+    from shapegen.data.room_synth import LABEL_DARK, LABEL_THIN
+    from shapegen.geometry.mesh import Mesh
+
+    room = work / "room"
+    gt = load_mesh(room / "gt_mesh.ply", dedupe=False)
+    labels = torch.from_numpy(np.load(room / "gt_labels.npy").astype("int64"))
+    palette = torch.tensor([[0.8, 0.8, 0.8], [0.9, 0.15, 0.1], [0.15, 0.35, 0.95], [0.6, 0.1, 0.75]])
+    centres = gt.vertices[gt.faces].mean(1)
+
+    def colours(mesh: Mesh) -> torch.Tensor:
+        from shapegen.geometry.recon_metrics import nearest_distances
+
+        d, i = nearest_distances(mesh.vertices, centres)
+        lab = torch.where(d < 0.05 + 0.05, labels[i], torch.zeros_like(labels[i]))  # centres sit up to ~5 cm from their faces
+        return palette[lab & (LABEL_THIN | LABEL_DARK)]
+
+    def cut(mesh: Mesh, cols: torch.Tensor) -> tuple[Mesh, torch.Tensor]:
+        keep = mesh.vertices[mesh.faces][..., 1].amin(1) < 2.3  # drop the ceiling
+        return Mesh(mesh.vertices, mesh.faces[keep]), cols
+
+    gt_cols = torch.zeros(gt.num_vertices, 3)
+    gt_cols[gt.faces.reshape(-1)] = palette[labels.repeat_interleave(3)]
+    meshes = [("ground truth", *cut(gt, gt_cols))]
+    for v in variants:
+        ply = work / "runs" / f"{v}_s{seed}.ply"
+        if ply.is_file():
+            m = load_mesh(ply, dedupe=False)
+            meshes.append((v, *cut(m, colours(m))))
+    views = [look_at(torch.tensor([-1.8, 2.2, -1.8]), torch.tensor([0.6, 0.3, 0.6])),
+             look_at(torch.tensor([1.8, 2.2, 1.8]), torch.tensor([-0.6, 0.3, -0.6]))]
+    rows = []
+    for c2w in views:
+        tiles = [render_mesh(m.vertices, m.faces, vertex_colors=c, c2w=c2w, fov_deg=80, width=320, height=240) for _, m, c in meshes]
+        rows.append(np.concatenate(tiles, 1))
+    save_image(path, np.concatenate(rows, 0))
+    return path
+
+
+def claim_report(args: argparse.Namespace) -> None:
+    """Aggregate the runs in ``--work`` (mean ± std over seeds), draw the loss curves and the
+    figure, and write the ``occsdf-claim`` section."""
+    import json
+
+    from shapegen.engine import write_loss_plot
+
+    work = Path(args.work)
+    runs = [json.loads(p.read_text()) for p in sorted((work / "runs").glob("*.json"))]
+    if not runs:
+        raise SystemExit(f"no finished runs in {work / 'runs'}; run --claim-run first")
+    by_variant: dict[str, list[dict]] = {}
+    for r in runs:
+        by_variant.setdefault(r["variant"], []).append(r)
+    order = [v for v in VARIANTS if v in by_variant]
+
+    def ms(vals: list[float]) -> str:
+        vals = [v for v in vals if v is not None and math.isfinite(v)]
+        if not vals:
+            return "n/a"
+        return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else f"{vals[0]:.4f}"
+
+    rows = [[v, ", ".join(str(r["seed"]) for r in by_variant[v])] + [ms([r.get(k) for r in by_variant[v]]) for k in CLAIM_KEYS]
+            for v in order]
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    curves = {}
+    for v in order:
+        for r in by_variant[v]:
+            steps, vals = _read_loss(work / "runs" / f"{v}_s{r['seed']}")
+            if steps:
+                curves[f"{v} s{r['seed']}"] = (steps, vals)
+    lines = []
+    if curves:
+        for v in order:
+            sel = {k: c for k, c in curves.items() if k.startswith(v + " ")}
+            if sel:
+                first = next(iter(sel.values()))
+                write_loss_plot(first[0], {k: c[1] for k, c in sel.items()}, docs / f"occsdf_claim_loss_{v}.png",
+                                title=f"{v}: training loss (all seeds)")
+                lines.append(f"![{v} loss](occsdf_claim_loss_{v}.png)")
+    fig = claim_figure(work, [v for v in ("hybrid", "sdf-only") if v in by_variant], min(r["seed"] for r in runs), docs / "occsdf_claim.png")
+    # Flatness of the loss at the end: mean of the last 10% against the 10% before it.
+    flat = []
+    for k, (_steps, vals) in curves.items():
+        n = max(1, len(vals) // 10)
+        if len(vals) >= 2 * n and n > 0:
+            a, b = statistics.mean(vals[-2 * n : -n]), statistics.mean(vals[-n:])
+            flat.append(f"{k}: {a:.4f} -> {b:.4f}")
+    r0 = runs[0]
+    loads = ", ".join(f"{r['load_start']:.1f}/{r['load_end']:.1f}" for r in runs)
+    body = (
+        f"Claim room (`shapegen room synth --config claim`: {len(by_variant)} variants, preset `{r0['preset']}`, "
+        f"{r0['max_steps']} steps each, the whole schedule). Metrics against `gt_mesh.ply` culled to the training frusta, "
+        f"{args.points} points per mesh; recall on the GT faces labelled thin (1-3 cm parts), dark (albedo <= 0.03) and "
+        "either (`thin_or_dark`). mean ± std over seeds. One torch thread per run, at most two runs at once on the 2-core "
+        f"machine (load average at start/end of each run: {loads}).\n\n"
+        + table(["variant", "seeds", *CLAIM_KEYS], rows)
+        + "\n\nLoss at the end of each run (mean of the last 10% of logged steps after the 10% before): "
+        + "; ".join(flat) + ".\n\n" + "\n".join(lines)
+        + f"\n\n![reconstructions]({fig.name}) (ground truth, then each variant, seed {min(r['seed'] for r in runs)}; "
+        "thin red, dark blue, thin and dark purple)"
+    )
+    write_section("occsdf-claim", "Occ-SDF hybrid vs SDF-only on the claim room (full schedule)", body, dry_run=args.no_write)
+
+
+# ------------------------------------------------------------------------------ thread policy
+def threads_check(args: argparse.Namespace) -> None:
+    """Wall time of ``shapegen reconstruct`` runs alone and two at once, under OpenMP's active
+    (spinning) and passive wait policies and with one thread each; writes ``occsdf-threads``."""
+    import subprocess
+    import sys
+
+    tmp = Path(tempfile.mkdtemp())
+    room = write_room(tmp / "room", RoomSynthConfig(num_views=8, width=48, height=48))
+    exe = [sys.executable, "-m", "shapegen.cli", "reconstruct", str(room), "--preset", args.preset,
+           "--set", f"train.max_steps={args.threads_steps}", "--set", "train.mesh_resolution=64",
+           "--set", "train.preview_every=0", "--set", "train.checkpoint_every=1000000"]
+    base_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
+    counter = iter(range(1000))
+
+    def launch(env_extra: dict[str, str]) -> tuple[subprocess.Popen, float]:
+        out = tmp / f"r{next(counter)}.ply"
+        env = {**base_env, **env_extra}
+        return subprocess.Popen([*exe, "-o", str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), time.perf_counter()
+
+    def run(n: int, env_extra: dict[str, str]) -> list[float]:
+        procs = [launch(env_extra) for _ in range(n)]
+        times = []
+        for p, t0 in procs:
+            _, err = p.communicate()
+            if p.returncode != 0:
+                raise SystemExit(f"shapegen reconstruct failed: {err.decode()[-500:]}")
+            times.append(time.perf_counter() - t0)
+        return times
+
+    cores = os.cpu_count() or 1
+    cases = [
+        ("alone, default threads, passive wait (the shapegen default)", 1, {}),
+        ("alone, default threads, active wait (torch's default)", 1, {"OMP_WAIT_POLICY": "ACTIVE"}),
+        ("alone, 1 thread", 1, {"OMP_NUM_THREADS": "1"}),
+        ("two at once, default threads, active wait (torch's default)", 2, {"OMP_WAIT_POLICY": "ACTIVE"}),
+        ("two at once, default threads, passive wait (the shapegen default)", 2, {}),
+        ("two at once, 1 thread each (reference)", 2, {"OMP_NUM_THREADS": "1"}),
+    ]
+    load0 = os.getloadavg()[0]
+    results = {}
+    for name, n, env in cases:
+        results[name] = run(n, env)
+        print(name, [f"{t:.1f}" for t in results[name]], flush=True)
+    ref = max(results[cases[-1][0]])
+    rows = [[name, n, " / ".join(f"{t:.1f}" for t in results[name]), f"{max(results[name]) / ref:.2f}"] for name, n, _ in cases]
+    body = (
+        f"`shapegen reconstruct` of a small synthetic room (8 views 48x48), `--preset {args.preset}`, {args.threads_steps} steps, "
+        f"a 64^3 mesh; wall time of each process including start-up. {cores} cores; load average {load0:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end (nothing else running).\n\n"
+        + table(["case", "processes", "wall s (each)", "slowest / two 1-thread runs"], rows)
+    )
+    write_section("occsdf-threads", "Two shapegen runs at once: OpenMP wait policy", body, dry_run=args.no_write)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--preset", default="fast")
@@ -176,9 +410,26 @@ def main() -> None:
     ap.add_argument("--tsdf-voxel", type=float, default=0.02, help="reference TSDF voxel size (m)")
     ap.add_argument("--tsdf-trunc", type=float, default=0.08, help="reference TSDF truncation (m)")
     ap.add_argument("--max-depth", type=float, default=5.0, help="sensor depth limit and culling range (m)")
+    ap.add_argument("--work", default="runs/occsdf_claim", help="claim ablation: folder for the room, runs and metrics")
+    ap.add_argument("--claim-run", choices=list(VARIANTS), help="train and evaluate one variant on the claim room (resumable)")
+    ap.add_argument("--claim-seed", type=int, default=0, help="seed of --claim-run")
+    ap.add_argument("--claim-report", action="store_true", help="aggregate the finished claim runs in --work into docs/benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/benchmarks.md")
+    ap.add_argument("--threads-check", action="store_true", help="time shapegen reconstruct alone and two at once under the "
+                    "OpenMP wait policies and write the occsdf-threads section")
+    ap.add_argument("--threads-steps", type=int, default=150, help="steps per run of --threads-check")
     args = ap.parse_args()
+    if args.threads_check:
+        threads_check(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.claim_run:
+        claim_run(args)
+        return
+    if args.claim_report:
+        claim_report(args)
+        return
     if args.kitchen:
         kitchen(args)
         return
