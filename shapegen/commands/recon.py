@@ -76,6 +76,12 @@ class EvalReconConfig:
     """Scene folder whose cameras define the frusta (default: the GT mesh's folder when it is a scene)."""
     max_depth: float = 0.0
     """Culling: ignore points farther than this from every camera (0: no limit)."""
+    cull_seen: bool = False
+    """Culling of an RGB-D scene: also drop points no frame saw (more than ``seen_margin`` behind the
+    measured depth at their pixel, or where the sensor has no depth): the protocol of RGB-D
+    reconstruction papers, which do not score the inside of cupboards or the space behind walls."""
+    seen_margin: float = 0.05
+    """``cull_seen``: how far behind the measured depth a point still counts as seen (metres)."""
     labels: str = ""
     """Per-face GT labels (.npy; default: gt_labels.npy beside the GT mesh) for thin/dark recall."""
     seed: int = 0
@@ -123,13 +129,21 @@ def _eval_recon(args: argparse.Namespace, cfg: EvalReconConfig) -> None:
             if cfg.labels:
                 raise ShapegenError(f"{label_path} has {labels.shape[0]} labels but {args.gt} has {gt.num_faces} faces")
             labels = None
-    cameras = None
+    cameras = depths = None
+    if cfg.cull_seen and not cfg.cull:
+        raise ShapegenError("cull_seen needs cull=true (and scene=DIR of an RGB-D sequence)")
     if cfg.cull:
         scene_dir = Path(cfg.scene) if cfg.scene else Path(args.gt).parent
         cameras = _cameras_world(scene_dir)
+        if cfg.cull_seen:
+            from shapegen.commands.fuse import scene_depth_world
+            from shapegen.data.scenes import load_scene
+
+            depths = scene_depth_world(load_scene(scene_dir))[0]
     m = evaluate_meshes(pred, gt, num_points=cfg.num_points, thresholds=tuple(cfg.thresholds), gt_face_labels=labels,
                         label_names=LABEL_NAMES, cameras=cameras,
-                        max_depth=cfg.max_depth or None, seed=cfg.seed)
+                        max_depth=cfg.max_depth or None, depths=depths,
+                        depth_margin=cfg.seen_margin, seed=cfg.seed)
     if args.json:
         print(json.dumps(m.to_dict(), indent=2))
     else:

@@ -176,6 +176,7 @@ def evaluate_meshes(
     cameras: tuple[Tensor, Tensor, int, int] | None = None,
     max_depth: float | None = None,
     depths: Float[Tensor, "B H W"] | None = None,
+    depth_margin: float = 0.05,
     seed: int = 0,
 ) -> ReconMetrics:
     """Sample ``num_points`` area-weighted points with face normals on each mesh, optionally cull
@@ -198,8 +199,8 @@ def evaluate_meshes(
     labels = None if gt_face_labels is None else gt_face_labels.long()[sg.faces]
     if cameras is not None:
         c2w, K, w, h = cameras
-        kp = cull_to_frusta(sp.points, c2w, K, w, h, max_depth=max_depth, depths=depths)
-        kg = cull_to_frusta(sg.points, c2w, K, w, h, max_depth=max_depth, depths=depths)
+        kp = cull_to_frusta(sp.points, c2w, K, w, h, max_depth=max_depth, depths=depths, depth_margin=depth_margin)
+        kg = cull_to_frusta(sg.points, c2w, K, w, h, max_depth=max_depth, depths=depths, depth_margin=depth_margin)
         if not bool(kp.any()) or not bool(kg.any()):
             raise ShapegenError("no surface point lies inside any camera frustum; are the cameras in the meshes' frame?")
         sp_points, sp_normals = sp.points[kp], sp.normals[kp]

@@ -126,3 +126,29 @@ def test_fuse_real_kitchen_lies_on_its_depth_points(capsys, tmp_path, shared_dat
     assert len(verts) > 5000
     # A wrong frame or unit puts the median metres away; depth edges and sparse far pixels make the tail.
     assert np.median(d) < 0.02 and np.mean(d < 0.05) > 0.8
+
+
+def test_eval_recon_cull_seen_ignores_what_no_frame_saw(capsys, tmp_path, sequence) -> None:
+    import json
+
+    import trimesh
+
+    ref = tmp_path / "fused.ply"
+    assert run(capsys, "fuse", str(sequence), "-o", str(ref), "--voxel", "0.03", "--no-progress")[0] == 0
+    # The prediction: the true sphere plus a smaller one inside it, which no camera can see.
+    outer = trimesh.creation.icosphere(4, RADIUS).apply_translation(CENTER)
+    inner = trimesh.creation.icosphere(3, 0.25).apply_translation(CENTER)
+    pred = tmp_path / "pred.ply"
+    trimesh.util.concatenate([outer, inner]).export(pred)
+    common = ["eval-recon", str(pred), str(ref), "--json", "--set", "num_points=20000", "--set", "cull=true",
+              "--set", f"scene={sequence}"]
+    code, out, err = run(capsys, *common)
+    assert code == 0, err
+    frusta = json.loads(out)
+    code, out, err = run(capsys, *common, "--set", "cull_seen=true")
+    assert code == 0, err
+    seen = json.loads(out)
+    assert frusta["precision@5cm"] < 0.85  # the hidden sphere counts against the frustum-only protocol
+    assert seen["precision@5cm"] > 0.97 and seen["recall@5cm"] > 0.97
+    code, _, err = run(capsys, "eval-recon", str(pred), str(ref), "--set", "cull_seen=true")
+    assert code == 2 and err.count("\n") == 1 and "cull=true" in err
