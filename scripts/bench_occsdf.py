@@ -448,6 +448,7 @@ def main() -> None:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--timing-steps", type=int, default=10)
     ap.add_argument("--timing-presets", nargs="+", help="presets to time (default: --preset)")
+    ap.add_argument("--profile", action="store_true", help="also profile --timing-steps steps of --preset (cProfile)")
     ap.add_argument("--timing-kitchen", action="store_true", help="also time the presets on the real kitchen (../shared)")
     ap.add_argument("--views", type=int, default=24)
     ap.add_argument("--size", type=int, default=64)
@@ -515,6 +516,25 @@ def main() -> None:
                          f"{per_step * cfg.train.max_steps / 60:.1f} ({cfg.train.max_steps} steps)", f"{peak_rss_mib():.0f}",
                          torch.get_num_threads()])
             print(rows[-1], flush=True)
+    profile = ""
+    if args.profile:
+        import cProfile
+        import io
+        import pstats
+
+        model = build_for_scene(preset_config(args.preset, args.overrides), scene)
+        train(model, 2)
+        prof = cProfile.Profile()
+        prof.enable()
+        train(model, args.timing_steps)
+        prof.disable()
+        buf = io.StringIO()
+        stats = pstats.Stats(prof, stream=buf)
+        total = stats.total_tt
+        top = sorted(stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:8]
+        prow = [[f"`{fn[2]}` ({Path(fn[0]).name}:{fn[1]})", f"{tt / total:.0%}", f"{ct / total:.0%}"] for fn, (_, _, tt, ct, _) in top]
+        profile = (f"\n\n### Where a {args.preset} step goes (cProfile over {args.timing_steps} steps on the synthetic room)\n\n"
+                   + table(["function", "own time", "with callees"], prow))
     made = f"rendered in {synth_s:.0f} s" if not args.room else "an existing folder made by `shapegen room synth`"
     body = (
         f"Synthetic room: {scene.num_images} views at {scene.width}x{scene.height} (`RoomSynthConfig`), {made}. "
@@ -525,6 +545,7 @@ def main() -> None:
                  "peak RSS MiB (process)", "threads"], rows)
         + "\n\nThe schedule time is the median step time x max_steps, not measured over the whole schedule; "
         "previews and the final mesh add a little."
+        + profile
     )
     print(body, flush=True)
 
