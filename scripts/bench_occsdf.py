@@ -23,7 +23,7 @@ of exactly the training frames are compared with the reference, culled to what t
 (and, in one column, to the frusta only), with a turntable GIF.
 
 Threads (``--threads-check``, section ``occsdf-threads``): wall time of ``shapegen reconstruct``
-alone and two at once under OpenMP's active and passive wait policies and with one thread each.
+alone and two at once: torch's default threads, shapegen's sharing of the cores, one thread each.
 
 Examples (2-core CPU; one job per core, timings with nothing else running):
     python scripts/bench_occsdf.py --timing-steps 20 --timing-presets tiny fast paper --timing-kitchen
@@ -390,8 +390,9 @@ def claim_report(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------------------------ thread policy
 def threads_check(args: argparse.Namespace) -> None:
-    """Wall time of ``shapegen reconstruct`` runs alone and two at once, under OpenMP's active
-    (spinning) and passive wait policies and with one thread each; writes ``occsdf-threads``."""
+    """Wall time of ``shapegen reconstruct`` runs alone and two at once: torch's default threads,
+    shapegen's sharing of the cores between running jobs (:mod:`shapegen.threads`), and one thread
+    each; writes ``occsdf-threads``."""
     import subprocess
     import sys
 
@@ -400,7 +401,8 @@ def threads_check(args: argparse.Namespace) -> None:
     exe = [sys.executable, "-m", "shapegen.cli", "reconstruct", str(room), "--preset", args.preset,
            "--set", f"train.max_steps={args.threads_steps}", "--set", "train.mesh_resolution=64",
            "--set", "train.preview_every=0", "--set", "train.checkpoint_every=1000000"]
-    base_env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS")}
+    base_env = {k: v for k, v in os.environ.items()
+                if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "SHAPEGEN_THREADS")}
     counter = iter(range(1000))
 
     def launch(env_extra: dict[str, str]) -> tuple[subprocess.Popen, float]:
@@ -420,11 +422,10 @@ def threads_check(args: argparse.Namespace) -> None:
 
     cores = os.cpu_count() or 1
     cases = [
-        ("alone, default threads, passive wait (the shapegen default)", 1, {}),
-        ("alone, default threads, active wait (torch's default)", 1, {"OMP_WAIT_POLICY": "ACTIVE"}),
+        ("alone, the shapegen default (cores / running shapegen jobs)", 1, {}),
         ("alone, 1 thread", 1, {"OMP_NUM_THREADS": "1"}),
-        ("two at once, default threads, active wait (torch's default)", 2, {"OMP_WAIT_POLICY": "ACTIVE"}),
-        ("two at once, default threads, passive wait (the shapegen default)", 2, {}),
+        (f"two at once, {cores} threads each (torch's default, no sharing)", 2, {"SHAPEGEN_THREADS": str(cores)}),
+        ("two at once, the shapegen default (cores / running shapegen jobs)", 2, {}),
         ("two at once, 1 thread each (reference)", 2, {"OMP_NUM_THREADS": "1"}),
     ]
     load0 = os.getloadavg()[0]
@@ -440,7 +441,7 @@ def threads_check(args: argparse.Namespace) -> None:
         f"{os.getloadavg()[0]:.1f} at the end (nothing else running).\n\n"
         + table(["case", "processes", "wall s (each)", "slowest / two 1-thread runs"], rows)
     )
-    write_section("occsdf-threads", "Two shapegen runs at once: OpenMP wait policy", body, dry_run=args.no_write)
+    write_section("occsdf-threads", "Two shapegen runs at once: sharing the cores", body, dry_run=args.no_write)
 
 
 def main() -> None:
@@ -469,8 +470,8 @@ def main() -> None:
     ap.add_argument("--claim-seed", type=int, default=0, help="seed of --claim-run")
     ap.add_argument("--claim-report", action="store_true", help="aggregate the finished claim runs in --work into docs/benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="print the section instead of writing docs/benchmarks.md")
-    ap.add_argument("--threads-check", action="store_true", help="time shapegen reconstruct alone and two at once under the "
-                    "OpenMP wait policies and write the occsdf-threads section")
+    ap.add_argument("--threads-check", action="store_true", help="time shapegen reconstruct alone and two at once (torch's "
+                    "default threads, shapegen's core sharing, one thread each) and write the occsdf-threads section")
     ap.add_argument("--threads-steps", type=int, default=150, help="steps per run of --threads-check")
     args = ap.parse_args()
     if args.threads_check:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -69,27 +68,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_threads() -> None:
-    """Set OpenMP to wait passively unless the user chose a policy (``OMP_WAIT_POLICY``).
-
-    torch's OpenMP threads spin on a core while they wait for work by default. With one job per
-    machine that is a little faster; with two ``shapegen`` runs on a small machine each one's
-    spinning threads take the cores the other needs, and both run several times slower than the
-    same two runs with one thread each. Passive waiting gives most of that back and costs a lone
-    run little (docs/benchmarks.md, "occsdf-threads"). OpenMP reads the variable when torch is
-    first imported, so this runs before anything imports torch.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit status."""
-    configure_threads()
+    """Entry point of the console script; returns the exit status.
+
+    Run as a program (``argv`` None) it uses the machine's cores divided by the ``shapegen`` jobs
+    running (:mod:`shapegen.threads`); called with ``argv`` it leaves torch's threads alone.
+    """
     from shapegen.io import WRITE_ERRNOS, forget_created_folders, remove_created_folders, write_error
     from shapegen.progress import progress_mode
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # the shapegen program, not a call from Python: share the cores with other runs
+        from shapegen.threads import apply_thread_policy
+
+        apply_thread_policy()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Lightning 2.6 still builds torch's deprecated LeafSpec in every fit; the warning is not the
     # user's to act on and would break the one-line error contract of a failing run.

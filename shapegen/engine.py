@@ -270,7 +270,9 @@ def _callbacks(out: Path, run: RunConfig, preview: Callable[[Any, Path, int], No
             if run.preview_every >= 0:
                 self._write(trainer, module)
 
-    callbacks = []
+    from shapegen.threads import ThreadShareCallback
+
+    callbacks = [ThreadShareCallback()]
     if loss_log:
         callbacks.append(LossLog())
     if preview is not None:
