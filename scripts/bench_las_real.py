@@ -47,15 +47,13 @@ HAND_DRAWN = {"sketches_unpaired/lasdiff_00.png": "chair", "sketches_unpaired/la
               "sketches_unpaired/sketch2model_table.png": "table"}
 
 
-def write_real_meshes(root: Path, out: Path, per_class: int) -> dict[str, list[str]]:
+def write_real_meshes(root: Path, out: Path) -> dict[str, list[str]]:
     """The benchmark meshes in the LAS frame as ``out/<class>/<name>.obj``; returns the names by class."""
     from shapegen.geometry.export import export_mesh
     from shapegen.testing.las_real import load_real, real_meshes
 
     names: dict[str, list[str]] = {}
     for r in real_meshes(root):
-        if per_class and len(names.get(r.cls, [])) >= per_class:
-            continue
         path = out / r.cls / f"{r.name}.obj"
         if not path.is_file():
             export_mesh(load_real(r), path)
@@ -112,7 +110,8 @@ def main() -> None:
     res, size = model.config.resolution, model.config.sketch_encoder.image_size
     classifier = load_view_classifier(args.view_model)
     cfg = LASPrepareConfig(resolution=res, sketch_size=size, styles=list(STYLES))
-    names = write_real_meshes(shared, work / "real_meshes", args.per_class)
+    all_names = write_real_meshes(shared, work / "real_meshes")
+    names = {c: v[: args.per_class] if args.per_class else v for c, v in all_names.items()}
     prepare_dataset(work / "real_meshes", work / "real", cfg, progress=False)
     # Held-out procedural shapes (never trained on by the demo model), true shapes, the same preparation.
     for cls in ("chair", "table", "mug"):
@@ -138,6 +137,10 @@ def main() -> None:
 
     index = json.loads((work / "real" / "index.json").read_text())
     volumes = load_volumes(work / "real")
+    vsize = classifier.config.image_size
+    for rec in index["sketches"]:  # view estimation: every prepared real sketch, cheap
+        guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier)
+        view_hits[rec["style"]].append(guess == rec["view"])
     samples = 0
     t1 = time.perf_counter()
     for cls, shape_names in names.items():
@@ -145,9 +148,6 @@ def main() -> None:
             key = f"{cls}__{name}" if f"{cls}__{name}" in volumes else next(n for n in volumes if n.endswith(name))
             _, true_sdf = volumes[key]
             recs = [r for r in index["sketches"] if r["shape"] == key]
-            for rec in recs:  # view estimation: every sketch, cheap
-                guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], 128), classifier)
-                view_hits[rec["style"]].append(guess == rec["view"])
             for rec in recs:
                 if not args.all_views and rec["view"] != k % len(LAS_AZIMUTHS):
                     continue
@@ -155,7 +155,7 @@ def main() -> None:
                 add(f"sketch {rec['style']} (true view)", cls, voxel_ious(sample(cls, ink, rec["azimuth"]), true_sdf)["iou16"])
                 samples += 1
                 if rec["style"] == "hand":
-                    guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], 128), classifier)
+                    guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier)
                     add("sketch hand (estimated view)", cls, voxel_ious(sample(cls, ink, LAS_AZIMUTHS[guess]), true_sdf)["iou16"])
                     samples += 1
             add("baseline: model without the sketch", cls, voxel_ious(sample(cls, None, None), true_sdf)["iou16"])
@@ -205,14 +205,15 @@ def main() -> None:
     view_rows.append(["all", f"{np.mean(all_hits):.3f}", len(all_hits)])
     count = {c: len(v) for c, v in names.items()}
     body = (
-        f"Real meshes ({', '.join(f'{n} {c}s' for c, n in count.items())}; `meshes_chairs_tables` and ShapeNet chairs and cups, "
-        f"measured only) prepared with `las prepare` at {res}^3 / {size} px, styles {', '.join(STYLES)}; "
+        f"Real meshes ({', '.join(f'{len(v)} {c}s' for c, v in all_names.items())}; `meshes_chairs_tables` and ShapeNet chairs and "
+        f"cups, measured only; the model rows use the first {', '.join(f'{n} {c}s' for c, n in count.items())}) "
+        f"prepared with `las prepare` at {res}^3 / {size} px, styles {', '.join(STYLES)}; "
         f"{'all five views' if args.all_views else 'one view per shape (k % 5)'}; checkpoint "
         f"`{args.checkpoint or 'assets/models/las_demo/las_demo.ckpt'}`; seed 0. Cells: mean iou16 (n). "
         f"{samples} model samples; wall time {wall:.0f} s (preparation {t_prep:.0f} s, real-shape rows {t_real:.0f} s) on one "
         f"thread, 1-minute load average {load:.2f}.\n\n"
         + table(["row", "chair", "table", "mug", "all"], mean_rows(results))
-        + "\n\nView estimation (shipped classifier, `assets/models/las_view`) on every prepared real sketch (5 views):\n\n"
+        + "\n\nView estimation (shipped classifier, `assets/models/las_view`) on every prepared real sketch (all meshes, 5 views):\n\n"
         + table(["style", "right view", "sketches"], view_rows)
         + f"\n\nSheet of real sketches and the shared hand drawings beside the model's shapes: `{os.path.relpath(sheet, REPO)}`.\n"
     )

@@ -32,8 +32,11 @@ def main() -> None:
 
     torch.set_num_threads(1)
     rows = []
-    for cls, index in (("chair", 3), ("table", 2), ("mug", 4)):
+    for cls, index in (("chair", 3), ("table", 3), ("mug", 4)):
         shape = generate(cls, index, 0, variant="rich")
+        while shape.params["family"] == "classic":  # show a family the classic generators do not draw
+            index += 1
+            shape = generate(cls, index, 0, variant="rich")
         mesh = las_frame(to_mesh(shape, 64))
         row = [(f"{cls} {shape.params['family']}", mesh)]
         looks = [(style, 0) for style in SKETCH_STYLES] + [("hand", 1), ("hand", 2)]

@@ -243,6 +243,7 @@ PHRASES: dict[str, dict[str, dict[str, Phrase]]] = {
             "round": _p((), "with round legs", "round legs"),
             "square": _p((), "with square legs", "square legs"),
             "tapered": _p((), "with tapered legs", "tapered legs"),
+            "turned": _p((), ("with turned legs", "with lathe-turned legs"), "turned legs"),
         },
         "shelf": {_YES: _p((), ("with a lower shelf", "with a shelf underneath"), "lower shelf"), _NO: SILENT},
     },

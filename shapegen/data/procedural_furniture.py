@@ -46,7 +46,12 @@ MUG_FAMILIES = ("classic", "tumbler", "teacup", "tankard", "mug")
 
 
 def _record(P: Params, name: str, value: Any) -> Any:
-    """Record a derived value under ``name`` (replayed as recorded): the caption keys."""
+    """Record a derived value under ``name`` (replayed as recorded): the caption keys.
+
+    A key already drawn must already hold ``value`` (recording would overwrite what was drawn).
+    """
+    if not P.replay and name in P.values and P.values[name] != value:
+        raise AssertionError(f"caption key '{name}' was drawn as {P.values[name]!r}, not {value!r}")
     return P._get(name, lambda: value)
 
 
@@ -552,7 +557,7 @@ def table_rich(P: Params) -> Assembly:
                 st = P.thick("shelf_thickness", 0.015, 0.03)
                 sy = under * P.uniform("shelf_height", 0.15, 0.3)
                 A.solids.append(box((0, sy, 0), (W / 2 - inset, st / 2, D / 2 - inset)))
-        legs, leg_style, support = n, {"turned": "round"}.get(style, style), "legs"
+        legs, leg_style, support = n, style, "legs"
     elif family == "pedestal":
         col = P.choice("column", ["plain", "turned", "tapered"])
         rc = P.thick("column_thickness", 0.06, 0.16) / 2
@@ -588,12 +593,13 @@ def table_rich(P: Params) -> Assembly:
         pt = P.thick("end_thickness", 0.04, 0.09)
         ends = P.choice("ends", ["panel", "posts", "x"])
         fd = D / 2 * P.uniform("foot_length", 0.7, 0.95)
+        panel = P.uniform("panel_width", 0.2, 0.6) if ends == "panel" else 0.0
         for sx in (-1, 1):
             x = sx * xe
             A.solids.append(box((x, pt / 2, 0), (pt / 2, pt / 2, fd), rounding=0.01))  # the foot
             A.solids.append(box((x, under - pt / 4, 0), (pt / 2, pt / 4, fd * 0.9)))  # under the top
             if ends == "panel":
-                A.solids.append(box((x, under / 2, 0), (pt / 2, under / 2, fd * P.uniform("panel_width", 0.2, 0.6))))
+                A.solids.append(box((x, under / 2, 0), (pt / 2, under / 2, fd * panel)))
             elif ends == "posts":
                 for sz in (-1, 1):
                     A.solids.append(box((x, under / 2, sz * fd * 0.5), (pt / 2, under / 2, pt / 2)))
@@ -606,7 +612,8 @@ def table_rich(P: Params) -> Assembly:
     _record(P, "top_shape", {"oval": "rect"}.get(shape, shape))
     _record(P, "support", support)
     _record(P, "legs", legs)
-    _record(P, "leg_style", leg_style or "square")
+    if leg_style:
+        _record(P, "leg_style", leg_style)
     _record(P, "lower_shelf", bool(shelf))
     return A
 
@@ -669,6 +676,7 @@ def mug_rich(P: Params) -> Assembly:
         r_at = R * _profile_radius(pts, (hy - yb) / Hm)
         reach = P.uniform("handle_reach", 0.015, 0.04)
         sides = (1, -1) if handle == "twin" else (1,)
+        hw = P.uniform("handle_width", 1.0, 1.8) * hr if handle == "square" else 0.0
         for s in sides:
             if handle in ("ring", "twin"):
                 A.solids.append(torus_z((s * r_at, hy, 0), span / 2 - hr, hr))
@@ -683,7 +691,6 @@ def mug_rich(P: Params) -> Assembly:
                 if handle == "D":
                     A.solids += [capsule((x0, top, 0), (xo, top, 0), hr), capsule((xo, top, 0), (xo, bot, 0), hr), capsule((x0, bot, 0), (xo, bot, 0), hr)]
                 else:
-                    hw = P.uniform("handle_width", 1.0, 1.8) * hr
                     A.solids += [box(((x0 + xo) / 2, top, 0), (abs(xo - x0) / 2 + hr, hr, hw)),
                                  box(((x0 + xo) / 2, bot, 0), (abs(xo - x0) / 2 + hr, hr, hw)), box((xo, hy, 0), (hr, span / 2, hw))]
     _record(P, "body", {"straight": "cylinder", "tapered": "tapered", "flared": "tapered", "bell": "rounded",

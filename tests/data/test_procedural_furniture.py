@@ -93,3 +93,19 @@ def test_tapered_rod_and_turned_leg_are_distance_bounds():
     # The rod's radius runs from 0.05 at one end to 0.02 at the other.
     rod = tapered_rod((0, 0, 0), (0, 1, 0), 0.05, 0.02)
     assert float(rod.sdf(torch.tensor([[0.049, 0.0, 0.0]]))[0]) < 0 < float(rod.sdf(torch.tensor([[0.03, 1.0, 0.0]]))[0])
+
+
+def test_procedural_set_writes_the_rich_variant_and_refuses_to_mix(tmp_path):
+    import csv
+    import json
+
+    from shapegen.data.procedural_set import ProceduralConfig, write_procedural_set
+
+    cfg = ProceduralConfig(classes=["mug"], per_class=2, resolution=32, split="train=1.0", workers=1, variant="rich")
+    write_procedural_set(cfg, tmp_path, progress=False)
+    with open(tmp_path / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [json.loads(r["params"]) for r in rows] == [generate("mug", i, 0, variant="rich").params for i in range(2)]
+    with pytest.raises(ShapegenError, match="variant"):
+        write_procedural_set(ProceduralConfig(classes=["mug"], per_class=2, resolution=32, split="train=1.0", workers=1), tmp_path,
+                             progress=False)
