@@ -111,8 +111,10 @@ def main() -> None:
     classifier = load_view_classifier(args.view_model)
     cfg = LASPrepareConfig(resolution=res, sketch_size=size, styles=list(STYLES))
     all_names = write_real_meshes(shared, work / "real_meshes")
+    report = prepare_dataset(work / "real_meshes", work / "real", cfg, progress=False)
+    skipped = {Path(k).stem: why for k, why in report.skipped.items()}  # meshes las prepare refuses (no inside)
+    all_names = {c: [n for n in v if n not in skipped] for c, v in all_names.items()}
     names = {c: v[: args.per_class] if args.per_class else v for c, v in all_names.items()}
-    prepare_dataset(work / "real_meshes", work / "real", cfg, progress=False)
     # Held-out procedural shapes (never trained on by the demo model), true shapes, the same preparation.
     for cls in ("chair", "table", "mug"):
         for i in range(60, 60 + args.procedural):
@@ -145,7 +147,7 @@ def main() -> None:
     t1 = time.perf_counter()
     for cls, shape_names in names.items():
         for k, name in enumerate(shape_names):
-            key = f"{cls}__{name}" if f"{cls}__{name}" in volumes else next(n for n in volumes if n.endswith(name))
+            key = f"{cls}__{name}"
             _, true_sdf = volumes[key]
             recs = [r for r in index["sketches"] if r["shape"] == key]
             for rec in recs:
@@ -185,7 +187,7 @@ def main() -> None:
 
     rows = []
     for cls, shape_names in names.items():
-        key = next(n for n in volumes if n.endswith(shape_names[0]))
+        key = f"{cls}__{shape_names[0]}"
         row = [(f"{cls} {shape_names[0]}", load_mesh(work / "real_meshes" / cls / f"{shape_names[0]}.obj"))]
         for rec in (r for r in index["sketches"] if r["shape"] == key and r["view"] == 1):
             r = sketch_to_3d(work / "real" / rec["file"], category=cls, model=model, estimate_view=args.view_model or True)
@@ -215,6 +217,7 @@ def main() -> None:
         + table(["row", "chair", "table", "mug", "all"], mean_rows(results))
         + "\n\nView estimation (shipped classifier, `assets/models/las_view`) on every prepared real sketch (all meshes, 5 views):\n\n"
         + table(["style", "right view", "sketches"], view_rows)
+        + (f"\n\nSkipped by `las prepare`: {', '.join(f'{k} ({v})' for k, v in skipped.items())}." if skipped else "")
         + f"\n\nSheet of real sketches and the shared hand drawings beside the model's shapes: `{os.path.relpath(sheet, REPO)}`.\n"
     )
     write_section("las-real", "LAS: sketch-to-3D on real furniture", body, dry_run=args.no_write)
