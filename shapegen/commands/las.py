@@ -1,4 +1,5 @@
-"""LAS-Diffusion commands: ``las prepare`` (data), ``las eval`` (held-out metrics) and ``sketch-to-3d`` (inference).
+"""LAS-Diffusion commands: ``las prepare`` (data), ``las eval`` (held-out metrics), ``sketch-to-3d`` (inference)
+and ``las-view`` (the view classifier sketch-to-3d uses when no view is given).
 
 Training and category sampling go through the generic ``shapegen train/generate --method las``
 (:mod:`shapegen.commands.methods`). The work is library code (:mod:`shapegen.data.las_prepare`,
@@ -17,6 +18,7 @@ from shapegen.commands.base import Command
 from shapegen.data.las_prepare import LASPrepareConfig
 from shapegen.errors import ShapegenError
 from shapegen.geometry.export import EXPORT_SUFFIXES
+from shapegen.methods.las_view import LASViewConfig
 
 
 # --------------------------------------------------------------------------------- las prepare / eval
@@ -140,7 +142,9 @@ def _s2d_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("sketch", help="sketch image (PNG/JPEG; dark strokes on light paper or the reverse)")
     p.add_argument("--checkpoint", help="a LAS .ckpt written by 'shapegen train --method las' (default: the shipped "
                    "model, assets/models/las_demo/las_demo.ckpt)")
-    p.add_argument("--view", type=float, help="azimuth of the sketch's view in degrees (LAS views: 0, 45, 90, 135, 180); omitted: no view")
+    p.add_argument("--view", type=float, help="azimuth of the sketch's view in degrees (LAS views: 0, 45, 90, 135, 180); omitted: "
+                   "estimated by the shipped view classifier (assets/models/las_view)")
+    p.add_argument("--global-view", action="store_true", help="with no --view: attend to the sketch globally instead of estimating its view")
     p.add_argument("--category", help="category (category-conditioned models)")
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb recommended, .obj, .ply); a PNG preview is written beside it")
     p.add_argument("--seed", type=int, default=0, help="noise seed; the same seed gives the same shape")
@@ -160,17 +164,21 @@ def _sketch_to_3d(args: argparse.Namespace, cfg: SketchTo3DConfig) -> None:
 
     report("loading")
     device = choose_device(args.device)
-    if args.view is None:
+    if args.view is None and args.global_view:
         print("note: no --view given; the sketch is attended globally (the LAS model never trains this way)")
+    if args.view is not None and args.global_view:
+        raise ShapegenError("--global-view is for sketches without --view; give one of the two")
     result = sketch_to_3d(args.sketch, category=args.category, view=args.view, checkpoint=args.checkpoint, seed=args.seed,
-                          device=device, **_sampling(cfg))
+                          device=device, estimate_view=not args.global_view, **_sampling(cfg))
+    if result.view_probs is not None:
+        print(f"note: no --view given; estimated view azimuth {result.view:g} (probability {float(result.view_probs.max()):.2f})")
     if result.mesh.num_faces == 0:
         raise ShapegenError("the model produced no surface for this sketch; try another --seed, --view or a better-trained checkpoint")
     from shapegen.geometry.export import export_mesh
 
     report("writing")
     export_mesh(result.mesh, out)
-    png = write_comparison(result.sketch, result.mesh, args.view if args.view is not None else 0.0, out.with_suffix(".png"), cfg.preview_size)
+    png = write_comparison(result.sketch, result.mesh, result.view if result.view is not None else 0.0, out.with_suffix(".png"), cfg.preview_size)
     report("done", 1, 1)
     print(f"wrote {out} ({result.mesh.num_faces} faces) and {png}")
 
@@ -181,10 +189,29 @@ def _sampling(cfg: SketchTo3DConfig) -> dict:
             "sdf_steps": cfg.sdf_steps or None}
 
 
+# --------------------------------------------------------------------------------- las-view
+def _view_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", required=True, help="folder for las_view.ckpt (assets/models/las_view is the shipped one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _las_view(args: argparse.Namespace, cfg: LASViewConfig) -> None:
+    from shapegen.io import make_output_dir
+    from shapegen.methods.las_view import train_view_classifier
+
+    make_output_dir(args.output)
+    r = train_view_classifier(cfg, args.output, progress=not args.no_progress)
+    styles = ", ".join(f"{k} {v:.3f}" for k, v in r.val_accuracy_by_style.items())
+    print(f"wrote {r.checkpoint} ({r.parameters} parameters, {r.train_sketches} training sketches, {r.seconds:.0f} s); "
+          f"held-out shapes: view accuracy {r.val_accuracy:.3f} over {r.val_sketches} sketches ({styles})")
+
+
 COMMANDS = [
     Command("las", "LAS-Diffusion data and evaluation: 'las prepare MESH_DIR -o DATA_DIR' writes TSDF volumes, occupancy shells "
             "and sketches; 'las eval DATA_DIR' scores a sketch-to-3D model on them (voxel IoU per category, baselines)",
             _las_args, _las, LASPrepareConfig, "las_prepare"),
     Command("sketch-to-3d", "LAS-Diffusion: a sketch (and its view) to a mesh, plus a PNG of the sketch beside renders",
             _s2d_args, _sketch_to_3d, SketchTo3DConfig),
+    Command("las-view", "LAS-Diffusion: train the view classifier that picks a sketch's view when sketch-to-3d gets no --view "
+            "(synthetic sketches of procedural shapes only)", _view_args, _las_view, LASViewConfig, "las_view"),
 ]

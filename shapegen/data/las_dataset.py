@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from shapegen.errors import ShapegenError
 
-__all__ = ["LASDataConfig", "LASDataModule", "LASDataset", "read_index"]
+__all__ = ["LASDataConfig", "LASDataModule", "LASDataset", "check_sources", "read_index"]
 
 
 @dataclass
@@ -31,6 +31,9 @@ class LASDataConfig:
     """DataLoader worker processes."""
     repeat: int = 1
     """Each epoch visits every shape this many times (small folders, tiny runs)."""
+    forbid_sources: list[str] = field(default_factory=list)
+    """Folders whose meshes must never be trained on (a benchmark's real meshes): a prepared shape whose
+    source mesh lies under one of them is refused, and so is a data root inside one."""
 
 
 def read_index(root: str | Path) -> dict:
@@ -46,6 +49,32 @@ def read_index(root: str | Path) -> dict:
     if not index.get("shapes"):
         raise ShapegenError(f"'{root}' holds no prepared shapes; see 'skipped' in {path}")
     return index
+
+
+def check_sources(root: str | Path, index: dict, forbidden: list[str]) -> None:
+    """Refuse training data made from meshes under a ``forbidden`` folder (see ``LASDataConfig.forbid_sources``).
+
+    Raises:
+        ShapegenError: naming the first such shape (or the data root) and the folder.
+    """
+    import os
+
+    walls = [Path(os.path.realpath(f)) for f in forbidden if f]
+    if not walls:
+        return
+
+    def under(path: str | Path) -> Path | None:
+        real = Path(os.path.realpath(path))
+        return next((w for w in walls if real == w or w in real.parents), None)
+
+    wall = under(root)
+    if wall is not None:
+        raise ShapegenError(f"training data '{root}' lies inside '{wall}', which data.forbid_sources keeps out of training")
+    for name, rec in sorted(index.get("shapes", {}).items()):
+        wall = under(rec.get("source", "")) if rec.get("source") else None
+        if wall is not None:
+            raise ShapegenError(f"shape '{name}' of '{root}' was prepared from '{rec['source']}', inside '{wall}', which "
+                                "data.forbid_sources keeps out of training; prepare the data from other meshes")
 
 
 def read_sketch_png(path: Path) -> torch.Tensor:
@@ -122,6 +151,7 @@ class LASDataModule(pl.LightningDataModule):
         self.seed = seed
         self.sketch_size = sketch_size
         self.index = read_index(cfg.root)
+        check_sources(cfg.root, self.index, cfg.forbid_sources)
         self.categories = categories if categories is not None else list(self.index.get("categories", []))
         self.resolution = int(self.index["settings"]["resolution"])
 

@@ -8,7 +8,7 @@ Per mesh (LAS Sec. 3 and its data scripts): centre it and scale its longest side
 [-0.8, 0.8]; signed distances at the ``G^3`` voxel centres with
 :class:`shapegen.geometry.sdf.MeshSDF` (warp BVH and fast winding number when available),
 clipped to ``+-truncation_voxels * 2 / G``; the occupancy *shell* is ``|sdf| < shell_voxels * 2 / G``
-(LAS: 1/32 = 2 voxels at 128^3) max-pooled 2x to ``G/2``. Sketches of both styles
+(LAS: 1/32 = 2 voxels at 128^3) max-pooled 2x to ``G/2``. Sketches of the configured styles
 (:mod:`shapegen.data.sketches`) from the five canonical views.
 
 Layout of ``DATA_DIR``::
@@ -39,7 +39,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from shapegen.data.shards import Shard, finish_shard, start_shard
-from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, render_sketch, save_sketch
+from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, SKETCH_STYLES, render_sketch, save_sketch
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
 from shapegen.geometry.voxels import grid_bbox, voxel_centers
@@ -63,7 +63,9 @@ class LASPrepareConfig:
     sketch_size: int = 224
     """Side of the synthetic sketches in pixels (0: no sketches)."""
     styles: list[str] = field(default_factory=lambda: ["contour", "canny"])
-    """Synthetic sketch styles to render (contour, canny)."""
+    """Synthetic sketch styles to render: contour, canny, hand (a person's drawing: wobbly, broken and
+    over-drawn strokes, left-out interior lines, hatching, a view off by up to 20 degrees; seeded per
+    mesh, view and jitter from ``seed``)."""
     views: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
     """Canonical view indices to render (0..4 = azimuth 0..180 in 45 degree steps)."""
     jitter_per_view: int = 0
@@ -142,7 +144,8 @@ def prepare_mesh(path: Path, out: Path, name: str, category: str, cfg: LASPrepar
                     daz, del_ = ((torch.rand(2, generator=gen) * 2 - 1) * torch.tensor([22.5, 5.0])).tolist()
                     az, el = az + daz, el + del_
                 file = f"sketches/{name}_{style}_{view}" + (f"_j{j}" if j else "") + ".png"
-                ink = render_sketch(mesh, az, style=style, size=cfg.sketch_size, elevation_deg=el)  # type: ignore[arg-type]
+                ink = render_sketch(mesh, az, style=style, size=cfg.sketch_size, elevation_deg=el,  # type: ignore[arg-type]
+                                    seed=cfg.seed * 1_000_003 + sum(map(ord, name)) * 101 + view * 11 + j)
                 save_sketch(out / file, ink)
                 records.append({"file": file, "shape": name, "style": style, "view": view, "azimuth": az, "elevation": el})
     return records
@@ -217,8 +220,8 @@ def prepare_dataset(mesh_dir: str | os.PathLike, out_dir: str | os.PathLike, cfg
     if not files:
         raise ShapegenError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) under '{root}'")
     for s in cfg.styles:
-        if s not in ("contour", "canny"):
-            raise ShapegenError(f"unknown sketch style '{s}'; use contour or canny")
+        if s not in SKETCH_STYLES:
+            raise ShapegenError(f"unknown sketch style '{s}'; use {', '.join(SKETCH_STYLES)}")
     for v in cfg.views:
         if not 0 <= v < len(LAS_AZIMUTHS):
             raise ShapegenError(f"view index {v} out of range; use 0..{len(LAS_AZIMUTHS) - 1}")

@@ -45,6 +45,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from shapegen.data.procedural_classes import GENERATORS, Assembly, Params
+from shapegen.data.procedural_furniture import RICH_GENERATORS
 from shapegen.data.procedural_parts import FAR, Part, bounds_of, smooth_min, union_parts
 from shapegen.errors import ShapegenError
 from shapegen.geometry.mesh import Mesh
@@ -55,6 +56,17 @@ CLASSES: tuple[str, ...] = tuple(GENERATORS)
 
 DEMO_CLASSES: tuple[str, ...] = ("chair", "table", "shelf", "lamp", "mug")
 """The first five classes: what the shipped demo models were trained and evaluated on."""
+
+VARIANTS: tuple[str, ...] = ("classic", "rich")
+"""Generator variants: ``classic`` (every class's own generator, what the demo models saw) and
+``rich`` (chairs, tables and mugs drawn from :mod:`shapegen.data.procedural_furniture`'s families,
+which include the classic one; the other classes are unchanged)."""
+
+
+def _generator(cls: str, variant: str):
+    if variant not in VARIANTS:
+        raise ShapegenError(f"unknown procedural variant '{variant}'; use {' or '.join(VARIANTS)}")
+    return RICH_GENERATORS[cls] if variant == "rich" and cls in RICH_GENERATORS else GENERATORS[cls]
 
 DEFAULT_EXTENT = 0.9
 """Half side of the cube the longest side of every shape is scaled to."""
@@ -164,15 +176,17 @@ def from_params(cls: str, params: dict[str, Any], *, index: int = -1, seed: int 
         ShapegenError: for an unknown class or parameters that do not describe a shape of it.
     """
     check_class(cls)
+    # A rich shape records its family; the classic generators draw no such parameter.
+    variant = "rich" if "family" in params and cls in RICH_GENERATORS else "classic"
     try:
-        assembly = GENERATORS[cls](Params(values=params))
+        assembly = _generator(cls, variant)(Params(values=params))
     except KeyError as exc:
         raise ShapegenError(f"the parameters do not describe a {cls}: {exc.args[0]}") from exc
     sdf, fast, bbox, center, scale = _normalised(assembly, extent)
     return ProceduralShape(cls, index, seed, dict(params), sdf, fast, bbox, center, scale, assembly)
 
 
-def generate(cls: str, index: int, seed: int = 0, *, extent: float = DEFAULT_EXTENT) -> ProceduralShape:
+def generate(cls: str, index: int, seed: int = 0, *, extent: float = DEFAULT_EXTENT, variant: str = "classic") -> ProceduralShape:
     """Draw shape ``index`` of class ``cls`` of the set with seed ``seed``.
 
     Cheap (no field is evaluated): drawing parameters and composing closures takes well
@@ -183,12 +197,14 @@ def generate(cls: str, index: int, seed: int = 0, *, extent: float = DEFAULT_EXT
         index: index of the shape within its class (>= 0).
         seed: seed of the whole set.
         extent: half side of the cube the longest side is scaled to (< 1 leaves a margin).
+        variant: one of :data:`VARIANTS`; ``rich`` draws chairs, tables and mugs from more
+            families (the same shape seed, other parameters).
 
     Returns:
         The shape; the same arguments always give the same parameters and SDF.
 
     Raises:
-        ShapegenError: for an unknown class, a negative index or an extent outside (0, 1).
+        ShapegenError: for an unknown class or variant, a negative index or an extent outside (0, 1).
     """
     check_class(cls)
     if index < 0:
@@ -196,8 +212,9 @@ def generate(cls: str, index: int, seed: int = 0, *, extent: float = DEFAULT_EXT
     if not 0 < extent < 1:
         raise ShapegenError(f"extent must lie in (0, 1) so shapes fit in [-1, 1]^3 with a margin, got {extent}")
     s = shape_seed(seed, cls, index)
+    gen = _generator(cls, variant)
     P = Params(rng=np.random.default_rng(s))
-    assembly = GENERATORS[cls](P)
+    assembly = gen(P)
     sdf, fast, bbox, center, scale = _normalised(assembly, extent)
     return ProceduralShape(cls, int(index), s, P.values, sdf, fast, bbox, center, scale, assembly)
 

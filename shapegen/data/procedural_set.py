@@ -95,6 +95,10 @@ class ProceduralConfig:
     """Side of one preview tile in pixels."""
     captions_per_shape: int = 4
     """Captions written per shape to captions.csv (the last one is the class name alone)."""
+    variant: Literal["classic", "rich"] = "classic"
+    """Generators: ``classic`` (what the shipped demo models saw) or ``rich`` (chairs, tables and mugs
+    drawn from many more families: office chairs, armchairs, stools, cantilever and shell chairs;
+    pedestal, trestle and glass tables with stretchers and drawers; tumblers, teacups, tankards)."""
     msdf: bool = False
     """Also write ``<class>_<index>.msdf.npz`` beside each mesh: its Mosaic-SDF with analytic grid values
     (:func:`procedural_msdf`), the training data of ``shapegen train --method msdf``."""
@@ -112,7 +116,7 @@ class ProceduralConfig:
 
 
 #: Keys of procedural.yaml that must match for a folder to be resumed.
-_FIXED_KEYS = ("seed", "resolution", "split", "format", "extent", "dilate")
+_FIXED_KEYS = ("seed", "resolution", "split", "format", "extent", "dilate", "variant")
 #: Keys that must match too when both the folder and this run write M-SDFs.
 _MSDF_KEYS = ("msdf_n", "msdf_k", "msdf_dilate", "msdf_margin", "msdf_samples")
 
@@ -277,7 +281,7 @@ def _msdf_settings(cfg: ProceduralConfig) -> dict | None:
 
 
 def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, path: str, normals: bool,
-              write_mesh: bool = True, msdf: dict | None = None, dilate: float = 0.0) -> int:
+              write_mesh: bool = True, msdf: dict | None = None, dilate: float = 0.0, variant: str = "classic") -> int:
     """Generate and mesh one shape, write the mesh (``write_mesh``) and its M-SDF (``msdf``:
     :func:`procedural_msdf` keyword arguments); runs in a worker; returns the face count."""
     import torch
@@ -286,7 +290,7 @@ def _make_one(cls: str, index: int, seed: int, resolution: int, extent: float, p
     from shapegen.geometry.export import export_mesh
 
     torch.set_num_threads(1)
-    shape = generate(cls, index, seed, extent=extent)
+    shape = generate(cls, index, seed, extent=extent, variant=variant)
     mesh = to_mesh(shape, resolution, dilate=dilate)
     if mesh.num_faces == 0:  # cannot happen for valid parameters; guard the data set anyway
         raise ShapegenError(f"{cls} {index} produced an empty mesh at resolution {resolution}")
@@ -401,7 +405,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     for cls, i in (items[j] for j in block):
         split = split_of(splits, cfg.seed, cls, i)
         rel = Path(split) / cls / f"{cls}_{i:05d}.{cfg.format}"
-        shape = generate(cls, i, cfg.seed, extent=cfg.extent)  # parameters only: cheap
+        shape = generate(cls, i, cfg.seed, extent=cfg.extent, variant=cfg.variant)  # parameters only: cheap
         rows.append((rel.as_posix(), cls, split, i, shape.seed, json.dumps(shape.params, sort_keys=True)))
         caption_rows += [(rel.as_posix(), text) for text in captions(cls, shape.params, cfg.captions_per_shape, shape.seed)]
         attr_rows.append((rel.as_posix(), cls, split, attributes(cls, shape.params)))
@@ -412,7 +416,7 @@ def write_procedural_set(cfg: ProceduralConfig, out: str | os.PathLike, *, progr
     workers = cfg.workers or os.cpu_count() or 1
     bar = tqdm(total=len(todo), desc="procedural shapes", unit="shape", disable=not progress or not todo)
     msdf = _msdf_settings(cfg)
-    args = [(cls, i, cfg.seed, cfg.resolution, cfg.extent, str(out / rel), cfg.normals, need_mesh, msdf, cfg.dilate)
+    args = [(cls, i, cfg.seed, cfg.resolution, cfg.extent, str(out / rel), cfg.normals, need_mesh, msdf, cfg.dilate, cfg.variant)
             for cls, i, rel, need_mesh in todo]
     try:
         if workers == 1 or len(todo) <= 2:

@@ -9,7 +9,7 @@ cube [-1, 1]^3 (prepared meshes fill [-0.8, 0.8]).
 Sketch tensors are ``H W`` float32 *ink* maps: 1 on a stroke, 0 on paper. Files are written
 black on white (the usual look of a sketch); :func:`load_sketch` accepts either polarity.
 
-Two synthetic styles, both at the resolution asked for:
+Three synthetic styles, all at the resolution asked for:
 
 * ``contour``: silhouette, depth-discontinuity and crease lines of a z-buffer render
   (:func:`renderers.preview.rasterize`): a pixel is ink where a 4-neighbour belongs to the
@@ -19,6 +19,11 @@ Two synthetic styles, both at the resolution asked for:
   :func:`renderers.preview.render_mesh` (grey), Gaussian blur, Sobel gradients, non-maximum
   suppression and hysteresis thresholds (20/180 on 0..255 grey levels after normalising the
   gradient like OpenCV's L1 Sobel), then a 3x3 dilation; pure torch.
+* ``hand``: what a person draws (:func:`hand_sketch`): the contour lines from a slightly wrong
+  view (azimuth and elevation off by up to 20 and 10 degrees, field of view 40..75 degrees at the
+  distance that keeps the object's size), some interior lines left out, strokes that wobble,
+  break, are drawn twice a little apart and vary in thickness, and a few hatched shadows.
+  Deterministic from its ``seed``.
 
 The projection used everywhere (:func:`view_projection`) maps world points to pixel
 coordinates with ``u`` right and ``v`` down, pixel centres at ``+0.5``, the same as the renderer,
@@ -50,8 +55,10 @@ __all__ = [
     "LAS_DISTANCE",
     "LAS_ELEVATION",
     "LAS_FOV",
+    "SKETCH_STYLES",
     "SketchStyle",
     "binarize_sketch",
+    "hand_sketch",
     "load_sketch",
     "render_sketch",
     "save_sketch",
@@ -68,7 +75,10 @@ LAS_ELEVATION = 20.0
 LAS_AZIMUTHS = (0.0, 45.0, 90.0, 135.0, 180.0)
 """Canonical azimuths (degrees); the view index selects one."""
 
-SketchStyle = Literal["contour", "canny"]
+SketchStyle = Literal["contour", "canny", "hand"]
+
+SKETCH_STYLES: tuple[str, ...] = ("contour", "canny", "hand")
+"""Every synthetic sketch style, in the order tables list them."""
 
 #: Smallest and largest side (pixels) of a user sketch; others are refused.
 MIN_SKETCH_SIDE = 32
@@ -215,6 +225,99 @@ def canny(grey: Float[Tensor, "H W"], low: float = 20.0, high: float = 180.0) ->
     return strong.float()
 
 
+def _smooth_noise(gen: torch.Generator, size: int, cells: int, channels: int = 1) -> Float[Tensor, "C S S"]:
+    """Band-limited noise in about [-1, 1]: a ``cells x cells`` random grid, bicubically upsampled."""
+    coarse = torch.rand(1, channels, cells + 3, cells + 3, generator=gen) * 2 - 1
+    fine = F.interpolate(coarse, size=(size + 3 * size // cells, size + 3 * size // cells), mode="bicubic", align_corners=False)
+    o = (fine.shape[-1] - size) // 2
+    return fine[0, :, o : o + size, o : o + size]
+
+
+def _warp(ink: Tensor, shift: Float[Tensor, "2 S S"]) -> Tensor:
+    """``ink`` resampled at each pixel plus ``shift`` (pixels, x then y): strokes move and bend."""
+    s = ink.shape[-1]
+    ys, xs = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    gx = (xs + shift[0] + 0.5) / s * 2 - 1
+    gy = (ys + shift[1] + 0.5) / s * 2 - 1
+    return F.grid_sample(ink[None, None], torch.stack([gx, gy], -1)[None], mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0]
+
+
+def hand_sketch(
+    mesh: Mesh,
+    azimuth_deg: float,
+    *,
+    size: int = 224,
+    seed: int = 0,
+    elevation_deg: float = LAS_ELEVATION,
+    distance: float = LAS_DISTANCE,
+    fov_deg: float = LAS_FOV,
+) -> Float[Tensor, "H W"]:
+    """A hand-drawn-looking sketch of ``mesh`` near a LAS view, deterministic from ``seed``.
+
+    Steps (at twice the size, then max-pooled): the view is perturbed (azimuth by a normal of
+    sigma 8 degrees clipped to +-20, elevation by sigma 4 clipped to +-10, field of view drawn
+    in 40..75 degrees with the distance scaled so the object keeps its size); the silhouette is
+    kept while each interior (crease and depth-jump) line survives only where a coarse noise
+    field allows (30..80 % of them); strokes are displaced by a smooth field a few pixels strong
+    (wobble), drawn a second time with another field in places (over-drawn), cut where a finer
+    noise is low (broken), and thickened where a third field is high (varying pressure); faces
+    turned away from a light at the upper side get diagonal hatching in one or two blobs.
+
+    Args:
+        mesh: the shape in the LAS frame.
+        azimuth_deg: the intended view's azimuth.
+        size: image side in pixels.
+        seed: the drawing's randomness (view error, strokes, hatching).
+        elevation_deg, distance, fov_deg: the intended camera.
+
+    Returns:
+        ``size x size`` float32 ink map (1 = stroke).
+    """
+    gen = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
+
+    def u(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+    def n(sigma: float, clip: float) -> float:
+        return float((torch.randn((), generator=gen) * sigma).clamp(-clip, clip))
+
+    az = azimuth_deg + n(8.0, 20.0)
+    el = elevation_deg + n(4.0, 10.0)
+    fov = u(40.0, 75.0)
+    # Same apparent size: the image half-height covers distance * tan(fov / 2) at the origin.
+    dist = distance * math.tan(math.radians(fov_deg) / 2) / math.tan(math.radians(fov) / 2)
+    s2 = 2 * size
+    g = gbuffer(mesh, view_projection(az, s2, el, dist, fov), s2)
+    m = g.mask.float()[..., None]
+    sil = _neighbour_diff(m, lambda a, b: (a[..., 0] > 0.5) & (b[..., 0] < 0.5)) & g.mask
+    d = g.depth[..., None]
+    jump = _neighbour_diff(d, lambda a, b: (a[..., 0] - b[..., 0]) > 0.04 * a[..., 0].clamp_min(1e-6))
+    crease = _neighbour_diff(g.normal, lambda a, b: ((a * b).sum(-1) < math.cos(math.radians(35.0))) & (b.norm(dim=-1) > 0.5))
+    interior = (jump | crease) & g.mask & ~sil
+    keep = _smooth_noise(gen, s2, 6)[0] > u(-0.5, 0.4)  # missing interior lines, in patches
+    ink = (sil | (interior & keep)).float()
+    # Partial hatching: faces turned from a light above, in one or two blobs, at about 45 degrees.
+    light = F.normalize(torch.tensor([u(-1.0, 1.0), 1.5, u(-1.0, 1.0)]), dim=0)
+    shade = g.mask & ((g.normal * light).sum(-1) < u(-0.2, 0.2))
+    blobs = _smooth_noise(gen, s2, 3)[0] > u(0.2, 0.6)
+    period = max(4, s2 // 40)
+    ys, xs = torch.meshgrid(torch.arange(s2), torch.arange(s2), indexing="ij")
+    lines = ((xs + ys * (1 if u(0, 1) < 0.5 else -1)) % period) < max(1, period // 4)
+    hatch = (shade & blobs & lines).float() if u(0, 1) < 0.6 else torch.zeros_like(ink)
+    amp = s2 * u(0.006, 0.014)
+    base = torch.maximum(ink, hatch * 0.99)
+    drawn = _warp(base, _smooth_noise(gen, s2, 5, 2) * amp + _smooth_noise(gen, s2, 16, 2) * amp * 0.25)
+    again = _warp(ink, _smooth_noise(gen, s2, 5, 2) * amp * 1.3 + torch.tensor([u(-1, 1), u(-1, 1)]).view(2, 1, 1) * amp * 0.5)
+    twice = _smooth_noise(gen, s2, 4)[0] > u(0.0, 0.5)  # over-drawn in places
+    out = torch.maximum(drawn, again * twice.float())
+    gaps = _smooth_noise(gen, s2, 24)[0] > u(-0.85, -0.55)  # broken strokes
+    out = (out > 0.3).float() * gaps.float()
+    heavy = _smooth_noise(gen, s2, 4)[0] > u(-0.2, 0.4)  # pressure: thicker strokes where high
+    thick = F.max_pool2d(out[None, None], 3, 1, 1)[0, 0]
+    out = torch.where(heavy, thick, out)
+    return F.max_pool2d(out[None, None], 2)[0, 0]
+
+
 def render_sketch(
     mesh: Mesh,
     azimuth_deg: float,
@@ -224,19 +327,24 @@ def render_sketch(
     elevation_deg: float = LAS_ELEVATION,
     distance: float = LAS_DISTANCE,
     fov_deg: float = LAS_FOV,
+    seed: int = 0,
 ) -> Float[Tensor, "H W"]:
     """A synthetic sketch (ink map) of ``mesh`` seen from a LAS view.
 
     Args:
         mesh: the shape in the LAS frame (inside [-1, 1]^3, +Y up).
         azimuth_deg: view azimuth (canonical: :data:`LAS_AZIMUTHS`; any value works, e.g. jitter).
-        style: ``contour`` (depth/normal discontinuities) or ``canny`` (edges of a shaded render).
+        style: ``contour`` (depth/normal discontinuities), ``canny`` (edges of a shaded render) or
+            ``hand`` (:func:`hand_sketch`: a person's drawing from a roughly chosen view).
         size: image side in pixels.
         elevation_deg, distance, fov_deg: the rest of the camera.
+        seed: randomness of the ``hand`` style (the other styles are deterministic).
 
     Returns:
         ``size x size`` float32 ink map (1 = stroke).
     """
+    if style == "hand":
+        return hand_sketch(mesh, azimuth_deg, size=size, seed=seed, elevation_deg=elevation_deg, distance=distance, fov_deg=fov_deg)
     if style == "contour":
         # Lines are drawn at 2x and max-pooled so their width matches the canny style's.
         g = gbuffer(mesh, view_projection(azimuth_deg, 2 * size, elevation_deg, distance, fov_deg), 2 * size)
@@ -250,7 +358,7 @@ def render_sketch(
         grey = torch.from_numpy(image.astype(np.float32)).mean(-1)
         edges = canny(grey)
         return F.max_pool2d(edges[None, None], 3, 1, 1)[0, 0] if size >= 128 else edges
-    raise ShapegenError(f"unknown sketch style '{style}'; use 'contour' or 'canny'")
+    raise ShapegenError(f"unknown sketch style '{style}'; use one of {', '.join(SKETCH_STYLES)}")
 
 
 def save_sketch(path: str | os.PathLike, ink: Float[Tensor, "H W"]) -> Path:

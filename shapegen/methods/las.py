@@ -674,6 +674,10 @@ class SketchTo3DResult:
     """Stage-1 shell and stage-2 SDF of the shape."""
     model: LASDiffusion
     """The model that sampled it (reuse it for the next sketch)."""
+    view: float | None = None
+    """Azimuth (degrees) the model attended through: the one given, the estimated one, or None (global)."""
+    view_probs: Tensor | None = None
+    """With an estimated view: the view classifier's probabilities of the five LAS views."""
 
 
 def sketch_to_3d(
@@ -689,6 +693,7 @@ def sketch_to_3d(
     occupancy_steps: int | None = None,
     sdf_steps: int | None = None,
     device: str | torch.device = "cpu",
+    estimate_view: bool | str | Path = True,
 ) -> SketchTo3DResult:
     """A sketch (and its view) to a mesh with a LAS model, by default the shipped demo model.
 
@@ -701,8 +706,9 @@ def sketch_to_3d(
         sketch: an image file (PNG/JPEG; dark strokes on light paper or the reverse) or an ink map
             (1 = stroke) of any size.
         category: category (category-conditioned models; checked before sampling).
-        view: azimuth in degrees of the sketch's view (LAS views: 0, 45, 90, 135, 180); None: the
-            sketch is attended globally, which the LAS model never trains on.
+        view: azimuth in degrees of the sketch's view (LAS views: 0, 45, 90, 135, 180); None: estimated
+            (``estimate_view``) or, without estimation, the sketch is attended globally, which the LAS
+            model never trains on.
         checkpoint: a LAS ``.ckpt``; None with no ``model``: the method's shipped model
             (``METHODS["las"].default_checkpoint``).
         model: an already loaded model (instead of ``checkpoint``).
@@ -710,10 +716,14 @@ def sketch_to_3d(
         guidance, radius, occupancy_steps, sdf_steps: sampling settings (None: the model's own,
             the ones its metrics were measured with).
         device: where a loaded checkpoint runs.
+        estimate_view: with no ``view``: True picks the most likely of the five LAS views with the
+            shipped view classifier (:mod:`shapegen.methods.las_view`), a path with the classifier
+            saved there, False attends globally.
 
     Raises:
         ShapegenError: a missing or non-LAS checkpoint, a model that is not sketch-conditioned, an
-            unknown category, a view that is not a finite number, or an unreadable sketch.
+            unknown category, a view that is not a finite number, an unreadable sketch, or a
+            missing view classifier.
     """
     import math
 
@@ -732,9 +742,19 @@ def sketch_to_3d(
         model.class_index(category)  # fail fast on an unknown category
     size = model.config.sketch_encoder.image_size
     ink = load_sketch(sketch, size) if isinstance(sketch, (str, Path)) else binarize_sketch(sketch.float().cpu(), size)
+    probs = None
+    if view is None and estimate_view is not False:
+        from shapegen.data.sketches import LAS_AZIMUTHS
+        from shapegen.methods.las_view import estimate_view as pick_view
+        from shapegen.methods.las_view import load_view_classifier
+
+        classifier = load_view_classifier(None if estimate_view is True else estimate_view)
+        full = load_sketch(sketch, classifier.config.image_size) if isinstance(sketch, (str, Path)) else sketch
+        index, probs = pick_view(full, classifier)
+        view = LAS_AZIMUTHS[index]
     out = model.sample(1, category=category, sketch=ink, azimuth=view, seed=seed, occupancy_steps=occupancy_steps,
                        sdf_steps=sdf_steps, guidance=guidance, radius=radius)
-    return SketchTo3DResult(out.meshes[0], ink, out, model)
+    return SketchTo3DResult(out.meshes[0], ink, out, model, view, probs)
 
 
 def write_comparison(sketch: Float[Tensor, "S S"], mesh: Mesh, azimuth: float, path: str | Path, size: int = 256) -> Path:

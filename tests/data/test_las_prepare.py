@@ -76,3 +76,21 @@ def test_workers_give_the_same_data_and_index(tmp_path):
     assert prepare_dataset(tmp_path / "m", tmp_path / "two", cfg, progress=False, workers=2).reused == one.prepared
     with pytest.raises(ShapegenError, match="workers must be >= 1"):
         prepare_dataset(tmp_path / "m", tmp_path / "x", cfg, progress=False, workers=0)
+
+
+def test_hand_style_sketches_differ_per_view_and_jitter_and_repeat(tmp_path):
+    from shapegen.errors import ShapegenError
+    from shapegen.geometry.primitives import box, union
+
+    (tmp_path / "m").mkdir()
+    export_mesh(extract_mesh(union(box((0.3, -0.2, 0.0), (0.3, 0.3, 0.3)), sphere((-0.3, 0.3, 0.0), 0.3)), 24), tmp_path / "m" / "s.obj")
+    cfg = LASPrepareConfig(resolution=16, sketch_size=32, views=[1, 2], styles=["hand"], jitter_per_view=1)
+    prepare_dataset(tmp_path / "m", tmp_path / "a", cfg, progress=False)
+    prepare_dataset(tmp_path / "m", tmp_path / "b", cfg, progress=False, fresh=True)
+    recs = json.loads((tmp_path / "a" / "index.json").read_text())["sketches"]
+    assert len(recs) == 4 and {r["style"] for r in recs} == {"hand"}
+    files = [(tmp_path / "a" / r["file"]).read_bytes() for r in recs]
+    assert len(set(files)) == 4  # every view and jitter draws its own strokes
+    assert files == [(tmp_path / "b" / r["file"]).read_bytes() for r in recs]  # the same on a second run
+    with pytest.raises(ShapegenError, match="contour, canny, hand"):
+        prepare_dataset(tmp_path / "m", tmp_path / "c", LASPrepareConfig(styles=["pencil"]), progress=False)

@@ -141,3 +141,38 @@ def test_load_sketch_errors_are_one_line(tmp_path, make, message):
 def test_missing_sketch(tmp_path):
     with pytest.raises(ShapegenError, match="does not exist"):
         load_sketch(tmp_path / "nope.png")
+
+
+def test_hand_style_is_seeded_near_the_shape_and_differs_from_contour(cuboid):
+    from shapegen.data.sketches import SKETCH_STYLES
+
+    assert "hand" in SKETCH_STYLES
+    a = render_sketch(cuboid, 45.0, style="hand", size=SIZE, seed=3)
+    assert torch.equal(a, render_sketch(cuboid, 45.0, style="hand", size=SIZE, seed=3))  # deterministic from the seed
+    others = [render_sketch(cuboid, 45.0, style="hand", size=SIZE, seed=s) for s in (4, 5)]
+    assert all(not torch.equal(a, o) for o in others)
+    contour = render_sketch(cuboid, 45.0, style="contour", size=SIZE)
+    sil = silhouette(cuboid, 45.0, SIZE).float()
+    for ink in [a, *others]:
+        assert ink.shape == (SIZE, SIZE) and set(ink.unique().tolist()) <= {0.0, 1.0}
+        assert 0.02 < float(ink.mean()) < 0.5  # lines (and some hatching), not fills
+        # Near the shape (the view is off by at most 20 degrees, strokes wobble by a few pixels) ...
+        near = F.max_pool2d(sil[None, None], 15, 1, 7)[0, 0]
+        assert float((ink * near).sum() / ink.sum()) > 0.9
+        # ... but not the clean drawing: hand strokes miss many contour pixels and add others.
+        assert _iou(ink, contour) < 0.6
+
+
+def test_hand_style_keeps_the_view_roughly(lopsided):
+    """Averaged over seeds, a hand sketch overlaps its own view's contour more than the mirrored view's."""
+    own, other = [], []
+    for seed in range(4):
+        ink = F.max_pool2d(render_sketch(lopsided, 45.0, style="hand", size=SIZE, seed=seed)[None, None], 5, 1, 2)[0, 0]
+        own.append(_iou(ink, F.max_pool2d(silhouette(lopsided, 45.0, SIZE).float()[None, None], 5, 1, 2)[0, 0]))
+        other.append(_iou(ink, F.max_pool2d(silhouette(lopsided, 135.0, SIZE).float()[None, None], 5, 1, 2)[0, 0]))
+    assert np.mean(own) > np.mean(other)
+
+
+def test_unknown_style_names_the_styles(cuboid):
+    with pytest.raises(ShapegenError, match="contour, canny, hand"):
+        render_sketch(cuboid, 0.0, style="pencil", size=SIZE)  # type: ignore[arg-type]

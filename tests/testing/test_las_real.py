@@ -1,0 +1,44 @@
+"""The real-furniture benchmark set: which meshes, and the LAS frame they are brought into."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from shapegen.geometry.mesh import Mesh
+from shapegen.testing.las_real import LAS_PADDING, las_frame, load_real, real_meshes, yaw
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_yaw_turns_plus_z_towards_plus_x_and_las_frame_normalises():
+    tri = Mesh(torch.tensor([[0.0, 0.0, 1.0], [0.0, 2.0, 1.0], [0.0, 0.0, 3.0]]), torch.tensor([[0, 1, 2]]))
+    turned = yaw(tri, 90.0)
+    assert torch.allclose(turned.vertices[0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    framed = las_frame(tri, 180.0)
+    v = framed.vertices
+    assert float((v.amax(0) - v.amin(0)).max()) == pytest.approx(2 * LAS_PADDING, abs=1e-5)
+    assert torch.allclose((v.amax(0) + v.amin(0)) / 2, torch.zeros(3), atol=1e-6)
+    # Turned by 180 degrees: the vertex that was nearest +Z is now nearest -Z.
+    assert float(v[2, 2]) == pytest.approx(-LAS_PADDING, abs=1e-5) and not math.isnan(float(v.sum()))
+
+
+def test_benchmark_set_lists_chairs_tables_and_cups(shared_data):
+    reals = real_meshes(shared_data)
+    by_cls = {c: [r for r in reals if r.cls == c] for c in ("chair", "table", "mug")}
+    assert all(by_cls.values())
+    assert {r.yaw_deg for r in by_cls["chair"] if "meshes_shapenet" in str(r.path)} == {180.0}
+    assert all(r.path.is_file() and r.path.suffix == ".obj" for r in reals)
+    assert len({r.name for r in reals}) == len(reals)
+    assert real_meshes(shared_data, ("mug",)) == by_cls["mug"]
+
+
+def test_shapenet_chair_faces_plus_z_after_the_turn(shared_data):
+    """A chair's back is behind its seat: after the turn most of the mass above the seat lies at -Z."""
+    chair = next(r for r in real_meshes(shared_data, ("chair",)) if "meshes_shapenet" in str(r.path))
+    v = load_real(chair).vertices
+    assert float((v.amax(0) - v.amin(0)).max()) == pytest.approx(2 * LAS_PADDING, abs=1e-4)
+    top = v[v[:, 1] > v[:, 1].quantile(0.8)]
+    assert float(top[:, 2].mean()) < 0
