@@ -14,7 +14,8 @@ from shapegen.errors import ShapegenError
 from shapegen.guidance.vsd import VIEW_SUFFIXES
 
 TINY = RenderSetConfig(classes=["chair", "mug"], per_class=2, views=6, image_size=16, mesh_resolution=24, workers=1,
-                       split="train=0-0,test=1-1")
+                       split="train=0-0,test=1-1", distance_range=[1.8, 2.0], fov_range_deg=[45.0, 50.0])
+"""Four shapes, six views each, framed so that the object never reaches the image's corners."""
 
 
 def _rows(folder):
