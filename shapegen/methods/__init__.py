@@ -40,7 +40,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "render_prior", "shapegen.methods.render_prior:RenderPriorConfig", "shapegen.methods.render_prior:RenderPrior",
             "a small pixel-space text-to-image diffusion prior trained on renders of the procedural shapes (VSD's --model render-prior)",
-            may_differ=("data.root", "train.init_from", "train.precision", "sample.*"), export="shapegen.methods.render_prior:export_pipeline",
+            may_differ=("data.root", "train.init_from", "train.precision", "train.ema_decay", "train.lr", "snr_gamma", "sample.*"),
+            export="shapegen.methods.render_prior:export_pipeline",
         ),
     )
 }

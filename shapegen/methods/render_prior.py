@@ -16,7 +16,9 @@ Implemented:
 * pixel space: ``x_0`` is the render in [-1, 1] (no VAE); ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``
   with ``t ~ U{0..T-1}`` and the scheduler's ``abar`` (``beta_schedule``, linear 1e-4..0.02 by default);
 * loss ``||eps_theta(x_t, t, tau(y)) - eps||^2`` (``prediction_type: epsilon``) or the same on
-  ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (``v_prediction``), mean over pixels and batch;
+  ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (``v_prediction``), mean over pixels, then over
+  the batch with min-SNR weights ``min(SNR_t, gamma) / SNR_t`` when ``snr_gamma > 0``
+  (Hang et al., arXiv 2303.09556; ``SNR_t = abar_t / (1 - abar_t)``);
 * the caption ``y`` is replaced by the empty prompt with probability ``data.caption_dropout``, so
   one network gives both branches of classifier-free guidance ``eps_u + s (eps_c - eps_u)``;
 * the text encoder ``tau`` (a small ``CLIPTextModel``) is trained jointly with the UNet, from a
@@ -40,7 +42,6 @@ from typing import Any, Literal
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from shapegen.config import from_dict, to_dict
@@ -160,6 +161,10 @@ class RenderPriorConfig:
     """The ``DDPMScheduler`` noise schedule (linear 1e-4..0.02: DDPM's pixel-space schedule)."""
     num_train_timesteps: int = 1000
     """Diffusion steps T."""
+    snr_gamma: float = 0.0
+    """Min-SNR loss weighting (Hang et al., arXiv 2303.09556): each image's loss is weighted by
+    ``min(SNR_t, gamma) / SNR_t`` (epsilon) or ``min(SNR_t, gamma) / (SNR_t + 1)`` (v), so the
+    nearly clean steps stop dominating; 0: the plain mean."""
     unet: PriorUNetConfig = field(default_factory=PriorUNetConfig)
     """The UNet."""
     text: PriorTextConfig = field(default_factory=PriorTextConfig)
@@ -185,7 +190,9 @@ def build_tokenizer(vocabulary: list[str], max_length: int):
     vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *words])}
     tok = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|[^\w\s]+"), behavior="isolated")
+    # Split at whitespace (dropped), then cut punctuation off the words ("chair," -> "chair" ",").
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                                 pre_tokenizers.Split(Regex(r"\w+|[^\w\s]+"), behavior="isolated")])
     tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 2), ("</s>", 3)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", bos_token="<s>", eos_token="</s>",
                                    model_max_length=max_length)
@@ -232,18 +239,23 @@ class RenderPrior(pl.LightningModule):
     """UNet and text encoder of the render prior, with their EMA copies.
 
     Args:
-        config: a :class:`RenderPriorConfig` or its plain-dict form (as saved in a checkpoint).
+        config: a :class:`RenderPriorConfig` or its plain-dict form.
+        hparams: the plain-dict form as keywords (what ``load_from_checkpoint`` passes).
     """
 
     CONFIG = RenderPriorConfig
 
-    def __init__(self, config: RenderPriorConfig | dict[str, Any]) -> None:
+    def __init__(self, config: RenderPriorConfig | dict[str, Any] | None = None, **hparams: Any) -> None:
         super().__init__()
         import copy
 
-        cfg = from_dict(RenderPriorConfig, config) if isinstance(config, dict) else config
+        if isinstance(config, RenderPriorConfig):
+            cfg = config
+        else:
+            cfg = from_dict(RenderPriorConfig, config if isinstance(config, dict) else hparams)
         self.config = cfg
-        self.save_hyperparameters({"config": to_dict(cfg)})
+        # Flat hyper-parameters (the config's own keys), so the resume rule's patterns (train.max_steps) apply.
+        self.save_hyperparameters(to_dict(cfg), logger=False)
         self.tokenizer = build_tokenizer(cfg.vocabulary, cfg.text.max_length)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
@@ -317,7 +329,12 @@ class RenderPrior(pl.LightningModule):
         target = abar.sqrt() * noise - (1 - abar).sqrt() * x0 if cfg.prediction_type == "v_prediction" else noise
         states = self.text_encoder(ids)[0]
         pred = self.unet(x_t, t, encoder_hidden_states=states).sample
-        loss = F.mse_loss(pred, target)
+        per_image = (pred - target).square().mean(dim=(1, 2, 3))
+        if cfg.snr_gamma > 0:
+            snr = abar.flatten() / (1 - abar.flatten())
+            denom = snr + 1 if cfg.prediction_type == "v_prediction" else snr
+            per_image = per_image * snr.clamp(max=cfg.snr_gamma) / denom
+        loss = per_image.mean()
         self.log("loss", loss, prog_bar=True)
         return loss
 
@@ -432,7 +449,7 @@ class _InitSource:
             return [w for w, _ in sorted(vocab.items(), key=lambda kv: kv[1]) if w not in SPECIAL_TOKENS]
         from shapegen.checkpoints import load_checkpoint
 
-        return list(load_checkpoint(self.path)["hyper_parameters"]["config"]["vocabulary"])
+        return list(load_checkpoint(self.path)["hyper_parameters"]["vocabulary"])
 
     def load_into(self, model: RenderPrior) -> None:
         try:
@@ -497,8 +514,8 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, *, use_ema: bool = 
 
     src, dst = check_export_paths(checkpoint, out)
     ckpt = load_checkpoint(src)
-    hp = ckpt.get("hyper_parameters", {}).get("config")
-    if not isinstance(hp, dict) or "vocabulary" not in hp:
+    hp = ckpt.get("hyper_parameters")
+    if not isinstance(hp, dict) or "vocabulary" not in hp or "unet" not in hp:
         raise ShapegenError(f"'{src}' is not a checkpoint of 'shapegen train --method render_prior'")
     model = RenderPrior(hp)
     try:
