@@ -17,7 +17,7 @@ trained on, ``shapegen data renders -o data/render_prior --config render_prior``
 * a sheet of renders (one row per class and guidance) in ``--out``.
 
     python scripts/bench_vsd_prior.py --data data/render_prior --out runs/bench_vsd_prior
-    python scripts/bench_vsd_prior.py --data data/render_prior --classes chair,table,lamp,mug,vase --steps 1200
+    python scripts/bench_vsd_prior.py --data data/render_prior --classes chair,table,lamp,mug,vase --steps 1000
     python scripts/bench_vsd_prior.py ... --prior-only          # the first table alone (minutes)
 
 Every torch command of the benchmark runs on the calling process's threads; run it under one
@@ -166,7 +166,7 @@ def main() -> None:
     p.add_argument("--classes", default=",".join(CLASSES))
     p.add_argument("--samples", type=int, default=16, help="prior samples per class")
     p.add_argument("--particles", type=int, default=2, help="VSD particles (and SDS seeds) per class")
-    p.add_argument("--steps", type=int, default=1200, help="NeRF steps per run (configs/vsd/cpu.yaml: 1200)")
+    p.add_argument("--steps", type=int, default=1000, help="NeRF steps per run (configs/vsd/cpu.yaml: 1000)")
     p.add_argument("--points", type=int, default=2048, help="surface points per shape for the Chamfer distances")
     p.add_argument("--out", default="runs/bench_vsd_prior", help="run folders and the sheets")
     p.add_argument("--prior-only", action="store_true", help="only the prior's sample accuracy")

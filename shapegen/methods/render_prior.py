@@ -338,13 +338,15 @@ class RenderPrior(pl.LightningModule):
         self.log("loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+    def optimizer_step(self, *args, **kwargs) -> None:
+        # Right after the weights move, before any callback (the step's checkpoint) sees them.
+        super().optimizer_step(*args, **kwargs)
         from shapegen.nn.ema import ema_update
 
         if self.ema_unet is None:
             return
         for ema, net in ((self.ema_unet, self.unet), (self.ema_text_encoder, self.text_encoder)):
-            ema_update(ema.parameters(), net.parameters(), self.config.train.ema_decay, int(self.global_step))
+            ema_update(ema.parameters(), net.parameters(), self.config.train.ema_decay, int(self.global_step) + 1)
 
     def configure_optimizers(self):
         tc = self.config.train
@@ -510,9 +512,15 @@ def export_pipeline(checkpoint: str | Path, out: str | Path, *, use_ema: bool = 
         ShapegenError: the checkpoint is not one of this method.
     """
     from shapegen.checkpoints import load_checkpoint
-    from shapegen.methods.export import ExportResult, check_export_paths
+    from shapegen.methods.export import ExportResult
 
-    src, dst = check_export_paths(checkpoint, out)
+    src, dst = Path(checkpoint), Path(out)
+    if dst.exists() and not dst.is_dir():
+        raise ShapegenError(f"export-model writes a folder for render_prior; '{dst}' is a file: give a folder path")
+    if dst.resolve() == src.resolve() or src.resolve().is_relative_to(dst.resolve()):
+        raise ShapegenError(f"export-model would overwrite its input '{src}'; choose another output folder")
+    if not src.is_file():
+        raise ShapegenError(f"checkpoint '{src}' not found; train one with 'shapegen train --method render_prior'")
     ckpt = load_checkpoint(src)
     hp = ckpt.get("hyper_parameters")
     if not isinstance(hp, dict) or "vocabulary" not in hp or "unet" not in hp:

@@ -35,3 +35,18 @@ def test_the_shipped_render_prior_by_name(tmp_path, capsys):
     code, _, err = run(capsys, "text-to-3d", "a chair", "--method", "vsd", "--model", "render-prior", "-o", str(out), *FAST)
     assert code == 0, err
     assert (out / "model.glb").is_file() and "model: render-prior" in (out / "config.yaml").read_text()
+
+
+def test_avatar_and_texture_take_the_render_prior(tmp_path, capsys):
+    out = tmp_path / "avatar"
+    code, _, err = run(capsys, "avatar", "a knight", "-o", str(out), "--preset", "tiny", "--no-progress", "--model", "render-prior",
+                       "--set", "vsd.geometry.steps=2", "--set", "vsd.texture.steps=2", "--set", "vsd.geometry.tet_resolution=24",
+                       "--set", "rest_resolution=32")
+    assert code == 0, err
+    assert (out / "avatar.glb").is_file() and "model: render-prior" in (out / "config.yaml").read_text()
+    mesh = tmp_path / "box.obj"
+    trimesh.creation.box().export(mesh)
+    code, _, err = run(capsys, "texture", str(mesh), "--prompt", "a bench", "-o", str(tmp_path / "box.glb"), "--preset", "tiny",
+                       "--model", "render-prior", "--set", "texture.steps=2", "--set", "texture.turntable_frames=2", "--no-progress")
+    assert code == 0, err
+    assert len(trimesh.load(tmp_path / "box.glb", force="mesh").faces) == 12
