@@ -93,7 +93,8 @@ def _avatar_args(p: argparse.ArgumentParser) -> None:
         metavar="K=V,...",
         help="body prior fields, e.g. height=1.8,arm_angle=40 (analytic body), or kind=anny (Anny's default body; needs the avatar extra)",
     )
-    p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
+    p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'render-prior' for the shipped offline "
+                   "prior; 'tiny-random' for the offline tiny random model")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--fresh", action="store_true", help="start over instead of continuing each stage from its checkpoint in OUT_DIR/checkpoints/")

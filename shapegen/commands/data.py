@@ -1,6 +1,7 @@
-"""Data commands: ``data procedural`` writes the procedural shape set; ``data merge-shards DIR``
-joins the index files of a run split with ``--shard K/N`` (``data procedural``, ``las prepare``,
-``msdf encode``; :mod:`shapegen.data.shards`).
+"""Data commands: ``data procedural`` writes the procedural shape set; ``data renders`` writes
+captioned renders of it (the render prior's images, :mod:`shapegen.data.render_set`);
+``data merge-shards DIR`` joins the index files of a run split with ``--shard K/N`` (``data
+procedural``, ``data renders``, ``las prepare``, ``msdf encode``; :mod:`shapegen.data.shards`).
 
 ``data`` takes its action as a positional argument (``shapegen data procedural -o DIR``), so
 the action's flags and the shared ``--config`` / ``--set`` flags live on one parser. Each
@@ -15,20 +16,25 @@ from dataclasses import dataclass, field
 
 from shapegen.commands.base import Command
 from shapegen.data.procedural_set import ProceduralConfig
+from shapegen.data.render_set import RenderSetConfig
 from shapegen.errors import ShapegenError
 
-ACTIONS = ("procedural", "merge-shards")
+ACTIONS = ("procedural", "renders", "merge-shards")
 
 
 @dataclass
 class DataConfig:
     procedural: ProceduralConfig = field(default_factory=ProceduralConfig)
     """Settings of ``data procedural`` (the procedural furniture and tableware set)."""
+    renders: RenderSetConfig = field(default_factory=RenderSetConfig)
+    """Settings of ``data renders`` (captioned renders of the procedural shapes)."""
 
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=ACTIONS, help="procedural: write the procedural shape set (meshes, index.csv, captions.csv, "
                    "attributes.csv; with --set procedural.msdf=true also each shape's Mosaic-SDF with analytic values); "
+                   "renders: captioned random-view renders of the procedural shapes (renders.csv and one .npz per shape; "
+                   "--set renders.KEY=VALUE, preset --config render_prior); "
                    "merge-shards: join the index files of the N finished --shard runs in DIR (data procedural, "
                    "las prepare, msdf encode) into those of one run, then remove the shard files")
     p.add_argument("folder", nargs="?", metavar="DIR", help="merge-shards: the output folder the shards wrote into")
@@ -78,6 +84,29 @@ def _procedural(args: argparse.Namespace, cfg: ProceduralConfig) -> None:
         print(f"wrote {write_preview(cfg, args.output, args.preview)}")
 
 
+def _renders(args: argparse.Namespace, cfg: RenderSetConfig) -> None:
+    from shapegen.data.render_set import write_render_set
+    from shapegen.data.shards import parse_shard
+
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if args.output is None:
+        raise ShapegenError("data renders needs an output folder: shapegen data renders -o DIR")
+    if args.folder is not None:
+        raise ShapegenError(f"data renders takes its output folder as -o {args.folder}, not as a positional argument")
+    if args.preview is not None or args.resolution is not None:
+        raise ShapegenError("data renders takes no --preview or --resolution; set renders.image_size or renders.mesh_resolution with --set")
+    if args.classes is not None:
+        cfg.classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    for name in ("per_class", "seed", "split", "workers"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    summary = write_render_set(cfg, args.output, fresh=args.fresh, shard=shard)
+    print(f"rendered {summary.written} shapes ({summary.skipped} already there), {summary.images} captioned images, "
+          f"to {args.output} in {summary.seconds:.1f} s; index: {summary.index}")
+    if shard is not None:
+        print(f"shard {shard} done; once every shard has finished, run 'shapegen data merge-shards {args.output}'")
+
+
 def _merge_shards(args: argparse.Namespace) -> None:
     from shapegen.data.shards import merge_shards
 
@@ -93,11 +122,14 @@ def _merge_shards(args: argparse.Namespace) -> None:
 def _data(args: argparse.Namespace, cfg: DataConfig) -> None:
     if args.action == "procedural":
         _procedural(args, cfg.procedural)
+    elif args.action == "renders":
+        _renders(args, cfg.renders)
     elif args.action == "merge-shards":
         _merge_shards(args)
 
 
 COMMANDS = [
     Command("data", "make data sets: 'data procedural -o DIR' writes captioned procedural furniture and tableware; "
+            "'data renders -o DIR' captioned renders of them; "
             "'data merge-shards DIR' joins the index files of runs split with --shard K/N", _data_args, _data, DataConfig, "data"),
 ]

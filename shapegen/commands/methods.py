@@ -162,14 +162,24 @@ def _generate(args: argparse.Namespace, cfg: GenerateConfig) -> None:
 def _export_args(p: argparse.ArgumentParser) -> None:
     _method_arg(p)
     p.add_argument("checkpoint", help="a checkpoint written by 'shapegen train' (e.g. RUN/checkpoints/last.ckpt)")
-    p.add_argument("-o", "--output", required=True, help="the weights-only .ckpt to write")
+    p.add_argument("-o", "--output", required=True, help="the weights-only .ckpt to write (render_prior: the diffusers folder)")
     p.add_argument("--no-ema", action="store_true", help="keep the trained weights instead of their moving average")
 
 
 def _export_model(args: argparse.Namespace, _config) -> None:
     from shapegen.methods.base import get_method, require
 
-    export_model = require(get_method(args.method), "generate", "export a model that generates").export_function()
+    spec = get_method(args.method)
+    if spec.export and not spec.generate:  # a model shipped in another format (render_prior: a diffusers folder)
+        from shapegen.guidance.prior import load_stable_diffusion
+
+        result = spec.export_function()(args.checkpoint, args.output, use_ema=not args.no_ema)
+        load_stable_diffusion(str(result.path))  # the folder loads as the VSD pipeline will load it
+        step = "" if result.global_step is None else f" after {result.global_step} steps"
+        print(f"wrote {result.path} ({result.bytes_out / 1e6:.1f} MB, from {result.bytes_in / 1e6:.1f} MB): "
+              f"{'EMA' if result.ema else 'trained'} weights{step} as a diffusers folder")
+        return
+    export_model = require(spec, "generate", "export a model that generates").export_function()
     load_system(args.method, args.checkpoint)  # a checkpoint of another method fails here, before anything is written
     result = export_model(args.checkpoint, args.output, use_ema=not args.no_ema)
     try:

@@ -41,7 +41,7 @@ from shapegen.commands.base import Command
 from shapegen.commands.methods import add_run_args
 from shapegen.errors import ShapegenError
 
-PRESETS = ("tiny", "fast", "paper", "default")
+PRESETS = ("tiny", "cpu", "fast", "paper", "default")
 
 
 def parse_stages(text: str) -> list[str]:
@@ -57,10 +57,12 @@ def parse_stages(text: str) -> list[str]:
 
 def add_prior_args(p: argparse.ArgumentParser) -> None:
     """The prior and preset options shared by ``text-to-3d`` and ``texture`` (see :func:`apply_prior_args`)."""
-    p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'tiny-random' for the offline tiny random model")
+    p.add_argument("--model", help="Stable Diffusion hub id or local diffusers folder; 'render-prior' for the shipped offline "
+                   "prior (with --preset cpu); 'tiny-random' for the offline tiny random model")
     p.add_argument("--tiny-random-prior", action="store_true", help="same as --model tiny-random (smoke runs; the result is meaningless)")
     p.add_argument("--allow-download", action="store_true", help="download the model if it is not in the local cache")
-    p.add_argument("--preset", dest="config", choices=PRESETS, help="tiny (CPU, seconds), fast or paper (GPU); default: default (= paper)")
+    p.add_argument("--preset", dest="config", choices=PRESETS, help="tiny (CPU, seconds), cpu (CPU, minutes, the shipped render prior), fast or paper (GPU); "
+                   "default: default (= paper)")
     p.add_argument("--config", metavar="FILE", help="YAML preset (a file, or a name under configs/vsd/)")
 
 

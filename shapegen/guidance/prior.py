@@ -4,7 +4,13 @@ The five parts of a text-to-image latent diffusion model are kept together in
 :class:`StableDiffusion`. Loading never touches the network unless the caller allows it:
 a hub id that is not in the local cache fails at once with one line saying how to download it
 or where to pass a local folder. ``tiny-random`` builds the tiny randomly initialised model
-of :mod:`shapegen.guidance.tiny` (for tests and CPU smoke runs).
+of :mod:`shapegen.guidance.tiny` (for tests and CPU smoke runs); ``render-prior`` is the shipped
+pixel-space prior trained on renders of the procedural shapes (``assets/models/render_prior``,
+:mod:`shapegen.methods.render_prior`).
+
+Pixel-space models: a diffusers folder without a ``vae`` subfolder is a model whose UNet works
+on images in [-1, 1] directly (``vae=None``, :attr:`StableDiffusion.vae_scale_factor` 1); the
+guidance then uses the images as the "latents".
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from torch import nn
 
 from shapegen.errors import ShapegenError
 
-__all__ = ["TINY_RANDOM", "StableDiffusion", "load_stable_diffusion"]
+__all__ = ["RENDER_PRIOR", "SHIPPED_MODELS", "TINY_RANDOM", "StableDiffusion", "load_stable_diffusion", "resolve_model_name"]
 
 log = logging.getLogger(__name__)
 
 TINY_RANDOM = "tiny-random"
 """Model name that builds :func:`shapegen.guidance.tiny.build_tiny_stable_diffusion`."""
+RENDER_PRIOR = "render-prior"
+"""Model name of the shipped pixel-space prior."""
+SHIPPED_MODELS = {RENDER_PRIOR: "assets/models/render_prior"}
+"""Model name -> its diffusers folder in the repository (repository-relative)."""
 
 
 @dataclass
@@ -33,8 +43,9 @@ class StableDiffusion:
 
     unet: nn.Module
     """``UNet2DConditionModel`` predicting epsilon or v."""
-    vae: nn.Module
-    """``AutoencoderKL`` mapping images in [-1, 1] to latents (times ``scaling_factor``)."""
+    vae: nn.Module | None
+    """``AutoencoderKL`` mapping images in [-1, 1] to latents (times ``scaling_factor``); None for
+    a pixel-space model (its "latents" are the images in [-1, 1])."""
     text_encoder: nn.Module
     """``CLIPTextModel``: token ids to per-token embeddings."""
     tokenizer: Any
@@ -44,13 +55,35 @@ class StableDiffusion:
 
     @property
     def vae_scale_factor(self) -> int:
-        """Pixels per latent pixel (8 for Stable Diffusion)."""
+        """Pixels per latent pixel (8 for Stable Diffusion, 1 in pixel space)."""
+        if self.vae is None:
+            return 1
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def pixel_space(self) -> bool:
+        """The UNet denoises images, not VAE latents."""
+        return self.vae is None
 
     @property
     def image_size(self) -> int:
         """Image side the UNet was trained for (``sample_size * vae_scale_factor``)."""
         return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+
+def resolve_model_name(model: str) -> str:
+    """A shipped model's folder for its name (:data:`SHIPPED_MODELS`), anything else unchanged.
+
+    Raises:
+        ShapegenError: the name is a shipped model whose folder is missing.
+    """
+    if model not in SHIPPED_MODELS:
+        return model
+    folder = Path(__file__).resolve().parent.parent.parent / SHIPPED_MODELS[model]
+    if not (folder / "unet").is_dir():
+        raise ShapegenError(f"the shipped model '{model}' is missing ({folder} has no unet folder); "
+                            "train and export it (see shapegen.methods.render_prior) or pass a diffusers folder")
+    return str(folder)
 
 
 def _resolve(model: str, allow_download: bool) -> str:
@@ -86,8 +119,9 @@ def load_stable_diffusion(
     """Load a Stable Diffusion model's UNet, VAE, text encoder, tokenizer and scheduler.
 
     Args:
-        model: hub id (``stabilityai/stable-diffusion-2-1-base``), a local diffusers folder, or
-            ``"tiny-random"`` for the tiny random model.
+        model: hub id (``stabilityai/stable-diffusion-2-1-base``), a local diffusers folder (one
+            without a ``vae`` subfolder is a pixel-space model), ``"tiny-random"`` for the tiny
+            random model, or ``"render-prior"`` for the shipped pixel-space prior.
         allow_download: fetch a hub id that is not cached (otherwise ``local_files_only``).
         dtype: dtype of the UNet and VAE (the text encoder runs once, in float32).
         device: where to put the modules.
@@ -101,25 +135,28 @@ def load_stable_diffusion(
 
         sd = build_tiny_stable_diffusion()
     else:
-        folder = _resolve(model, allow_download)
+        folder = _resolve(resolve_model_name(model), allow_download)
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import AutoTokenizer, CLIPTextModel
 
         try:
+            pixel_space = not (Path(folder) / "vae").is_dir()
             sd = StableDiffusion(
-                unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet"),
-                vae=AutoencoderKL.from_pretrained(folder, subfolder="vae"),
-                text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder"),
+                # float32 weights: a folder saved in float16 to keep it small is upcast here.
+                unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=torch.float32),
+                vae=None if pixel_space else AutoencoderKL.from_pretrained(folder, subfolder="vae"),
+                text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", torch_dtype=torch.float32),
                 tokenizer=AutoTokenizer.from_pretrained(folder, subfolder="tokenizer"),
                 scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler"),
             )
         except (OSError, ValueError) as exc:
             raise ShapegenError(f"cannot load Stable Diffusion from '{folder}': {str(exc).splitlines()[0]}") from exc
         log.info("loaded Stable Diffusion from %s", folder)
-    for part in (sd.unet, sd.vae, sd.text_encoder):
+    frozen = [p for p in (sd.unet, sd.vae) if p is not None]
+    for part in (*frozen, sd.text_encoder):
         part.requires_grad_(False)
         part.eval()
-    for part in (sd.unet, sd.vae):
+    for part in frozen:
         # Cast only when needed: diffusers warns about casting with .to() even to the same dtype.
         part.to(device=device) if next(part.parameters()).dtype == dtype else part.to(device=device, dtype=dtype)
     sd.text_encoder.to(device=device)

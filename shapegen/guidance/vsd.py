@@ -4,7 +4,8 @@ Paper: Wang et al., "ProlificDreamer: High-Fidelity and Diverse Text-to-3D Gener
 Variational Score Distillation", NeurIPS 2023, arXiv 2305.16213. SDS: Poole et al.,
 "DreamFusion: Text-to-3D using 2D Diffusion", arXiv 2209.14988.
 
-Implemented (latents ``z = E(g(theta, c))`` from the VAE encoder ``E`` of a render ``g``):
+Implemented (latents ``z = E(g(theta, c))`` from the VAE encoder ``E`` of a render ``g``; for a
+pixel-space prior, ``sd.vae is None``, ``z = 2 g(theta, c) - 1``, the render itself in [-1, 1]):
 
 * forward diffusion ``x_t = alpha_t z + sigma_t eps``, ``alpha_t = sqrt(abar_t)``,
   ``sigma_t = sqrt(1 - abar_t)``;
@@ -222,7 +223,7 @@ class ScoreDistillation(nn.Module):
         self.scheduler = sd.scheduler
         self.image_size = sd.image_size
         self.unet = sd.unet.requires_grad_(False)
-        self.vae = sd.vae.requires_grad_(False)
+        self.vae = sd.vae.requires_grad_(False) if sd.vae is not None else None
         self.num_train_timesteps = int(sd.scheduler.config.num_train_timesteps)
         self.prediction_type = sd.scheduler.config.prediction_type
         self.register_buffer("alphas_cumprod", sd.scheduler.alphas_cumprod.clone().float(), persistent=False)
@@ -319,14 +320,17 @@ class ScoreDistillation(nn.Module):
 
     # --- losses -----------------------------------------------------------------------------
 
-    def encode_images(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B 4 h w"]:
-        """VAE latents of renders in [0, 1] (resized to the prior's resolution), with gradients."""
+    def encode_images(self, images: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B C h w"]:
+        """VAE latents of renders in [0, 1] (resized to the prior's resolution), with gradients;
+        for a pixel-space prior the renders themselves, mapped to [-1, 1]."""
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             images = F.interpolate(images, (self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        if self.vae is None:
+            return (images * 2.0 - 1.0).float()
         dist = self.vae.encode((images * 2.0 - 1.0).to(next(self.vae.parameters()).dtype)).latent_dist
         return (dist.sample() * self.vae.config.scaling_factor).float()
 
-    def lora_loss(self, latents: Float[Tensor, "B 4 h w"], cameras: Float[Tensor, "B 16"]) -> Tensor:
+    def lora_loss(self, latents: Float[Tensor, "B C h w"], cameras: Float[Tensor, "B 16"]) -> Tensor:
         """Eq. 10: denoising loss of the LoRA model on detached latents, t over the full range."""
         z = latents.detach()
         t = torch.randint(0, self.num_train_timesteps, (z.shape[0],), device=z.device)

@@ -37,6 +37,12 @@ METHODS: dict[str, MethodSpec] = {
             "VSD (ProlificDreamer): text-to-3D by variational score distillation on NeRF particles",
             stages=("nerf", "geometry", "texture"), pipeline="shapegen.methods.text_to_3d:train_stage",
         ),
+        MethodSpec(
+            "render_prior", "shapegen.methods.render_prior:RenderPriorConfig", "shapegen.methods.render_prior:RenderPrior",
+            "a small pixel-space text-to-image diffusion prior trained on renders of the procedural shapes (VSD's --model render-prior)",
+            may_differ=("data.root", "train.init_from", "train.precision", "train.ema_decay", "train.lr", "snr_gamma", "sample.*"),
+            export="shapegen.methods.render_prior:export_pipeline",
+        ),
     )
 }
 """Method name -> its spec."""

@@ -59,7 +59,17 @@ def _vsd(root: Path) -> list[str]:
     return ["model=tiny-random"]
 
 
-TINY_DATA: dict[str, Callable[[Path], list[str]]] = {"msdf": _msdf, "las": _las, "occsdf": _occsdf, "vsd": _vsd}
+def _render_prior(root: Path) -> list[str]:
+    sys.path.insert(0, str(HERE))
+    try:
+        from _prior_fixtures import write_tiny_renders
+    finally:
+        sys.path.pop(0)
+    return write_tiny_renders(root / "renders")
+
+
+TINY_DATA: dict[str, Callable[[Path], list[str]]] = {"msdf": _msdf, "las": _las, "occsdf": _occsdf, "vsd": _vsd,
+                                                     "render_prior": _render_prior}
 """Method name -> writes tiny data under a folder and returns the ``--set`` overrides that use it."""
 
 STEPS_KEY = {"vsd": "steps"}

@@ -1,0 +1,129 @@
+"""The render prior: tokenizer, training through ``shapegen train``, export as a diffusers folder,
+loading by path and by name, ``train.init_from``, sampling."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _cli import run
+
+from shapegen.checkpoints import load_checkpoint
+from shapegen.errors import ShapegenError
+from shapegen.guidance import prior as prior_module
+from shapegen.guidance.prior import RENDER_PRIOR, load_stable_diffusion
+from shapegen.methods import METHODS
+from shapegen.methods.render_prior import RenderPrior, build_tokenizer, sample_images
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _prior_fixtures import tiny_prior_folder, write_tiny_renders
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny prior trained three steps through the command line, and its exported folder."""
+    import torch as _torch
+
+    threads = _torch.get_num_threads()
+    _torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("prior")
+    folder = tiny_prior_folder(root, steps=3)
+    _torch.set_num_threads(threads)
+    return root, folder
+
+
+def test_registered_and_keeps_its_promises():
+    spec = METHODS["render_prior"]
+    spec.check()
+    assert spec.export.endswith(":export_pipeline") and not spec.generate
+
+
+def test_tokenizer_is_word_level_with_unknown_words_and_view_suffixes():
+    tok = build_tokenizer(["a", "chair", "tall"], max_length=8)
+    ids = tok(["A tall chair, front view", "a zebra"], padding="max_length", max_length=8, return_tensors="pt").input_ids
+    vocab = tok.get_vocab()
+    words = [vocab[w] for w in ("<s>", "a", "tall", "chair", ",", "front", "view", "</s>")]
+    assert ids[0].tolist() == words
+    assert ids[1].tolist() == [vocab["<s>"], vocab["a"], vocab["[UNK]"], vocab["</s>"]] + [vocab["[PAD]"]] * 4
+
+
+def test_train_export_and_reload_by_path_and_by_name(tiny_run, monkeypatch):
+    root, folder = tiny_run
+    assert load_checkpoint(root / "run" / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert {p.name for p in folder.iterdir()} >= {"unet", "text_encoder", "tokenizer", "scheduler", "model_index.json"}
+    assert not (folder / "vae").exists()
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["vae"] == [None, None] and index["shapegen"]["pixel_space"]
+    sd = load_stable_diffusion(str(folder))
+    assert sd.vae is None and sd.pixel_space and sd.vae_scale_factor == 1 and sd.image_size == 16
+    assert next(sd.unet.parameters()).dtype == torch.float32  # stored in float16, upcast on loading
+    # The exported UNet is the run's EMA UNet, to float16 precision (11 significant bits).
+    state = load_checkpoint(root / "run" / "checkpoints" / "last.ckpt")["state_dict"]
+    for name, p in sd.unet.named_parameters():
+        ref = state[f"ema_unet.{name}"]
+        torch.testing.assert_close(p, ref.half().float(), rtol=0, atol=0)
+    monkeypatch.setitem(prior_module.SHIPPED_MODELS, RENDER_PRIOR, str(folder))
+    by_name = load_stable_diffusion(RENDER_PRIOR)
+    for a, b in zip(by_name.unet.parameters(), sd.unet.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_export_model_command_writes_a_loadable_folder(tiny_run, capsys, tmp_path):
+    root, _ = tiny_run
+    code, out, err = run(capsys, "export-model", "--method", "render_prior", str(root / "run" / "checkpoints" / "last.ckpt"),
+                         "-o", str(tmp_path / "m"))
+    assert code == 0, err
+    assert "diffusers folder" in out and (tmp_path / "m" / "unet" / "config.json").is_file()
+
+
+def test_init_from_the_exported_folder_starts_from_its_weights(tiny_run, tmp_path):
+    root, folder = tiny_run
+    from shapegen.methods.training import load_method_config
+
+    cfg = load_method_config(METHODS["render_prior"], "tiny", [f"data.root={root / 'renders'}", f"train.init_from={folder}"])
+    model, _ = RenderPrior.for_training(cfg)
+    sd = load_stable_diffusion(str(folder))
+    assert model.config.vocabulary == [w for w, _ in sorted(sd.tokenizer.get_vocab().items(), key=lambda kv: kv[1])][4:]
+    for (name, a), b in zip(model.unet.named_parameters(), sd.unet.parameters()):
+        assert torch.equal(a, b), name
+    cfg.train.init_from = str(tmp_path / "nothing")
+    with pytest.raises(ShapegenError, match="init_from"):
+        RenderPrior.for_training(cfg)
+
+
+def test_loss_falls_on_the_tiny_set(tmp_path):
+    from shapegen.methods.training import train
+
+    data = write_tiny_renders(tmp_path / "renders")
+    train(METHODS["render_prior"], "tiny", [*data, "train.max_steps=120", "train.lr=3e-3", "train.checkpoint_every=1000"],
+          tmp_path / "run", progress=False)
+    rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[-1]) for r in rows]
+    first, last = sum(losses[:20]) / 20, sum(losses[-20:]) / 20
+    assert last < 0.7 * first, (first, last)
+
+
+def test_samples_are_images_and_repeat_for_a_seed(tiny_run):
+    _, folder = tiny_run
+    sd = load_stable_diffusion(str(folder))
+    a = sample_images(sd, ["chair", "mug"], steps=3, seed=1)
+    b = sample_images(sd, ["chair", "mug"], steps=3, seed=1)
+    c = sample_images(sd, ["chair", "mug"], steps=3, seed=2)
+    assert a.shape == (2, 3, 16, 16) and 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_the_shipped_prior_loads_by_name_and_is_small():
+    folder = REPO / "assets" / "models" / "render_prior"
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    assert size < 10e6
+    sd = load_stable_diffusion(RENDER_PRIOR)
+    assert sd.pixel_space and sd.image_size == 32
+    ids = sd.tokenizer(["a chair, front view"], return_tensors="pt").input_ids[0].tolist()
+    assert sd.tokenizer.unk_token_id not in ids
