@@ -191,17 +191,13 @@ def kitchen_turntable(ref, mesh, cams, depths, max_depth: float, path: Path) -> 
 
     c2w, K, w, h = cams
     import numpy as np
+    import trimesh
 
     from renderers.preview import render_turntable, save_animation
     from shapegen.geometry.mesh import Mesh
 
     up = -c2w[:, :3, 1].mean(0)  # OpenCV cameras: image y points down
-    up = up / up.norm()
-    y = torch.tensor([0.0, 1.0, 0.0])
-    v = torch.linalg.cross(up, y)
-    c, sn = float(up @ y), float(v.norm())
-    k = torch.tensor([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    rot = torch.eye(3) + k + k @ k * ((1 - c) / max(sn * sn, 1e-12))
+    rot = torch.as_tensor(trimesh.geometry.align_vectors(up.double().numpy(), [0.0, 1.0, 0.0])[:3, :3], dtype=torch.float32)
     centre = ref.vertices.mean(0)
 
     def upright(m):

@@ -159,7 +159,7 @@ def cull_to_frusta(
         if depths is not None:
             col = u.floor().long().clamp(0, width - 1)
             row = v.floor().long().clamp(0, height - 1)
-            measured = torch.stack([depths[b][row[b], col[b]] for b in range(depths.shape[0])]).double()
+            measured = depths[torch.arange(depths.shape[0])[:, None], row, col].double()
             ok &= (measured > 0) & (z <= measured + depth_margin)
         keep[i : i + chunk] = ok.any(0)
     return keep
