@@ -325,6 +325,23 @@ def claim_figure(work: Path, variants: list[str], seed: int, path: Path) -> Path
     return path
 
 
+def claim_verdict(by_variant: dict[str, list[dict]], key: str = "recall_thin_or_dark@2cm") -> str:
+    """The claim's test in words: hybrid's mean ``key`` above SDF-only's by more than twice the
+    larger of the two standard deviations over seeds (empty without both variants)."""
+    h = [r[key] for r in by_variant.get("hybrid", []) if r.get(key) is not None]
+    s = [r[key] for r in by_variant.get("sdf-only", []) if r.get(key) is not None]
+    if not h or not s:
+        return ""
+    diff = statistics.mean(h) - statistics.mean(s)
+    if min(len(h), len(s)) < 2:
+        return (f"Claim test (`{key}`): hybrid - SDF-only = {diff:+.4f} with {len(h)} / {len(s)} seeds; "
+                "the spread needs at least two seeds of each, so no verdict yet.")
+    spread = max(statistics.stdev(h), statistics.stdev(s))
+    holds = diff > 2 * spread
+    return (f"Claim test (`{key}`): hybrid - SDF-only = {diff:+.4f}, 2 x the larger std over seeds = {2 * spread:.4f} "
+            f"({len(h)} / {len(s)} seeds): the claim {'holds' if holds else 'does not hold'} on this scene.")
+
+
 def claim_report(args: argparse.Namespace) -> None:
     """Aggregate the runs in ``--work`` (mean ± std over seeds), draw the loss curves and the
     figure, and write the ``occsdf-claim`` section."""
@@ -373,6 +390,7 @@ def claim_report(args: argparse.Namespace) -> None:
         if len(vals) >= 2 * n and n > 0:
             a, b = statistics.mean(vals[-2 * n : -n]), statistics.mean(vals[-n:])
             flat.append(f"{k}: {a:.4f} -> {b:.4f}")
+    verdict = claim_verdict(by_variant)
     r0 = runs[0]
     loads = ", ".join(f"{r['load_start']:.1f}/{r['load_end']:.1f}" for r in runs)
     body = (
@@ -382,6 +400,7 @@ def claim_report(args: argparse.Namespace) -> None:
         "either (`thin_or_dark`). mean ± std over seeds. One torch thread per run, at most two runs at once on the 2-core "
         f"machine (load average at start/end of each run: {loads}).\n\n"
         + table(["variant", "seeds", *CLAIM_KEYS], rows)
+        + (f"\n\n{verdict}" if verdict else "")
         + "\n\nLoss at the end of each run (mean of the last 10% of logged steps after the 10% before): "
         + "; ".join(flat) + ".\n\n" + "\n".join(lines)
         + f"\n\n![reconstructions]({fig.name}) (ground truth, then each variant, seed {min(r['seed'] for r in runs)}; "

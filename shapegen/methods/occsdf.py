@@ -107,6 +107,10 @@ class OccSDFLossConfig:
     """Half-width of the near-surface band of the sensor-depth SDF term, in metres (world units)."""
     sensor_sdf_samples: int = 8
     """Points per ray for the sensor-depth SDF term (two thirds in the band, the rest in front)."""
+    sensor_sdf_rays: int = 0
+    """Extra rays per step for the sensor-depth SDF term, drawn from all training images (0: only
+    the rendered batch's rays). They are not rendered and need no second derivatives, so they cost
+    far less than rendered rays and supervise the SDF over the whole scene at every step."""
     depth_prior_scale: float = 1.0
     """Prior depth transform ``a d + b``: a (MonoSDF uses 50 for Omnidata)."""
     depth_prior_shift: float = 0.0
@@ -344,6 +348,16 @@ class OccSDFSystem(pl.LightningModule):
         b["image"] = torch.full((len(pix),), img, dtype=torch.long)
         return {k: v.to(self.device) for k, v in b.items()}
 
+    def draw_sensor_rays(self, step: int, n: int) -> dict[str, Tensor]:
+        """``n`` random pixels of random training images (for the sensor-depth SDF term), reproducible from ``step``."""
+        gen = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step + 7_919)
+        n_img, hw = self._rays["depth"].shape
+        img = torch.randint(n_img, (n,), generator=gen)
+        pix = torch.randint(hw, (n,), generator=gen)
+        b = {k: v[img, pix] for k, v in self._rays.items() if k != "rot"}
+        b["rot"] = self._rays["rot"][img]
+        return {k: v.to(self.device) for k, v in b.items()}
+
     def train_dataloader(self):
         return torch.utils.data.DataLoader(_Steps(), batch_size=None)
 
@@ -473,7 +487,11 @@ class OccSDFSystem(pl.LightningModule):
             total = total + lc.depth_occ * losses["depth_occ"] + lc.normal_occ * losses["normal_occ"]
         w_sensor = self.sensor_sdf_weight()
         if w_sensor > 0:
-            losses["sensor_sdf"] = self.sensor_sdf_loss(b, gen)
+            sb = b
+            if lc.sensor_sdf_rays > 0:
+                extra = self.draw_sensor_rays(step, lc.sensor_sdf_rays)
+                sb = {k: torch.cat([b[k], extra[k]]) for k in ("origins", "directions", "cos", "depth", "normal", "rot")}
+            losses["sensor_sdf"] = self.sensor_sdf_loss(sb, gen)
             total = total + w_sensor * losses["sensor_sdf"]
         uniform = torch.rand(cfg.train.n_eikonal, 3, generator=gen, device=self.device) * 2 - 1
         pts = torch.cat([uniform, r.eikonal_points.detach()])

@@ -211,6 +211,28 @@ def test_sensor_sdf_term_is_zero_for_the_true_sdf_of_a_wall():
     assert float(model.sensor_sdf_loss(b, torch.Generator().manual_seed(0))) > 0.05
 
 
+def test_extra_sensor_rays_come_from_every_image_and_enter_the_loss(tiny_room):
+    import dataclasses
+
+    scene = dataclasses.replace(load_scene(tiny_room), depth_is_metric=True)
+    model = build_for_scene(preset_config("tiny", ["loss.sensor_sdf_rays=256"]), scene)
+    extra = model.draw_sensor_rays(0, 256)
+    n_img = scene.depths.shape[0]
+    # every ray's origin is one of the cameras' centres, and several cameras appear in one draw
+    centres = scene.c2w[:, :3, 3].to(extra["origins"])
+    dist = (extra["origins"][:, None] - centres[None]).norm(dim=-1)
+    which = dist.argmin(1)
+    assert dist.min(1).values.max() < 1e-5
+    assert len(set(which.tolist())) == n_img
+    assert torch.equal(extra["rot"], scene.c2w[which, :3, :3].to(extra["rot"]))
+    # the extra rays change the term (and it stays reproducible from the step)
+    with_extra = model.compute_losses(3)["sensor_sdf"]
+    assert torch.equal(with_extra, model.compute_losses(3)["sensor_sdf"])
+    plain = build_for_scene(preset_config("tiny"), scene)
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain.compute_losses(3)["sensor_sdf"], with_extra)
+
+
 class _Plane(nn.Module):
     """SDF ``z0 - z`` (free space at z < z0), padded to the geometry network's outputs."""
 
