@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -279,3 +281,15 @@ def test_sensor_depth_reconstruction_lines_up_with_fusion_on_real_kitchen_frames
     m = evaluate_meshes(model.extract_world_mesh(), fused, num_points=20000, cameras=(c2w, K, scene.width, scene.height),
                         max_depth=5.0, depths=depths)
     assert m.fscore[0.05] > 0.5
+
+
+def test_every_preset_loads_and_rgbd_is_fast_with_its_two_changes():
+    import dataclasses
+
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "configs" / "occsdf").glob("*.yaml"))
+    assert {"tiny", "fast", "rgbd", "default", "paper"} <= set(names)
+    cfgs = {n: preset_config(n) for n in names}
+    fast, rgbd = dataclasses.asdict(cfgs["fast"]), dataclasses.asdict(cfgs["rgbd"])
+    assert rgbd["geometry"].pop("frequencies") == 8 and fast["geometry"].pop("frequencies") == 6
+    assert rgbd["loss"].pop("sensor_sdf_rays") == 1024 and fast["loss"].pop("sensor_sdf_rays") == 0
+    assert rgbd == fast
