@@ -6,7 +6,7 @@ LAS frame: longest side in [-0.8, 0.8]), the Chamfer-L2 (x 1000, the LAS unit) t
 ``--res`` and normalised the same way), once with the ``classic`` generators (what the shipped
 LAS demo model learnt) and once with the ``rich`` ones. 1024 area-uniform surface samples per
 shape. Cups are compared at four turns about +Y (a handle may point anywhere) and the best kept;
-chairs and tables at their own orientation (all face +Z after :func:`las_frame`).
+chairs and tables in the procedural orientation (:func:`load_real` turns them, see `canonical_yaw`).
 
 Nothing here trains on the real meshes: they are only measured.
 

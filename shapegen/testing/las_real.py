@@ -5,13 +5,16 @@ measuring only; nothing here writes them where training reads.
 
 Classes and files (under the shared data root, see :func:`shapegen.testing.bench.shared_data_root`):
 
-* ``chair``: ``meshes_chairs_tables/Chair*.obj`` (+Y up, facing +Z) and ``meshes_shapenet/chair_*.obj``
+* ``chair``: ``meshes_chairs_tables/Chair*.obj`` (+Y up, facing +X) and ``meshes_shapenet/chair_*.obj``
   (ShapeNetCore v2: +Y up, facing -Z, so turned 180 degrees about +Y);
-* ``table``: ``meshes_chairs_tables/Table*.obj`` (+Y up);
+* ``table``: ``meshes_chairs_tables/Table*.obj`` (+Y up; the longer side of the top along X or Z);
 * ``mug``: ``meshes_shapenet/cup_*.obj`` (+Y up; a handle, if any, points anywhere).
 
-Each mesh is brought into the LAS frame the way ``shapegen las prepare`` does it (bounding-box
-centre to the origin, longest side to ``[-0.8, 0.8]``) after the turn above.
+Each mesh is turned about +Y into the orientation of the procedural shapes, measured on the mesh
+(:func:`canonical_yaw`: a chair's back at -Z, a table's longer side along X, a mug's handle
+towards +X), then brought into the LAS frame the way ``shapegen las prepare`` does it
+(bounding-box centre to the origin, longest side to ``[-0.8, 0.8]``). The LAS views (azimuths
+0-180 degrees from +Z) then see the real shapes from the sides the model learnt them from.
 """
 
 from __future__ import annotations
@@ -76,8 +79,47 @@ def las_frame(mesh: Mesh, yaw_deg: float = 0.0) -> Mesh:
     return normalize_mesh(yaw(mesh, yaw_deg), "cube", LAS_PADDING)[0]
 
 
+def canonical_yaw(mesh: Mesh, cls: str, samples: int = 20000) -> float:
+    """The turn about +Y (degrees, :func:`yaw`'s sign) that puts ``mesh`` (+Y up, centred) in the
+    procedural shapes' orientation, measured on surface samples:
+
+    * chair: the back (the mean of the points in the top quarter of the height, against the mean
+      of all) towards -Z, in steps of 90 degrees (the sets are axis-aligned);
+    * table: the longer horizontal side along X (0 or 90);
+    * mug: the handle (the farthest 3% of points from the body's vertical axis) towards +X;
+
+    0 where the cue is too weak to read (a chair without a back, a cup without a handle)."""
+    import trimesh
+
+    tm = trimesh.Trimesh(mesh.vertices.double().numpy(), mesh.faces.numpy(), process=False)
+    p = torch.as_tensor(trimesh.sample.sample_surface(tm, samples, seed=0)[0], dtype=torch.float32)
+    xz = p[:, [0, 2]]
+    size = float((p.amax(0) - p.amin(0)).max())
+    if cls == "chair":
+        y = p[:, 1]
+        back = xz[y > y.min() + 0.75 * (y.max() - y.min())].mean(0) - xz.mean(0)
+        if float(back.norm()) < 0.03 * size:
+            return 0.0
+        a = math.degrees(math.atan2(float(back[0]), float(back[1])))
+        return float(round((180.0 - a) / 90.0) * 90 % 360)
+    if cls == "table":
+        ext = xz.amax(0) - xz.amin(0)
+        return 90.0 if float(ext[1]) > 1.05 * float(ext[0]) else 0.0
+    if cls == "mug":
+        centre = xz.median(0).values
+        r = (xz - centre).norm(dim=-1)
+        handle = xz[r > torch.quantile(r, 0.97)].mean(0) - centre
+        if float(handle.norm()) < 0.3 * float(r.max()):
+            return 0.0
+        return (90.0 - math.degrees(math.atan2(float(handle[0]), float(handle[1])))) % 360
+    return 0.0
+
+
 def load_real(real: RealMesh) -> Mesh:
-    """A benchmark mesh in the LAS frame (faces de-duplicated by the loader)."""
+    """A benchmark mesh in the LAS frame, turned into the procedural orientation
+    (:func:`canonical_yaw`; faces de-duplicated by the loader)."""
     from shapegen.geometry.mesh_io import load_mesh
 
-    return las_frame(load_mesh(real.path), real.yaw_deg)
+    mesh = load_mesh(real.path)
+    turn = real.yaw_deg + canonical_yaw(las_frame(mesh, real.yaw_deg), real.cls)
+    return las_frame(mesh, turn)
