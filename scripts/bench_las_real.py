@@ -133,6 +133,7 @@ def main() -> None:
 
     results: dict[str, dict[str, list[float]]] = {}
     view_hits: dict[str, list[bool]] = {s: [] for s in STYLES}
+    confusion: dict[str, np.ndarray] = {}  # class -> 5x5 (true view, estimated view)
 
     def add(row: str, cls: str, v: float) -> None:
         results.setdefault(row, {}).setdefault(cls, []).append(v)
@@ -143,6 +144,8 @@ def main() -> None:
     for rec in index["sketches"]:  # view estimation: every prepared real sketch, cheap
         guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier)
         view_hits[rec["style"]].append(guess == rec["view"])
+        cm = confusion.setdefault(rec["shape"].split("__")[0], np.zeros((len(LAS_AZIMUTHS),) * 2, dtype=int))
+        cm[rec["view"], guess] += 1
     samples = 0
     t1 = time.perf_counter()
     for cls, shape_names in names.items():
@@ -205,6 +208,11 @@ def main() -> None:
     view_rows = [[s, f"{np.mean(v):.3f}", len(v)] for s, v in view_hits.items() if v]
     all_hits = [h for v in view_hits.values() for h in v]
     view_rows.append(["all", f"{np.mean(all_hits):.3f}", len(all_hits)])
+    n_views = len(LAS_AZIMUTHS)
+    mirror = lambda i, j: i + j == n_views - 1 and i != j  # azimuth a against 180 - a: front/back of a left-right symmetric shape
+    conf_rows = [[c, f"{np.trace(m) / m.sum():.3f}",
+                  f"{sum(m[i, j] for i in range(n_views) for j in range(n_views) if mirror(i, j)) / max(1, m.sum() - np.trace(m)):.3f}",
+                  " / ".join(" ".join(str(x) for x in row) for row in m)] for c, m in confusion.items()]
     count = {c: len(v) for c, v in names.items()}
     body = (
         f"Real meshes ({', '.join(f'{len(v)} {c}s' for c, v in all_names.items())}; `meshes_chairs_tables` and ShapeNet chairs and "
@@ -217,6 +225,10 @@ def main() -> None:
         + table(["row", "chair", "table", "mug", "all"], mean_rows(results))
         + "\n\nView estimation (shipped classifier, `assets/models/las_view`) on every prepared real sketch (all meshes, 5 views):\n\n"
         + table(["style", "right view", "sketches"], view_rows)
+        + "\n\nBy class: the share of misses that pick the mirror view (azimuth a for 180 - a: the front/back pairs "
+        "0/180 and 45/135, which give nearly the same outline for a left-right symmetric shape), and the confusion matrix "
+        "(rows: true view 0, 45, 90, 135, 180; columns: estimated):\n\n"
+        + table(["class", "right view", "misses that are the mirror view", "confusion"], conf_rows)
         + (f"\n\nSkipped by `las prepare`: {', '.join(f'{k} ({v})' for k, v in skipped.items())}." if skipped else "")
         + f"\n\nSheet of real sketches and the shared hand drawings beside the model's shapes: `{os.path.relpath(sheet, REPO)}`.\n"
     )
