@@ -40,7 +40,7 @@ def _room(args: argparse.Namespace, cfg: RoomSynthConfig) -> None:
 def _reconstruct_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scene", help="scene folder: MonoSDF layout (cameras.npz, *_rgb.png, priors) or an RGB-D sequence (camera-intrinsics.txt, frames/)")
     p.add_argument("-o", "--output", required=True, help="output mesh (.glb recommended, .gltf, .obj, .ply), world frame")
-    p.add_argument("--preset", default="fast", help="preset under configs/occsdf/ (tiny, fast, paper, default) or a YAML file (default: fast)")
+    p.add_argument("--preset", default="fast", help="preset under configs/occsdf/ (tiny, fast, rgbd for RGB-D, paper, default) or a YAML file (default: fast)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. --set train.max_steps=2000 or --set loss.occupancy=false")
     p.add_argument("--fresh", action="store_true", help="start over instead of resuming from RUN_DIR/checkpoints/last.ckpt")
