@@ -332,31 +332,36 @@ class OccSDFSystem(pl.LightningModule):
             "rot": scene.c2w[:, :3, :3],
         }
 
+    def _seed(self, step: int) -> int:
+        """The random seed of ``step``: its batch, samples and noise are reproducible from it."""
+        return self.config.train.seed * 1_000_003 + step
+
     def _generator(self, step: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.config.train.seed * 1_000_003 + step)
+        return torch.Generator(device=self.device).manual_seed(self._seed(step))
+
+    def _rays_at(self, img: Tensor, pix: Tensor) -> dict[str, Tensor]:
+        """The training rays at pixel ``pix[i]`` of image ``img[i]``, with each ray's camera rotation and image index."""
+        b = {k: v[img, pix] for k, v in self._rays.items() if k != "rot"}
+        b["rot"] = self._rays["rot"][img]
+        b["image"] = img
+        return {k: v.to(self.device) for k, v in b.items()}
 
     def draw_batch(self, step: int) -> dict[str, Tensor]:
         """Random pixels of one random image, reproducible from ``step``."""
         if not self._rays:
             raise ShapegenError("no scene attached; call attach_scene(scene) before training")
-        gen = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(self._seed(step))
         n_img, hw = self._rays["depth"].shape
         img = int(torch.randint(n_img, (1,), generator=gen))
         pix = torch.randint(hw, (self.config.train.rays_per_batch,), generator=gen)
-        b = {k: v[img][pix] for k, v in self._rays.items() if k != "rot"}
-        b["rot"] = self._rays["rot"][img].expand(len(pix), 3, 3)
-        b["image"] = torch.full((len(pix),), img, dtype=torch.long)
-        return {k: v.to(self.device) for k, v in b.items()}
+        return self._rays_at(torch.full((len(pix),), img, dtype=torch.long), pix)
 
     def draw_sensor_rays(self, step: int, n: int) -> dict[str, Tensor]:
         """``n`` random pixels of random training images (for the sensor-depth SDF term), reproducible from ``step``."""
-        gen = torch.Generator().manual_seed(self.config.train.seed * 1_000_003 + step + 7_919)
+        gen = torch.Generator().manual_seed(self._seed(step) + 7_919)
         n_img, hw = self._rays["depth"].shape
         img = torch.randint(n_img, (n,), generator=gen)
-        pix = torch.randint(hw, (n,), generator=gen)
-        b = {k: v[img, pix] for k, v in self._rays.items() if k != "rot"}
-        b["rot"] = self._rays["rot"][img]
-        return {k: v.to(self.device) for k, v in b.items()}
+        return self._rays_at(img, torch.randint(hw, (n,), generator=gen))
 
     def train_dataloader(self):
         return torch.utils.data.DataLoader(_Steps(), batch_size=None)
