@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("bench_occsdf", REPO / "scripts" / "bench_occsdf.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _scripts import load_script
 
 
 def _runs(variant: str, values: list[float]) -> list[dict]:
@@ -20,7 +10,7 @@ def _runs(variant: str, values: list[float]) -> list[dict]:
 
 
 def test_claim_verdict_needs_a_gain_above_twice_the_larger_spread():
-    verdict = _script().claim_verdict
+    verdict = load_script("bench_occsdf").claim_verdict
     # gain 0.10, larger std 0.01: holds
     assert "claim holds" in verdict({"hybrid": _runs("hybrid", [0.29, 0.30, 0.31]), "sdf-only": _runs("sdf-only", [0.20, 0.20, 0.20])})
     # same gain, but one variant's seeds spread by 0.1: does not hold

@@ -4,29 +4,18 @@ or is cut by the budget is a ``failed:`` row and a non-zero exit, not a crash.""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _scripts import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "gpu_check.sh"
 DOC = REPO / "docs" / "benchmarks.md"
 TINY = {"msdf", "las", "occsdf", "vsd", "avatar"}
-
-
-@functools.cache
-def _driver():
-    # Registered under its name before it runs: its dataclasses look their module up there.
-    spec = importlib.util.spec_from_file_location("bench_gpu_check", REPO / "scripts" / "bench_gpu_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_gpu_check"] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -78,7 +67,7 @@ def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
 
 
 def test_a_failing_run_is_one_failed_line_and_the_others_still_run(tmp_path: Path, monkeypatch, capsys) -> None:
-    g = _driver()
+    g = load_script("bench_gpu_check")
     monkeypatch.setattr(sys, "path", list(sys.path))  # the report imports the other scripts
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.setitem(g.DATA, "bad", (None, ("room", "synth", "-o", "{out}", "--set", "num_views=0")))
@@ -106,7 +95,7 @@ def read_rows(g, results: Path) -> list:
 
 
 def test_a_spent_budget_fails_the_runs_left_without_starting_them(tmp_path: Path) -> None:
-    g = _driver()
+    g = load_script("bench_gpu_check")
     results = tmp_path / "results.jsonl"
     g.part_methods(results, g.Clock(0), False, 1, tmp_path / "work", tiny_only=True)
     rows = read_rows(g, results)
@@ -125,4 +114,4 @@ def test_a_spent_budget_fails_the_runs_left_without_starting_them(tmp_path: Path
     ],
 )
 def test_one_line_picks_the_line_that_says_what_went_wrong(log: str, line: str) -> None:
-    assert _driver().one_line(log) == line
+    assert load_script("bench_gpu_check").one_line(log) == line
