@@ -19,7 +19,9 @@ Protocol (measured against a LAS checkpoint, by default the shipped demo model):
    per class) prepared and sketched alike (contour and canny): the number the model card reports
    (0.648 over its five classes).
 5. View estimation: share of every prepared real sketch (all views, all styles) whose view the
-   shipped classifier (``assets/models/las_view``) picks right, per style.
+   shipped classifier (``assets/models/las_view``, given the category) picks right, per style and
+   class; beside it the share that is right or picks a view from which the true shape gives the
+   same drawing (:func:`shapegen.testing.las_real.equivalent_views`; symmetric tables).
 6. A sheet ``docs/las_real_sketches.png``: real sketches (the three styles of the first shape of
    each class) and the shared hand drawings (``sketches_unpaired``: the LAS paper's demo inputs and a
    Sketch2Model doodle) beside the shapes the model made from them (view estimated).
@@ -102,6 +104,7 @@ def main() -> None:
     from shapegen.geometry.export import export_mesh
     from shapegen.methods.las_eval import load_volumes, voxel_ious
     from shapegen.methods.las_view import estimate_view, load_view_classifier
+    from shapegen.testing.las_real import SAME_DRAWING_PX, equivalent_views
 
     t0 = time.perf_counter()
     shared = shared_data_root()
@@ -133,6 +136,8 @@ def main() -> None:
 
     results: dict[str, dict[str, list[float]]] = {}
     view_hits: dict[str, list[bool]] = {s: [] for s in STYLES}
+    view_hits_sym: dict[str, list[bool]] = {s: [] for s in STYLES}  # right or a view that draws the same
+    sym_hits: dict[str, list[bool]] = {}  # the same by class
     confusion: dict[str, np.ndarray] = {}  # class -> 5x5 (true view, estimated view)
 
     def add(row: str, cls: str, v: float) -> None:
@@ -141,9 +146,18 @@ def main() -> None:
     index = json.loads((work / "real" / "index.json").read_text())
     volumes = load_volumes(work / "real")
     vsize = classifier.config.image_size
+    # Views of a shape that give the same drawing (a table from 0 and 180 degrees, a round table
+    # from anywhere), from its contour sketches: picking either is as good as the true one.
+    contours: dict[str, dict[int, torch.Tensor]] = {}
+    for rec in index["sketches"]:
+        if rec["style"] == "contour":
+            contours.setdefault(rec["shape"], {})[rec["view"]] = load_sketch(work / "real" / rec["file"], size)
+    same = {k: equivalent_views([v[i] for i in sorted(v)]) for k, v in contours.items()}
     for rec in index["sketches"]:  # view estimation: every prepared real sketch, cheap
-        guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier)
+        guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier, rec["shape"].split("__")[0])
         view_hits[rec["style"]].append(guess == rec["view"])
+        view_hits_sym[rec["style"]].append(bool(same[rec["shape"]][rec["view"], guess]))
+        sym_hits.setdefault(rec["shape"].split("__")[0], []).append(bool(same[rec["shape"]][rec["view"], guess]))
         cm = confusion.setdefault(rec["shape"].split("__")[0], np.zeros((len(LAS_AZIMUTHS),) * 2, dtype=int))
         cm[rec["view"], guess] += 1
     samples = 0
@@ -160,7 +174,7 @@ def main() -> None:
                 add(f"sketch {rec['style']} (true view)", cls, voxel_ious(sample(cls, ink, rec["azimuth"]), true_sdf)["iou16"])
                 samples += 1
                 if rec["style"] == "hand":
-                    guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier)
+                    guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier, cls)
                     add("sketch hand (estimated view)", cls, voxel_ious(sample(cls, ink, LAS_AZIMUTHS[guess]), true_sdf)["iou16"])
                     samples += 1
             add("baseline: model without the sketch", cls, voxel_ious(sample(cls, None, None), true_sdf)["iou16"])
@@ -205,12 +219,14 @@ def main() -> None:
     wall = time.perf_counter() - t0
     load = os.getloadavg()[0]
 
-    view_rows = [[s, f"{np.mean(v):.3f}", len(v)] for s, v in view_hits.items() if v]
+    view_rows = [[s, f"{np.mean(v):.3f}", f"{np.mean(view_hits_sym[s]):.3f}", len(v)] for s, v in view_hits.items() if v]
     all_hits = [h for v in view_hits.values() for h in v]
-    view_rows.append(["all", f"{np.mean(all_hits):.3f}", len(all_hits)])
+    all_sym = [h for v in view_hits_sym.values() for h in v]
+    view_rows.append(["all", f"{np.mean(all_hits):.3f}", f"{np.mean(all_sym):.3f}", len(all_hits)])
+    n_same = {c: sum(int(m.sum() - len(m)) // 2 for k, m in same.items() if k.startswith(c + "__")) for c in confusion}
     n_views = len(LAS_AZIMUTHS)
     mirror = lambda i, j: i + j == n_views - 1 and i != j  # azimuth a against 180 - a: front/back of a left-right symmetric shape
-    conf_rows = [[c, f"{np.trace(m) / m.sum():.3f}",
+    conf_rows = [[c, f"{np.trace(m) / m.sum():.3f}", f"{np.mean(sym_hits[c]):.3f}", n_same[c],
                   f"{sum(m[i, j] for i in range(n_views) for j in range(n_views) if mirror(i, j)) / max(1, m.sum() - np.trace(m)):.3f}",
                   " / ".join(" ".join(str(x) for x in row) for row in m)] for c, m in confusion.items()]
     count = {c: len(v) for c, v in names.items()}
@@ -223,12 +239,16 @@ def main() -> None:
         f"{samples} model samples; wall time {wall:.0f} s (preparation {t_prep:.0f} s, real-shape rows {t_real:.0f} s) on one "
         f"thread, 1-minute load average {load:.2f}.\n\n"
         + table(["row", "chair", "table", "mug", "all"], mean_rows(results))
-        + "\n\nView estimation (shipped classifier, `assets/models/las_view`) on every prepared real sketch (all meshes, 5 views):\n\n"
-        + table(["style", "right view", "sketches"], view_rows)
+        + f"\n\nView estimation (classifier `{args.view_model or 'assets/models/las_view/las_view.ckpt'}`, given the category) on every "
+        "prepared real sketch (all meshes, 5 views). \"Right view\": the true one of the five. \"Right or alike\": the true one "
+        "or a view from which the true shape gives the same drawing (the contour sketches of the two views within "
+        f"{SAME_DRAWING_PX} px on average, `shapegen.testing.las_real.equivalent_views`: a table from 0 and 180 degrees, a round "
+        "table from anywhere), where no classifier can tell and either view draws the same shape:\n\n"
+        + table(["style", "right view", "right or alike", "sketches"], view_rows)
         + "\n\nBy class: the share of misses that pick the mirror view (azimuth a for 180 - a: the front/back pairs "
         "0/180 and 45/135, which give nearly the same outline for a left-right symmetric shape), and the confusion matrix "
         "(rows: true view 0, 45, 90, 135, 180; columns: estimated):\n\n"
-        + table(["class", "right view", "misses that are the mirror view", "confusion"], conf_rows)
+        + table(["class", "right view", "right or alike", "view pairs alike", "misses that are the mirror view", "confusion"], conf_rows)
         + (f"\n\nSkipped by `las prepare`: {', '.join(f'{k} ({v})' for k, v in skipped.items())}." if skipped else "")
         + f"\n\nSheet of real sketches and the shared hand drawings beside the model's shapes: `{os.path.relpath(sheet, REPO)}`.\n"
     )

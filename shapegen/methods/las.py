@@ -750,7 +750,7 @@ def sketch_to_3d(
 
         classifier = load_view_classifier(None if estimate_view is True else estimate_view)
         full = load_sketch(sketch, classifier.config.image_size) if isinstance(sketch, (str, Path)) else sketch
-        index, probs = pick_view(full, classifier)
+        index, probs = pick_view(full, classifier, category)
         view = LAS_AZIMUTHS[index]
     out = model.sample(1, category=category, sketch=ink, azimuth=view, seed=seed, occupancy_steps=occupancy_steps,
                        sdf_steps=sdf_steps, guidance=guidance, radius=radius)

@@ -3,8 +3,9 @@
 LAS-Diffusion (Zheng et al. 2023, arXiv 2305.04461) attends to the sketch through the camera of
 its view (azimuth 0, 45, 90, 135 or 180 degrees at elevation 20); without a view the model falls
 back to global attention, which it never trained on. This module adds a small classifier that
-picks the view from the sketch alone (not in the paper): a 4-layer CNN (stride-2 3x3
-convolutions, ReLU, global average pooling, a linear layer to 5 logits) on the binarised ink map.
+picks the view from the sketch and its category (not in the paper): a 4-layer CNN (stride-2 3x3
+convolutions, ReLU) on the binarised ink map, its last feature map flattened (where strokes lie
+tells front from back) into one linear head of 5 logits per category.
 
 Training data: synthetic sketches of procedural shapes (:mod:`shapegen.data.procedural`, the
 ``rich`` and ``classic`` variants of every class the LAS demo model knows) in every style of
@@ -13,8 +14,8 @@ Training data: synthetic sketches of procedural shapes (:mod:`shapegen.data.proc
 cross-entropy loop with AdamW. No real mesh or drawing is ever used: :func:`train_view_classifier`
 takes only the procedural generator's settings.
 
-The loop is a plain one on purpose: a classifier of a few thousand parameters fits in memory with
-its whole data set and trains in a few minutes, so it needs none of ``shapegen train``'s
+The loop is a plain one on purpose: a classifier of under a quarter of a million parameters fits
+in memory with its whole data set and trains in minutes on one CPU core, so it needs none of ``shapegen train``'s
 machinery (resume, previews, devices); it saves with :func:`shapegen.checkpoints.save_checkpoint`.
 """
 
@@ -43,6 +44,12 @@ class ViewClassifierConfig:
     """Side of the binarised ink map it reads (sketches are resized to it)."""
     channels: list[int] = field(default_factory=lambda: [16, 32, 48, 64])
     """Output channels of the stride-2 convolutions."""
+    spatial: bool = True
+    """Read the last feature map whole (flattened) instead of its average: where strokes lie tells
+    front from back (a backrest above the seat's far edge or down to its near edge), which an
+    average over positions loses."""
+    categories: list[str] = field(default_factory=list)
+    """One head per category (LAS knows the sketch's category); empty: one head for every sketch."""
 
 
 @dataclass
@@ -93,10 +100,36 @@ class ViewClassifier(nn.Module):
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.ReLU()]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, 5)
+        side = -(-self.config.image_size // 2 ** len(self.config.channels))  # stride-2 with padding 1 rounds up
+        self.heads = max(1, len(self.config.categories))
+        self.head = nn.Linear(c_in * (side * side if self.config.spatial else 1), 5 * self.heads)
 
-    def forward(self, ink: Float[Tensor, "B H W"]) -> Float[Tensor, "B 5"]:
-        return self.head(self.features(ink[:, None] * 2 - 1).mean(dim=(2, 3)))
+    def forward(self, ink: Float[Tensor, "B H W"], category: Tensor | None = None) -> Float[Tensor, "B 5"]:
+        """View logits; ``category`` (``B``, indices into ``config.categories``; -1 or None: unknown)
+        picks each sketch's head, and an unknown category gets the mean of every head's log-probabilities."""
+        size = self.config.image_size
+        if self.config.spatial and ink.shape[-2:] != (size, size):
+            raise ShapegenError(f"the view classifier reads {size}x{size} ink maps; binarise the sketch at that size first")
+        h = self.features(ink[:, None] * 2 - 1)
+        h = h.flatten(1) if self.config.spatial else h.mean(dim=(2, 3))
+        logits = self.head(h).view(-1, self.heads, 5)
+        if self.heads == 1:
+            return logits[:, 0]
+        if category is None:
+            category = torch.full((logits.shape[0],), -1, dtype=torch.long, device=logits.device)
+        mean = logits.log_softmax(-1).mean(1)
+        own = logits[torch.arange(logits.shape[0], device=logits.device), category.clamp(min=0)]
+        return torch.where((category >= 0)[:, None], own, mean)
+
+    @staticmethod
+    def head_of(config: ViewClassifierConfig, category: str) -> int:
+        """The head that learns ``category``'s sketches (0 for a one-head classifier)."""
+        return config.categories.index(category) if config.categories else 0
+
+    def category_index(self, category: str | None) -> int:
+        """The head of ``category`` (-1: none given or one this classifier was not trained on)."""
+        cats = self.config.categories
+        return cats.index(category) if category in cats else -1
 
 
 def load_view_classifier(path: str | Path | None = None) -> ViewClassifier:
@@ -113,24 +146,28 @@ def load_view_classifier(path: str | Path | None = None) -> ViewClassifier:
     state = load_checkpoint(path)
     if not isinstance(state, dict) or "view_classifier" not in state:
         raise ShapegenError(f"'{path}' is not a LAS view classifier; give the las_view.ckpt written by 'shapegen las-view'")
-    model = ViewClassifier(ViewClassifierConfig(**state["view_classifier"]["config"]))
+    # Classifiers saved before ``spatial`` existed averaged the last feature map.
+    model = ViewClassifier(ViewClassifierConfig(**{"spatial": False, **state["view_classifier"]["config"]}))
     model.load_state_dict(state["view_classifier"]["weights"])
     return model.eval()
 
 
 @torch.no_grad()
-def estimate_view(ink: Float[Tensor, "H W"], model: ViewClassifier | None = None) -> tuple[int, Float[Tensor, " 5"]]:
+def estimate_view(ink: Float[Tensor, "H W"], model: ViewClassifier | None = None,
+                  category: str | None = None) -> tuple[int, Float[Tensor, " 5"]]:
     """The most likely LAS view index of a sketch and the probabilities of all five.
 
     Args:
         ink: ink map (1 = stroke) of any size; it is binarised at the classifier's size.
         model: a classifier; None: the shipped one.
+        category: the sketch's category (a classifier with one head per category uses its head;
+            None or a category it does not know: the mean of its heads).
     """
     from shapegen.data.sketches import binarize_sketch
 
     model = model or load_view_classifier()
     x = binarize_sketch(ink.float().cpu(), model.config.image_size)
-    p = model(x[None]).softmax(-1)[0]
+    p = model(x[None], torch.tensor([model.category_index(category)])).softmax(-1)[0]
     return int(p.argmax()), p
 
 
@@ -185,6 +222,9 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
 
     if cfg.per_class < 2 or not cfg.classes or not cfg.styles or cfg.steps < 1:
         raise ShapegenError("las-view needs per_class >= 2, at least one class and style, and steps >= 1")
+    missing = [c for c in cfg.classes if cfg.model.categories and c not in cfg.model.categories]
+    if missing:
+        raise ShapegenError(f"model.categories has no head for {', '.join(missing)}; list every class there or leave it empty")
     for s in cfg.styles:
         if s not in SKETCH_STYLES:
             raise ShapegenError(f"unknown sketch style '{s}'; use {', '.join(SKETCH_STYLES)}")
@@ -194,8 +234,10 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
     gen = torch.Generator().manual_seed(cfg.seed)
     val_shapes = torch.randperm(n_shapes, generator=gen)[: max(1, round(cfg.val_fraction * n_shapes))]
     is_val = torch.isin(sids, val_shapes)
-    x_tr, y_tr = inks[~is_val].float(), labels[~is_val]
-    x_va, y_va = inks[is_val].float(), labels[is_val]
+    # Sketches are rendered class by class, per_class shapes each: a sketch's head is its class's.
+    heads = torch.tensor([ViewClassifier.head_of(cfg.model, c) for c in cfg.classes])[sids // cfg.per_class]
+    x_tr, y_tr, c_tr = inks[~is_val].float(), labels[~is_val], heads[~is_val]
+    x_va, y_va, c_va = inks[is_val].float(), labels[is_val], heads[is_val]
     torch.manual_seed(cfg.seed)
     model = ViewClassifier(cfg.model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
@@ -207,14 +249,14 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
         # Small shifts: a drawing is rarely centred like a render.
         dx, dy = torch.randint(-3, 4, (2,), generator=gen).tolist()
         x = torch.roll(x, (dy, dx), dims=(1, 2))
-        loss = F.cross_entropy(model(x), y_tr[idx])
+        loss = F.cross_entropy(model(x, c_tr[idx]), y_tr[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
     model.eval()
     with torch.no_grad():
-        pred = model(x_va).argmax(-1)
+        pred = model(x_va, c_va).argmax(-1)
     # Sketches are rendered shape by shape, view by view, style by style, sketches_per_view each.
     style_of = torch.arange(inks.shape[0]) // cfg.sketches_per_view % len(cfg.styles)
     style_va = style_of[is_val]

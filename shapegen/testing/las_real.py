@@ -123,3 +123,36 @@ def load_real(real: RealMesh) -> Mesh:
     mesh = load_mesh(real.path)
     turn = real.yaw_deg + canonical_yaw(las_frame(mesh, real.yaw_deg), real.cls)
     return las_frame(mesh, turn)
+
+
+#: Mean ink distance (pixels) under which two drawings of one shape count as the same picture.
+SAME_DRAWING_PX = 0.2
+
+
+def ink_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean symmetric distance in pixels between the strokes of two ink maps (``> 0.5`` is ink).
+
+    Returns ``inf`` when exactly one of them is blank and 0 when both are.
+    """
+    pa, pb = (a > 0.5).nonzero().float(), (b > 0.5).nonzero().float()
+    if len(pa) == 0 or len(pb) == 0:
+        return 0.0 if len(pa) == len(pb) else math.inf
+    d = torch.cdist(pa, pb)
+    return float(0.5 * (d.min(1).values.mean() + d.min(0).values.mean()))
+
+
+def equivalent_views(inks: list[torch.Tensor], tol_px: float = SAME_DRAWING_PX) -> torch.Tensor:
+    """Which views of one shape give the same drawing: ``V x V`` booleans from its sketches, one per view.
+
+    A round table looks the same from every azimuth and a rectangular one from 0 and 180 degrees
+    (from 45 and 135 it is drawn mirrored, which a classifier can tell);
+    a view classifier cannot tell such views apart, and picking any of them draws the same shape.
+    Views count as equivalent when their sketches (one style, same size) are within ``tol_px``
+    (:func:`ink_distance`), i.e. the pictures differ by well under a pixel.
+    """
+    n = len(inks)
+    same = torch.eye(n, dtype=torch.bool)
+    for i in range(n):
+        for j in range(i + 1, n):
+            same[i, j] = same[j, i] = ink_distance(inks[i], inks[j]) < tol_px
+    return same

@@ -40,12 +40,56 @@ def test_training_writes_a_loadable_classifier(tiny_view):
     assert set(report.val_accuracy_by_style) == {"contour", "hand"} and 0.0 <= report.val_accuracy <= 1.0
     model = load_view_classifier(report.checkpoint)
     assert model.config.image_size == 32 and report.parameters == sum(p.numel() for p in model.parameters())
+    assert model.config.categories == ["chair", "mug"] and model.config.spatial
     ink = torch.zeros(100, 80)
     ink[20:70, 10:60] = 1.0
     ink[30:60, 20:50] = 0.0
-    view, probs = estimate_view(ink, model)
-    assert 0 <= view < 5 and probs.shape == (5,) and float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
-    assert view == int(probs.argmax())
+    for category in ("chair", "mug", None, "sofa"):
+        view, probs = estimate_view(ink, model, category)
+        assert 0 <= view < 5 and probs.shape == (5,) and float(probs.sum()) == pytest.approx(1.0, abs=1e-5)
+        assert view == int(probs.argmax())
+
+
+def test_each_category_has_its_own_head_and_an_unknown_one_gets_their_mean():
+    from shapegen.methods.las_view import ViewClassifierConfig
+
+    model = ViewClassifier(ViewClassifierConfig(image_size=16, channels=[4, 4], categories=["chair", "table"]))
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0, 0, 0, 0, 3.0, 0]))  # chair -> view 0, table -> view 3
+    ink = torch.rand(3, 16, 16).round()
+    logits = model(ink, torch.tensor([0, 1, -1]))
+    assert logits[0].argmax() == 0 and logits[1].argmax() == 3
+    both = torch.stack([logits[0].log_softmax(-1), logits[1].log_softmax(-1)]).mean(0)
+    assert torch.allclose(logits[2], both, atol=1e-6)
+    assert model.category_index("table") == 1 and model.category_index("lamp") == -1 and model.category_index(None) == -1
+    assert estimate_view(ink[0], model, "table")[0] == 3 and estimate_view(ink[0], model, "chair")[0] == 0
+    with pytest.raises(ShapegenError, match="16x16"):
+        model(torch.zeros(1, 32, 32))
+
+
+def test_a_class_without_a_head_is_refused(tmp_path):
+    from shapegen.methods.las_view import ViewClassifierConfig
+
+    cfg = LASViewConfig(model=ViewClassifierConfig(categories=["chair"]), classes=["chair", "mug"])
+    with pytest.raises(ShapegenError, match="no head for mug"):
+        train_view_classifier(cfg, tmp_path)
+
+
+def test_an_average_pooled_classifier_saved_before_spatial_heads_still_loads(tmp_path):
+    from dataclasses import asdict
+
+    from shapegen.checkpoints import save_checkpoint
+    from shapegen.methods.las_view import ViewClassifierConfig
+
+    old = ViewClassifier(ViewClassifierConfig(image_size=32, channels=[8, 8], spatial=False))
+    config = asdict(old.config)
+    del config["spatial"], config["categories"]  # the keys such a file lacks
+    save_checkpoint({"view_classifier": {"config": config, "weights": old.state_dict()}}, tmp_path / "old.ckpt")
+    model = load_view_classifier(tmp_path / "old.ckpt")
+    ink = torch.rand(2, 32, 32).round()
+    assert not model.config.spatial and torch.equal(model(ink), old(ink))
+    assert model(torch.zeros(1, 48, 48)).shape == (1, 5)  # averaging reads any size
 
 
 def test_load_errors_are_one_line(tmp_path):
@@ -77,12 +121,13 @@ def test_shipped_classifier_beats_chance_on_unseen_procedural_shapes():
     for cls, index in (("chair", 900), ("table", 901), ("shelf", 902)):  # never sketched in its training
         mesh = normalize_mesh(to_mesh(generate(cls, index, 0, variant="rich"), 48), "cube", 0.8)[0]
         for view, az in enumerate(LAS_AZIMUTHS):
-            guess, _ = estimate_view(render_sketch(mesh, az, style="contour", size=64), model)
+            guess, _ = estimate_view(render_sketch(mesh, az, style="contour", size=64), model, cls)
             hits += guess == view
             total += 1
-    # Chance is 3 of 15; this classifier gets 53% of held-out synthetic sketches, 6 of these 15
-    # (symmetric tables and shelves look alike from 0 and 180 degrees): one sketch of margin.
-    assert hits >= 5
+    # Chance is 3 of 15; this classifier gets 62% of held-out synthetic sketches and 8 of these 15
+    # (all five of the shelf's; this table is round, so every view draws it alike): the margin
+    # allows for another CPU's rounding flipping a near tie or two.
+    assert hits >= 6
 
 
 def test_sketch_to_3d_estimates_the_view_when_none_is_given(las_data, las_trained, tiny_view):
@@ -101,6 +146,6 @@ def test_sketch_to_3d_estimates_the_view_when_none_is_given(las_data, las_traine
     assert flat.view is None and flat.view_probs is None
 
 
-def test_view_classifier_reads_any_size():
+def test_view_classifier_reads_its_size():
     m = ViewClassifier()
     assert m(torch.zeros(2, 64, 64)).shape == (2, 5)

@@ -8,7 +8,16 @@ import pytest
 import torch
 
 from shapegen.geometry.mesh import Mesh
-from shapegen.testing.las_real import LAS_PADDING, canonical_yaw, las_frame, load_real, real_meshes, yaw
+from shapegen.testing.las_real import (
+    LAS_PADDING,
+    canonical_yaw,
+    equivalent_views,
+    ink_distance,
+    las_frame,
+    load_real,
+    real_meshes,
+    yaw,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,3 +85,33 @@ def test_every_real_mesh_is_turned_into_the_procedural_orientation(shared_data):
         else:  # measured again, the handle needs no further turn
             turn = canonical_yaw(mesh, "mug") % 360
             assert min(turn, 360 - turn) < 3.0, r.name
+
+
+def test_ink_distance_is_symmetric_and_counts_pixels():
+    a = torch.zeros(16, 16)
+    a[4, 2:12] = 1.0
+    b = torch.roll(a, 2, dims=0)  # the same stroke two pixels lower
+    assert ink_distance(a, a) == 0.0 and ink_distance(a, b) == pytest.approx(2.0) == ink_distance(b, a)
+    assert ink_distance(a, torch.zeros(16, 16)) == math.inf and ink_distance(torch.zeros(4, 4), torch.zeros(4, 4)) == 0.0
+
+
+def test_views_that_draw_the_same_picture_are_equivalent():
+    """A box (a rectangular table top) looks the same from 0 and 180 degrees (from 45 and 135 it
+    leans the other way), a cylinder from everywhere; a procedural chair from no two LAS views."""
+    import trimesh
+
+    from shapegen.data.procedural import generate, to_mesh
+    from shapegen.data.sketches import LAS_AZIMUTHS, render_sketch
+
+    def views(mesh: Mesh) -> torch.Tensor:
+        return equivalent_views([render_sketch(mesh, az, style="contour", size=64) for az in LAS_AZIMUTHS])
+
+    def framed(t: trimesh.Trimesh) -> Mesh:
+        return las_frame(Mesh(torch.tensor(t.vertices, dtype=torch.float32), torch.tensor(t.faces)))
+
+    box = views(framed(trimesh.creation.box((1.6, 0.3, 0.9))))
+    assert box[0, 4] and not box[1, 3] and not box[0, 2] and not box[0, 1]
+    upright = trimesh.transformations.rotation_matrix(math.pi / 2, [1, 0, 0])  # trimesh's cylinder stands on +Z
+    assert bool(views(framed(trimesh.creation.cylinder(0.7, 0.5, sections=64, transform=upright))).all())
+    chair = views(las_frame(to_mesh(generate("chair", 62, 0), 48)))
+    assert torch.equal(chair, torch.eye(5, dtype=torch.bool))
