@@ -154,11 +154,13 @@ def main() -> None:
             contours.setdefault(rec["shape"], {})[rec["view"]] = load_sketch(work / "real" / rec["file"], size)
     same = {k: equivalent_views([v[i] for i in sorted(v)]) for k, v in contours.items()}
     for rec in index["sketches"]:  # view estimation: every prepared real sketch, cheap
-        guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier, rec["shape"].split("__")[0])
+        cls = rec["shape"].split("__")[0]
+        guess, _ = estimate_view(load_sketch(work / "real" / rec["file"], vsize), classifier, cls)
+        alike = bool(same[rec["shape"]][rec["view"], guess])
         view_hits[rec["style"]].append(guess == rec["view"])
-        view_hits_sym[rec["style"]].append(bool(same[rec["shape"]][rec["view"], guess]))
-        sym_hits.setdefault(rec["shape"].split("__")[0], []).append(bool(same[rec["shape"]][rec["view"], guess]))
-        cm = confusion.setdefault(rec["shape"].split("__")[0], np.zeros((len(LAS_AZIMUTHS),) * 2, dtype=int))
+        view_hits_sym[rec["style"]].append(alike)
+        sym_hits.setdefault(cls, []).append(alike)
+        cm = confusion.setdefault(cls, np.zeros((len(LAS_AZIMUTHS),) * 2, dtype=int))
         cm[rec["view"], guess] += 1
     samples = 0
     t1 = time.perf_counter()

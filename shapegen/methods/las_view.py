@@ -121,11 +121,6 @@ class ViewClassifier(nn.Module):
         own = logits[torch.arange(logits.shape[0], device=logits.device), category.clamp(min=0)]
         return torch.where((category >= 0)[:, None], own, mean)
 
-    @staticmethod
-    def head_of(config: ViewClassifierConfig, category: str) -> int:
-        """The head that learns ``category``'s sketches (0 for a one-head classifier)."""
-        return config.categories.index(category) if config.categories else 0
-
     def category_index(self, category: str | None) -> int:
         """The head of ``category`` (-1: none given or one this classifier was not trained on)."""
         cats = self.config.categories
@@ -234,12 +229,13 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
     gen = torch.Generator().manual_seed(cfg.seed)
     val_shapes = torch.randperm(n_shapes, generator=gen)[: max(1, round(cfg.val_fraction * n_shapes))]
     is_val = torch.isin(sids, val_shapes)
-    # Sketches are rendered class by class, per_class shapes each: a sketch's head is its class's.
-    heads = torch.tensor([ViewClassifier.head_of(cfg.model, c) for c in cfg.classes])[sids // cfg.per_class]
-    x_tr, y_tr, c_tr = inks[~is_val].float(), labels[~is_val], heads[~is_val]
-    x_va, y_va, c_va = inks[is_val].float(), labels[is_val], heads[is_val]
     torch.manual_seed(cfg.seed)
     model = ViewClassifier(cfg.model)
+    # Sketches are rendered class by class, per_class shapes each: a sketch's head is its class's
+    # (a one-head classifier ignores it).
+    heads = torch.tensor([model.category_index(c) for c in cfg.classes])[sids // cfg.per_class]
+    x_tr, y_tr, c_tr = inks[~is_val].float(), labels[~is_val], heads[~is_val]
+    x_va, y_va, c_va = inks[is_val].float(), labels[is_val], heads[is_val]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
     model.train()

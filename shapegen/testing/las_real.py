@@ -134,11 +134,12 @@ def ink_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
     Returns ``inf`` when exactly one of them is blank and 0 when both are.
     """
+    from shapegen.geometry.metrics import chamfer_l1
+
     pa, pb = (a > 0.5).nonzero().float(), (b > 0.5).nonzero().float()
     if len(pa) == 0 or len(pb) == 0:
         return 0.0 if len(pa) == len(pb) else math.inf
-    d = torch.cdist(pa, pb)
-    return float(0.5 * (d.min(1).values.mean() + d.min(0).values.mean()))
+    return float(chamfer_l1(pa, pb))  # the pixel coordinates as 2-D points
 
 
 def equivalent_views(inks: list[torch.Tensor], tol_px: float = SAME_DRAWING_PX) -> torch.Tensor:
