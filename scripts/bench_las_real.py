@@ -22,11 +22,16 @@ Protocol (measured against a LAS checkpoint, by default the shipped demo model):
    shipped classifier (``assets/models/las_view``, given the category) picks right, per style and
    class; beside it the share that is right or picks a view from which the true shape gives the
    same drawing (:func:`shapegen.testing.las_real.equivalent_views`; symmetric tables).
-6. A sheet ``docs/las_real_sketches.png``: real sketches (the three styles of the first shape of
+6. With ``--baseline CKPT`` (the model it replaces) the sketch rows (true view) and the no-sketch row
+   for that model too, and with ``--held-out DIR`` (held-out procedural true shapes of all five
+   classes, prepared by ``las prepare``: the model card's headline) ``las eval``'s iou16 for both:
+   one table of the two models side by side.
+7. A sheet ``docs/las_real_sketches.png``: real sketches (the three styles of the first shape of
    each class) and the shared hand drawings (``sketches_unpaired``: the LAS paper's demo inputs and a
    Sketch2Model doodle) beside the shapes the model made from them (view estimated).
 
     python scripts/bench_las_real.py --per-class 4
+    python scripts/bench_las_real.py --checkpoint NEW.ckpt --baseline OLD.ckpt --held-out data/las_demo/true/held_out
 """
 
 from __future__ import annotations
@@ -91,6 +96,8 @@ def main() -> None:
     ap.add_argument("--all-views", action="store_true", help="sketches from all five views, not one per shape")
     ap.add_argument("--oracle-n", type=int, default=64, help="procedural shapes per class and variant for the oracle")
     ap.add_argument("--procedural", type=int, default=2, help="held-out procedural shapes per class (from index 60)")
+    ap.add_argument("--baseline", help="a second LAS checkpoint (the model this one replaces) scored alike, side by side")
+    ap.add_argument("--held-out", help="prepared held-out procedural true shapes: las eval's iou16 of each model")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "shapegen_bench_las_real"), help="scratch folder")
     ap.add_argument("--sheet", default=str(REPO / "docs" / "las_real_sketches.png"), help="PNG of sketches and results")
     ap.add_argument("--no-write", action="store_true", help="print instead of writing docs/benchmarks.md (the sheet is still written)")
@@ -128,9 +135,10 @@ def main() -> None:
         prepare_dataset(work / "procedural_meshes", work / "procedural", LASPrepareConfig(resolution=res, sketch_size=size), progress=False)
     t_prep = time.perf_counter() - t0
 
-    def sample(category: str, ink: torch.Tensor | None, azimuth: float | None) -> torch.Tensor:
-        out = model.sample(1, category=category, sketch=ink, azimuth=azimuth, seed=0)
-        return out.sdf[0].cpu() * model.tau
+    def sample(category: str, ink: torch.Tensor | None, azimuth: float | None, system=None) -> torch.Tensor:
+        system = system or model
+        out = system.sample(1, category=category, sketch=ink, azimuth=azimuth, seed=0)
+        return out.sdf[0].cpu() * system.tau
 
     import json
 
@@ -185,6 +193,37 @@ def main() -> None:
                 best = max(voxel_ious(procedural_grid(cls, i, variant, res), true_sdf)["iou16"] for i in range(args.oracle_n))
                 add(f"oracle: nearest of {args.oracle_n} {variant} procedural shapes", cls, best)
     t_real = time.perf_counter() - t1
+    compare_rows = []
+    if args.baseline or args.held_out:
+        from shapegen.methods.las_eval import evaluate
+
+        models = [(args.checkpoint or "assets/models/las_demo/las_demo.ckpt", model)]
+        if args.baseline:
+            models.append((args.baseline, load_system("las", args.baseline, "cpu")))
+        for label, system in models:
+            got: dict[str, list[float]] = {}
+            if system is model:
+                for row, by_cls in results.items():
+                    if row.endswith("(true view)") or row.startswith("baseline"):
+                        got[row] = [v for vs in by_cls.values() for v in vs]
+            else:
+                for cls, shape_names in names.items():
+                    for k, name in enumerate(shape_names):
+                        _, true_sdf = volumes[f"{cls}__{name}"]
+                        for rec in index["sketches"]:
+                            if rec["shape"] == f"{cls}__{name}" and rec["view"] == k % len(LAS_AZIMUTHS):
+                                ink = load_sketch(work / "real" / rec["file"], size)
+                                iou = voxel_ious(sample(cls, ink, rec["azimuth"], system), true_sdf)["iou16"]
+                                got.setdefault(f"sketch {rec['style']} (true view)", []).append(iou)
+                                samples += 1
+                        got.setdefault("baseline: model without the sketch", []).append(
+                            voxel_ious(sample(cls, None, None, system), true_sdf)["iou16"])
+                        samples += 1
+            sketch = [np.mean(got[f"sketch {st} (true view)"]) for st in STYLES]
+            none = float(np.mean(got["baseline: model without the sketch"]))
+            held = f"{evaluate(system, args.held_out).headline:.3f}" if args.held_out else "-"
+            compare_rows.append([f"`{label}`", *(f"{v:.3f}" for v in sketch), f"{none:.3f}",
+                                 f"{np.mean(sketch) - none:+.3f}", held])
     if args.procedural:
         pindex = json.loads((work / "procedural" / "index.json").read_text())
         pvol = load_volumes(work / "procedural")
@@ -251,6 +290,12 @@ def main() -> None:
         "0/180 and 45/135, which give nearly the same outline for a left-right symmetric shape), and the confusion matrix "
         "(rows: true view 0, 45, 90, 135, 180; columns: estimated):\n\n"
         + table(["class", "right view", "right or alike", "view pairs alike", "misses that are the mirror view", "confusion"], conf_rows)
+        + ("\n\nThe model against the one it replaces (real shapes: iou16 from each style's sketches with the true view, "
+           "the model without the sketch, and the gain of the sketch: the mean of the three styles minus the no-sketch row; "
+           f"held-out procedural: `las eval {args.held_out}`, iou16 against the true shapes from their contour and canny "
+           "sketches, all five classes):\n\n"
+           + table(["model", "contour", "canny", "hand", "no sketch", "sketch gain", "held-out procedural"], compare_rows)
+           if compare_rows else "")
         + (f"\n\nSkipped by `las prepare`: {', '.join(f'{k} ({v})' for k, v in skipped.items())}." if skipped else "")
         + f"\n\nSheet of real sketches and the shared hand drawings beside the model's shapes: `{os.path.relpath(sheet, REPO)}`.\n"
     )

@@ -23,6 +23,10 @@ class LASDataConfig:
 
     root: str = "data/las"
     """Folder written by ``shapegen las prepare``."""
+    extra_roots: list[str] = field(default_factory=list)
+    """More prepared folders trained on together with ``root`` (the same resolution and sketch size),
+    e.g. a fine-tune that keeps the shapes a model learnt beside new ones; every shape of every folder
+    is visited equally often."""
     batch_size: int = 16
     """Shapes per batch."""
     styles: list[str] = field(default_factory=lambda: ["contour", "canny"])
@@ -88,18 +92,27 @@ def read_sketch_png(path: Path) -> torch.Tensor:
 
 class LASDataset(Dataset):
     """Items: ``sdf`` (G^3 float, world units, clipped), ``shell`` (g^3 bool), ``label``, ``sketch``
-    (S x S ink map, blank if the shape has none), ``view`` (canonical view index, -1 if none)."""
+    (S x S ink map, blank if the shape has none), ``view`` (canonical view index, -1 if none).
 
-    def __init__(self, root: str | Path, categories: list[str], styles: list[str], sketch_size: int, repeat: int = 1) -> None:
-        self.root = Path(root)
-        index = read_index(root)
-        self.names = sorted(index["shapes"])
-        self.shapes = index["shapes"]
+    ``root`` is one prepared folder or several (their shapes one after the other, each folder's in name order).
+    """
+
+    def __init__(self, root: str | Path | list, categories: list[str], styles: list[str], sketch_size: int, repeat: int = 1) -> None:
+        roots = [Path(r) for r in (root if isinstance(root, (list, tuple)) else [root])]
+        self.names: list[tuple[Path, str]] = []
+        self.shapes: dict[tuple[Path, str], dict] = {}
+        self.sketches: dict[tuple[Path, str], list[dict]] = {}
+        for folder in roots:
+            index = read_index(folder)
+            for name in sorted(index["shapes"]):
+                key = (folder, name)
+                self.names.append(key)
+                self.shapes[key] = index["shapes"][name]
+                self.sketches[key] = []
+            for r in index.get("sketches", []):
+                if (folder, r["shape"]) in self.sketches and r["style"] in styles:
+                    self.sketches[folder, r["shape"]].append(r)
         self.cat = {c: i for i, c in enumerate(categories)}
-        self.sketches: dict[str, list[dict]] = {n: [] for n in self.names}
-        for r in index.get("sketches", []):
-            if r["shape"] in self.sketches and r["style"] in styles:
-                self.sketches[r["shape"]].append(r)
         self.sketch_size = sketch_size
         self.repeat = max(1, repeat)
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -112,9 +125,9 @@ class LASDataset(Dataset):
     def __len__(self) -> int:
         return len(self.names) * self.repeat
 
-    def volumes(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def volumes(self, name: tuple[Path, str]) -> tuple[torch.Tensor, torch.Tensor]:
         if name not in self._cache:
-            path = self.root / self.shapes[name]["file"]
+            path = name[0] / self.shapes[name]["file"]
             try:
                 with np.load(path, allow_pickle=False) as z:
                     self._cache[name] = (torch.from_numpy(z["sdf"].astype(np.float32)), torch.from_numpy(z["shell"]))
@@ -130,7 +143,7 @@ class LASDataset(Dataset):
         recs = self.sketches[name]
         if recs:
             r = recs[random.Random((self.seed * 1_000_003 + epoch) * 1_000_003 + i).randrange(len(recs))]
-            ink = read_sketch_png(self.root / r["file"])
+            ink = read_sketch_png(name[0] / r["file"])
             if ink.shape[-1] != self.sketch_size:
                 from shapegen.data.sketches import binarize_sketch
 
@@ -150,13 +163,21 @@ class LASDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.seed = seed
         self.sketch_size = sketch_size
+        self.roots = [cfg.root, *cfg.extra_roots]
         self.index = read_index(cfg.root)
-        check_sources(cfg.root, self.index, cfg.forbid_sources)
-        self.categories = categories if categories is not None else list(self.index.get("categories", []))
         self.resolution = int(self.index["settings"]["resolution"])
+        found = list(self.index.get("categories", []))
+        for root in self.roots:
+            index = self.index if root == cfg.root else read_index(root)
+            check_sources(root, index, cfg.forbid_sources)
+            if int(index["settings"]["resolution"]) != self.resolution:
+                raise ShapegenError(f"'{root}' was prepared at resolution {index['settings']['resolution']}, '{cfg.root}' at "
+                                    f"{self.resolution}; prepare every data folder with the same 'las prepare' config")
+            found += [c for c in index.get("categories", []) if c not in found]
+        self.categories = categories if categories is not None else found
 
     def train_dataloader(self) -> DataLoader:
-        ds = LASDataset(self.cfg.root, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
+        ds = LASDataset(self.roots, self.categories, self.cfg.styles, self.sketch_size, self.cfg.repeat)
         ds.seed = self.seed
         from shapegen.engine import train_loader
 

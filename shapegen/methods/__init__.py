@@ -24,7 +24,8 @@ METHODS: dict[str, MethodSpec] = {
             "las", "shapegen.methods.las:LASConfig", "shapegen.methods.las:LASDiffusion",
             "LAS-Diffusion: sketch- and category-conditioned two-stage (occupancy, SDF) diffusion",
             generate=True, stages=("both", "occupancy", "sdf"),
-            may_differ=("train.init_from", "train.occupancy.max_steps", "train.sdf.max_steps", "data.root", "data.num_workers"),
+            may_differ=("train.init_from", "train.occupancy.max_steps", "train.sdf.max_steps", "data.root", "data.extra_roots",
+                        "data.num_workers"),
             default_checkpoint="assets/models/las_demo/las_demo.ckpt", export="shapegen.methods.las:export_model",
         ),
         MethodSpec(

@@ -121,7 +121,7 @@ needs_demo = pytest.mark.skipif(not (DEMO / "las_demo.ckpt").is_file(), reason="
 
 @needs_demo
 def test_recipe_data_and_eval_reproduce_the_shipped_numbers(tmp_path: Path, capsys, monkeypatch) -> None:
-    """Steps 1, 2 and 5 of the card for one held-out shape: the shipped model scores exactly what
+    """Steps 1, 2 and 8 of the card for one held-out shape: the shipped model scores exactly what
     its metrics.json recorded for that shape's sketches (sampling is seeded; the data is the same)."""
     monkeypatch.chdir(tmp_path)
     _cli(capsys, "data", "procedural", "-o", "meshes", "--config", "las_demo", "--classes", "mug", "--per-class", "61",

@@ -122,10 +122,20 @@ def test_shipped_card_states_the_recipe_and_its_steps() -> None:
     assert demo.train.sdf.max_steps == metrics["train"]["sdf"]["steps"]
     assert demo.train.sdf.batch_size == metrics["train"]["sdf"]["batch_size"] and demo.train.sdf.lr == metrics["train"]["sdf"]["lr"]
     assert demo.sample.guidance == metrics["validation"]["guidance"]
+    # Then the two stage-1 fine-tunes: each config's steps are the ones the shipped model had.
+    for step in metrics["finetune"]:
+        tune = load_config(LASConfig, CONFIG_ROOT / "las" / f"{step['config']}.yaml")
+        assert step["stage"] == "occupancy" and tune.train.occupancy.max_steps == step["steps"]
+        assert tune.train.occupancy.lr == step["lr"] and tune.train.occupancy.batch_size == step["batch_size"]
+        assert f"--config {step['config']} --stage occupancy" in card
+    assert [s["config"] for s in metrics["finetune"]] == ["rich_finetune", "rich_mix"]
+    assert load_config(LASConfig, CONFIG_ROOT / "las" / "rich_mix.yaml").data.extra_roots == ["data/las_demo/train_rich"]
     for command in ("shapegen data procedural -o data/las_demo/meshes --config las_demo",
                     "shapegen las prepare data/las_demo/meshes/train -o data/las_demo/train --config demo",
                     "shapegen train --method las --config demo --stage occupancy",
                     "shapegen train --method las --config demo --stage sdf",
+                    "shapegen las prepare data/las_rich/meshes/train -o data/las_rich/train --config rich",
+                    "shapegen las prepare data/las_demo/meshes/train -o data/las_demo/train_rich --config rich",
                     "shapegen las eval data/las_demo/true/held_out"):
         assert command in card, command
     assert f"**{metrics['headline']['sketch']:.3f}**" in card and "scripts/train_las_demo.py" not in card
