@@ -170,16 +170,21 @@ def main() -> None:
         sym_hits.setdefault(cls, []).append(alike)
         cm = confusion.setdefault(cls, np.zeros((len(LAS_AZIMUTHS),) * 2, dtype=int))
         cm[rec["view"], guess] += 1
+    by_shape: dict[str, list[dict]] = {}
+    for rec in index["sketches"]:
+        by_shape.setdefault(rec["shape"], []).append(rec)
+
+    def shown(key: str, k: int) -> list[dict]:
+        """The sketches the model rows use of shape ``key``, the ``k``-th of its class."""
+        return [r for r in by_shape.get(key, []) if args.all_views or r["view"] == k % len(LAS_AZIMUTHS)]
+
     samples = 0
     t1 = time.perf_counter()
     for cls, shape_names in names.items():
         for k, name in enumerate(shape_names):
             key = f"{cls}__{name}"
             _, true_sdf = volumes[key]
-            recs = [r for r in index["sketches"] if r["shape"] == key]
-            for rec in recs:
-                if not args.all_views and rec["view"] != k % len(LAS_AZIMUTHS):
-                    continue
+            for rec in shown(key, k):
                 ink = load_sketch(work / "real" / rec["file"], size)
                 add(f"sketch {rec['style']} (true view)", cls, voxel_ious(sample(cls, ink, rec["azimuth"]), true_sdf)["iou16"])
                 samples += 1
@@ -210,12 +215,11 @@ def main() -> None:
                 for cls, shape_names in names.items():
                     for k, name in enumerate(shape_names):
                         _, true_sdf = volumes[f"{cls}__{name}"]
-                        for rec in index["sketches"]:
-                            if rec["shape"] == f"{cls}__{name}" and rec["view"] == k % len(LAS_AZIMUTHS):
-                                ink = load_sketch(work / "real" / rec["file"], size)
-                                iou = voxel_ious(sample(cls, ink, rec["azimuth"], system), true_sdf)["iou16"]
-                                got.setdefault(f"sketch {rec['style']} (true view)", []).append(iou)
-                                samples += 1
+                        for rec in shown(f"{cls}__{name}", k):
+                            ink = load_sketch(work / "real" / rec["file"], size)
+                            iou = voxel_ious(sample(cls, ink, rec["azimuth"], system), true_sdf)["iou16"]
+                            got.setdefault(f"sketch {rec['style']} (true view)", []).append(iou)
+                            samples += 1
                         got.setdefault("baseline: model without the sketch", []).append(
                             voxel_ious(sample(cls, None, None, system), true_sdf)["iou16"])
                         samples += 1

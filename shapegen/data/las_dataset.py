@@ -115,7 +115,7 @@ class LASDataset(Dataset):
         self.cat = {c: i for i, c in enumerate(categories)}
         self.sketch_size = sketch_size
         self.repeat = max(1, repeat)
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[tuple[Path, str], tuple[torch.Tensor, torch.Tensor]] = {}
         self.seed = 0
 
     epoch_indices = True
