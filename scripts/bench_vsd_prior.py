@@ -4,11 +4,13 @@ Measured (``--model``, the shipped ``render-prior`` by default; ``--data`` the r
 trained on, ``shapegen data renders -o data/render_prior --config render_prior``):
 
 * prior alone: ``--samples`` DDIM samples (50 steps, guidance 5) per class from the class word,
-  each classified by its nearest training render (L2 over the 32x32 RGB pixels, all looks);
-  class accuracy per class;
+  each classified by its nearest training render (all classes and looks) by L2 over the 32x32 RGB
+  pixels and by L2 over the foreground silhouettes; class accuracy per class;
 * VSD (``--particles`` particles, guidance 7.5) and SDS (one particle per seed, guidance 100) on
   ``configs/vsd/cpu.yaml`` with prompt ``a CLASS``, each run as a fresh ``shapegen text-to-3d``
-  process (wall time; peak RSS of the child). Every extracted mesh (a particle, or an SDS seed) is
+  process (wall time; peak RSS of the child; ``--jobs`` of them at once). Every particle and every
+  SDS seed gets ``--steps`` NeRF updates on the preset's schedule: VSD updates one particle per step
+  (Algorithm 1), so its run takes ``--particles`` times the steps. Every extracted mesh (a particle, or an SDS seed) is
   centred and scaled to a unit bounding-box diagonal, sampled (2048 points), and classified by
   its Chamfer-nearest held-out procedural shape (``split == test`` of the render set's settings:
   shapes never trained on) of the benchmarked classes; a run without a surface is a miss.
@@ -17,7 +19,7 @@ trained on, ``shapegen data renders -o data/render_prior --config render_prior``
 * a sheet of renders (one row per class and guidance) in ``--out``.
 
     python scripts/bench_vsd_prior.py --data data/render_prior --out runs/bench_vsd_prior
-    python scripts/bench_vsd_prior.py --data data/render_prior --classes chair,table,lamp,mug,vase --steps 1000
+    OMP_NUM_THREADS=1 python scripts/bench_vsd_prior.py --data data/render_prior --jobs 2   # two runs at once on 2 cores
     python scripts/bench_vsd_prior.py ... --prior-only          # the first table alone (minutes)
 
 Every torch command of the benchmark runs on the calling process's threads; run it under one
@@ -29,16 +31,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
 CLASSES = ("chair", "table", "lamp", "mug", "vase")
+CPU_PRESET = Path(__file__).resolve().parents[1] / "configs" / "vsd" / "cpu.yaml"
 
 
 def _normalised_points(vertices: torch.Tensor, faces: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -51,22 +54,43 @@ def _normalised_points(vertices: torch.Tensor, faces: torch.Tensor, n: int, seed
     return sample_surface(Mesh(v, faces), n, generator=torch.Generator().manual_seed(seed)).points.float()
 
 
+def silhouettes(images: torch.Tensor, tol: float = 0.1) -> torch.Tensor:
+    """``(N, H*W)`` foreground masks of ``(N, 3, H, W)`` images in [0, 1]: pixels more than ``tol`` from
+    the background, white or black by the mean of the border (the render set's looks)."""
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], -1).mean((1, 2))
+    bg = (border > 0.5).float()[:, None, None, None]
+    return ((images - bg).abs().amax(1) > tol).float().flatten(1)
+
+
 def prior_accuracy(model: str, data: str, classes: list[str], samples: int, seed: int) -> tuple[list[list], np.ndarray]:
-    """Rows ``[class, accuracy, confused with]`` of the prior's samples and their sheet (uint8)."""
+    """Rows ``[class, pixel accuracy, silhouette accuracy, confused with, held-out renders' two accuracies]`` of the prior's samples and their sheet (uint8).
+
+    Each sample's class is that of its nearest training render (all eleven classes, all looks): by L2
+    over the RGB pixels, and by the L2 (Hamming) distance of the foreground silhouettes, which colour,
+    look and the thin parts' share of the pixels sway less."""
     from shapegen.data.render_set import read_render_set
     from shapegen.guidance.prior import load_stable_diffusion
     from shapegen.methods.render_prior import sample_images
 
     sd = load_stable_diffusion(model)
     images, _, names = read_render_set(data, "train")
-    ref = images.float().div(255).flatten(1)
+    images = images.float().div(255)
+    ref, ref_sil = images.flatten(1), silhouettes(images)
+    held, _, held_names = read_render_set(data, "test")
+    held = held.float().div(255)
+
+    def scores(x: torch.Tensor, cls: str) -> tuple[float, float, list[str]]:
+        by_pixels = [names[int(i)] for i in torch.cdist(x.flatten(1), ref).argmin(1)]
+        by_outline = [names[int(i)] for i in torch.cdist(silhouettes(x), ref_sil).argmin(1)]
+        return float(np.mean([g == cls for g in by_pixels])), float(np.mean([g == cls for g in by_outline])), by_outline
+
     rows, sheet = [], []
     for cls in classes:
         x = sample_images(sd, [cls] * samples, steps=50, guidance_scale=5.0, seed=seed)
-        nearest = torch.cdist(x.flatten(1), ref).argmin(1)
-        got = [names[int(i)] for i in nearest]
+        pixels, outline, got = scores(x, cls)
+        ceiling = scores(held[[i for i, n in enumerate(held_names) if n == cls]], cls)
         wrong = sorted({g for g in got if g != cls})
-        rows.append([cls, sum(g == cls for g in got) / samples, ", ".join(wrong) or "-"])
+        rows.append([cls, pixels, outline, ", ".join(wrong) or "-", ceiling[0], ceiling[1]])
         sheet.append(torch.cat(list(x.permute(0, 2, 3, 1)), 1))
     grid = (torch.cat(sheet, 0) * 255).round().to(torch.uint8).numpy()
     return rows, np.kron(grid, np.ones((2, 2, 1), np.uint8))
@@ -93,20 +117,24 @@ def held_out_shapes(data: str, classes: list[str], points: int) -> tuple[torch.T
 
 
 def _child_run(prompt: str, out: Path, overrides: list[str]) -> dict:
-    """``shapegen text-to-3d`` in a fresh process: wall seconds and the child's peak RSS (MiB)."""
+    """``shapegen text-to-3d`` in a fresh process: its wall seconds and its own peak RSS (MiB)."""
     cmd = [sys.executable, "-m", "shapegen.cli", "text-to-3d", prompt, "--method", "vsd", "--preset", "cpu", "-o", str(out),
            "--no-progress", "--fresh"]
     for o in overrides:
         cmd += ["--set", o]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}.log"
     t0 = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own resource usage, so runs in parallel (--jobs) are told apart.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if res.returncode != 0:
-        print(f"note: {prompt} {overrides} failed: {res.stderr.strip().splitlines()[-1:]}", flush=True)
-    # ru_maxrss of the children is the largest so far: a later, smaller child does not lower it.
-    return {"seconds": seconds, "peak_mib": max(peak, before) / 1024, "ok": res.returncode == 0}
+    if proc.returncode != 0:
+        tail = log.read_text().strip().splitlines()[-1:]
+        print(f"note: {prompt} {overrides} failed ({log}): {tail}", flush=True)
+    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "ok": proc.returncode == 0}
 
 
 def _meshes(out: Path) -> list[Path]:
@@ -117,22 +145,40 @@ def _meshes(out: Path) -> list[Path]:
 def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[str]) -> tuple[list[list], list[np.ndarray]]:
     """One row per (class, guidance) and one sheet row of renders per (class, guidance)."""
     import trimesh
+    from omegaconf import OmegaConf
 
     from renderers.preview import render_mesh
     from shapegen.geometry.metrics import chamfer_distance_matrix
 
+    # One particle is updated per step (Algorithm 1), so a VSD run of K particles takes K times the
+    # steps, with the preset's step milestones scaled alike: every shape, a particle or an SDS seed,
+    # gets args.steps updates on the same schedule.
+    preset = OmegaConf.load(CPU_PRESET)
+    k = args.particles
+    scale = k * args.steps / preset.steps
     modes = {
-        "VSD": [f"particles={args.particles}", "guidance.mode=vsd", "guidance.guidance_scale=7.5"],
-        "SDS": ["particles=1", "guidance.mode=sds", "guidance.guidance_scale=100"],
+        "VSD": [f"particles={k}", "guidance.mode=vsd", "guidance.guidance_scale=7.5", f"steps={k * args.steps}",
+                f"guidance.anneal_step={round(preset.guidance.anneal_step * scale)}",
+                f"shading.start_step={round(preset.shading.start_step * scale)}"],
+        "SDS": ["particles=1", "guidance.mode=sds", "guidance.guidance_scale=100", f"steps={args.steps}",
+                f"guidance.anneal_step={round(preset.guidance.anneal_step * args.steps / preset.steps)}",
+                f"shading.start_step={round(preset.shading.start_step * args.steps / preset.steps)}"],
     }
-    rows, sheet = [], []
+    plan = []  # (class, mode, out, overrides), in the order of the table
     for cls in classes:
         for mode, overrides in modes.items():
             runs = [(Path(args.out) / f"{cls}_{mode.lower()}", 0)] if mode == "VSD" else \
                 [(Path(args.out) / f"{cls}_{mode.lower()}_seed{s}", s) for s in range(args.particles)]
-            seconds, peak, clouds, tiles, misses = 0.0, 0.0, [], [], 0
             for out, seed in runs:
-                r = _child_run(f"a {cls}", out, [*overrides, f"model={args.model}", f"seed={seed}", f"steps={args.steps}"])
+                plan.append((cls, mode, out, [*overrides, f"model={args.model}", f"seed={seed}"]))
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(lambda job: _child_run(f"a {job[0]}", job[2], job[3]), plan))
+    rows, sheet = [], []
+    for cls in classes:
+        for mode in modes:
+            done = [(job[2], r) for job, r in zip(plan, results) if job[0] == cls and job[1] == mode]
+            seconds, peak, clouds, tiles, misses = 0.0, 0.0, [], [], 0
+            for out, r in done:
                 seconds += r["seconds"]
                 peak = max(peak, r["peak_mib"])
                 meshes = _meshes(out) if r["ok"] else []
@@ -152,7 +198,7 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
             else:
                 diversity = float("nan")
             total = args.particles
-            rows.append([cls, mode, f"{hits}/{total}", hits / total, diversity, seconds / len(runs), peak, misses])
+            rows.append([cls, mode, f"{hits}/{total}", hits / total, diversity, seconds / len(done), peak, misses])
             blank = np.full((96, 96, 3), 255, np.uint8)
             sheet.append(np.concatenate(tiles + [blank] * (total - len(tiles)), 1))
             print(rows[-1], flush=True)
@@ -166,11 +212,13 @@ def main() -> None:
     p.add_argument("--classes", default=",".join(CLASSES))
     p.add_argument("--samples", type=int, default=16, help="prior samples per class")
     p.add_argument("--particles", type=int, default=2, help="VSD particles (and SDS seeds) per class")
-    p.add_argument("--steps", type=int, default=1000, help="NeRF steps per run (configs/vsd/cpu.yaml: 1000)")
+    p.add_argument("--steps", type=int, default=1000, help="NeRF updates per shape (cpu.yaml: 1000); a VSD run of K particles takes K times the steps")
     p.add_argument("--points", type=int, default=2048, help="surface points per shape for the Chamfer distances")
     p.add_argument("--out", default="runs/bench_vsd_prior", help="run folders and the sheets")
     p.add_argument("--prior-only", action="store_true", help="only the prior's sample accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="text-to-3d processes at once (give each one thread: OMP_NUM_THREADS=1 with --jobs 2 on 2 cores)")
     p.add_argument("--no-write", action="store_true", help="print the tables without updating docs/benchmarks.md")
     args = p.parse_args()
     from renderers.preview import save_image
@@ -184,20 +232,25 @@ def main() -> None:
     rows, grid = prior_accuracy(args.model, args.data, classes, args.samples, args.seed)
     save_image(out / "prior_samples.png", grid)
     body = (f"Prior `{args.model}` alone: {args.samples} DDIM samples (50 steps, guidance 5) per class from the class word, "
-            f"each classified by its nearest training render (pixel L2). Sheet: `{out / 'prior_samples.png'}` (rows: "
+            f"each classified by its nearest training render (all classes and looks) by pixel L2 and by silhouette (foreground "
+            f"mask) L2; the last two columns put the held-out (test split) renders of the class through the same checks. "
+            f"Sheet: `{out / 'prior_samples.png'}` (rows: "
             f"{', '.join(classes)}). {time.perf_counter() - t0:.0f} s.\n\n"
-            + table(["class", "accuracy", "confused with"], rows))
+            + table(["class", "accuracy (pixels)", "accuracy (silhouette)", "confused with (silhouette)", "held-out renders (pixels)",
+                     "held-out renders (silhouette)"], rows))
     if not args.prior_only:
         ref, ref_names = held_out_shapes(args.data, classes, args.points)
         drows, sheet = distillation(args, classes, ref, ref_names)
         save_image(out / "distillation.png", np.concatenate(sheet, 0))
         vsd = [r[3] for r in drows if r[1] == "VSD"]
         sds = [r[3] for r in drows if r[1] == "SDS"]
-        body += (f"\n\nText to 3D, `configs/vsd/cpu.yaml` with `--model {args.model}`, {args.steps} NeRF steps, prompt `a CLASS`: "
+        body += (f"\n\nText to 3D, `configs/vsd/cpu.yaml` with `--model {args.model}`, {args.steps} NeRF updates per shape (a VSD run of "
+                 f"{args.particles} particles: {args.particles * args.steps} steps, one particle per step, milestones scaled), prompt `a CLASS`: "
                  f"VSD with {args.particles} particles (guidance 7.5) and SDS with guidance 100 ({args.particles} seeds). "
                  f"Class: Chamfer-nearest of {len(ref_names)} held-out procedural shapes of these classes; diversity: mean "
                  f"pairwise Chamfer-L2 (unit bounding-box diagonal) of the class's meshes. Time: wall seconds per "
-                 f"text-to-3d process; peak: the largest child RSS so far. Mean class accuracy: VSD {np.mean(vsd):.2f}, "
+                 f"text-to-3d process, {args.jobs} at once on {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s) each; peak: "
+                 f"the largest RSS of the class's processes. Mean class accuracy: VSD {np.mean(vsd):.2f}, "
                  f"SDS {np.mean(sds):.2f}. Sheet: `{out / 'distillation.png'}` (rows: each class's VSD then SDS).\n\n"
                  + table(["class", "guidance", "right", "accuracy", "diversity", "s per run", "peak MiB", "no surface"], drows))
     body += f"\n\nLoad average at the start (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}."

@@ -121,7 +121,12 @@ class ExportSettings:
     mesh_resolution: int = 256
     """Marching-cubes samples per axis."""
     iso_density: float = -1.0
-    """Density of the extracted surface; <= 0 picks ``min(ln 2 / step, max / 2)`` (opacity 0.5 per step)."""
+    """Density of the extracted surface; <= 0 picks it by ``iso_mode``."""
+    iso_mode: Literal["opacity", "silhouette"] = "opacity"
+    """How ``iso_density <= 0`` picks the level: ``opacity``, ``min(ln 2 / step, max / 2)`` (opacity 0.5
+    per marching step); ``silhouette``, the level whose surface best covers the field's rendered
+    opacity from eight orbit views (:func:`silhouette_iso_level`). A NeRF trained at a low resolution
+    draws thin parts (legs, stems) half transparent, below the ``opacity`` level."""
     turntable_frames: int = 60
     """Frames of the rendered turntable."""
     turntable_resolution: int = 256
@@ -330,6 +335,88 @@ def iso_density_level(density_fn, radius: float, step_size: float, level: float,
     return min(math.log(2.0) / step_size, 0.5 * peak)
 
 
+@torch.no_grad()
+def silhouette_iso_level(
+    density_fn,
+    radius: float,
+    step_size: float,
+    *,
+    distance: float,
+    fov_deg: float,
+    views: int = 8,
+    side: int = 64,
+    resolution: int = 64,
+    device=None,
+) -> float:
+    """The density level whose surface best matches the field's silhouettes.
+
+    The field's opacity is volume rendered (constant steps of ``step_size`` through the cube of
+    half-side ``radius``, nothing outside it) from ``views`` orbit cameras at ``distance`` and
+    ``fov_deg`` (azimuths evenly spaced, elevations alternating 15 and 45 degrees). Each candidate
+    level, ``ln 2 / step_size`` halved up to six times (kept below the field's peak), is meshed by
+    marching cubes at ``resolution`` and rasterised from the same cameras; the level with the highest
+    mean IoU between the mesh's coverage and ``opacity > 0.5`` wins.
+    """
+    from renderers.cameras import orbit_pose
+    from renderers.rasterize import render_gbuffers
+    from shapegen.geometry.extract import extract_mesh
+
+    azimuths = torch.arange(views, dtype=torch.float32) * (360.0 / views)
+    elevations = torch.tensor([15.0, 45.0]).repeat((views + 1) // 2)[:views]
+    c2w = orbit_pose(azimuths, elevations, distance).float().to(device)
+    intr = Intrinsics.from_fov(fov_deg, side, side)
+    rays = generate_rays(c2w, intr)
+    reach = math.sqrt(3.0) * radius
+    t = torch.arange(max(distance - reach, 0.0) + step_size / 2, distance + reach, step_size, device=device)
+    sigma = []
+    for o, d in zip(rays.origins.split(4096), rays.directions.split(4096)):
+        x = o[:, None, :] + t[None, :, None] * d[:, None, :]
+        inside = (x.abs() <= radius).all(-1)
+        s = torch.zeros(inside.shape, device=device)
+        if inside.any():
+            s[inside] = density_fn(x[inside]).reshape(-1).float()
+        sigma.append(s.sum(-1))
+    opacity = 1.0 - torch.exp(-torch.cat(sigma) * step_size)
+    target = (opacity > 0.5).reshape(views, side, side)
+    axis = torch.linspace(-radius, radius, resolution, device=device)
+    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    peak = float(torch.cat([density_fn(c).reshape(-1) for c in pts.split(1 << 16)]).max())
+    best, best_iou = min(math.log(2.0) / step_size, 0.5 * peak), -1.0
+    for i in range(7):
+        level = math.log(2.0) / step_size / 2**i
+        if level >= peak:
+            continue
+        mesh = extract_mesh(lambda x, lv=level: lv - density_fn(x).reshape(-1), resolution, ((-radius,) * 3, (radius,) * 3),
+                            method="dense", device=device)
+        if mesh.num_faces == 0:
+            continue
+        cover = render_gbuffers(mesh.vertices.float().to(device), mesh.faces.long().to(device), c2w, intr,
+                                antialias_edges=False).mask
+        inter = (cover & target).flatten(1).sum(1).float()
+        union = (cover | target).flatten(1).sum(1).clamp_min(1).float()
+        iou = float((inter / union).mean())
+        if iou > best_iou:
+            best, best_iou = level, iou
+    return best
+
+
+def export_iso_level(density_fn, config: VSDConfig, step_size: float, resolution: int, device=None) -> float:
+    """Density of the exported surface of one particle under ``config.export`` (``iso_density`` and ``iso_mode``)."""
+    e = config.export
+    if e.iso_density > 0 or e.iso_mode == "opacity":
+        return iso_density_level(density_fn, config.nerf.radius, step_size, e.iso_density, resolution, device)
+    cam = config.cameras
+    return silhouette_iso_level(
+        density_fn,
+        config.nerf.radius,
+        step_size,
+        distance=0.5 * (cam.distance_range[0] + cam.distance_range[1]),
+        fov_deg=0.5 * (cam.fov_range_deg[0] + cam.fov_range_deg[1]),
+        resolution=min(resolution, 64),
+        device=device,
+    )
+
+
 def resolution_at(step: int, settings: RenderSettings) -> int:
     """The render side at ``step`` from the resolution schedule."""
     phase = sum(step >= m for m in settings.milestones)
@@ -512,9 +599,7 @@ class VSDSystem(pl.LightningModule):
     @torch.no_grad()
     def iso_density(self, k: int, resolution: int) -> float:
         """Density of the exported surface (see :attr:`ExportSettings.iso_density`)."""
-        return iso_density_level(
-            self.fields[k].density, self.config.nerf.radius, self.step_size, self.config.export.iso_density, resolution, self.device
-        )
+        return export_iso_level(self.fields[k].density, self.config, self.step_size, resolution, self.device)
 
     @torch.no_grad()
     def extract_mesh(self, k: int = 0, resolution: int | None = None):

@@ -264,7 +264,7 @@ def nerf_level_function(checkpoint: str | Path, particle: int = 0, device: torch
         ShapegenError: the particle does not exist in the checkpoint.
     """
     from shapegen.fields.nerf import NeRFField
-    from shapegen.methods.vsd import iso_density_level
+    from shapegen.methods.vsd import export_iso_level
 
     ckpt = load_checkpoint(checkpoint)
     cfg = from_dict(VSDConfig, ckpt["hyper_parameters"]["config"])
@@ -275,7 +275,7 @@ def nerf_level_function(checkpoint: str | Path, particle: int = 0, device: torch
     fld.load_state_dict({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
     fld = fld.to(device).eval()
     step = 2.0 * math.sqrt(3.0) * cfg.nerf.radius / cfg.render.samples_per_ray
-    iso = iso_density_level(fld.density, cfg.nerf.radius, step, cfg.export.iso_density, cfg.export.mesh_resolution, device)
+    iso = export_iso_level(fld.density, cfg, step, cfg.export.mesh_resolution, device)
     return lambda x: iso - fld.density(x.to(device))
 
 

@@ -142,3 +142,36 @@ def test_vsd_config_from_a_prompt_and_a_preset():
         vsd_config("  ", "tiny")
     with pytest.raises(ShapegenError, match="set its fields"):
         vsd_config(cfg, overrides=["steps=1"])
+
+
+def test_silhouette_iso_level_matches_the_rendered_opacity_of_a_soft_field():
+    """A Gaussian density blob: its ``opacity > 0.5`` silhouette has radius ``s sqrt(ln(A s sqrt(pi) / ln 2))``
+    and the level ``L`` surface radius ``s sqrt(ln(A / L))``. The opacity-per-step level (ln 2 / step) gives a
+    sphere 19% too small; the silhouette level is the candidate (ln 2 / step halved k times) nearest the
+    silhouette."""
+    import math
+
+    from shapegen.methods.vsd import iso_density_level, silhouette_iso_level
+
+    amp, s = 200.0, 0.2
+    blob = lambda x: amp * torch.exp(-(x * x).sum(-1) / s**2)
+    step = 2 * math.sqrt(3) / 48
+    silhouette = s * math.sqrt(math.log(amp * s * math.sqrt(math.pi) / math.log(2)))  # 0.430
+    radius = lambda level: s * math.sqrt(math.log(amp / level))
+    per_step = iso_density_level(blob, 1.0, step, -1.0, 64)
+    assert per_step == pytest.approx(math.log(2) / step) and radius(per_step) < 0.85 * silhouette
+    level = silhouette_iso_level(blob, 1.0, step, distance=1.5, fov_deg=52.5)
+    candidates = [math.log(2) / step / 2**k for k in range(7)]
+    nearest = min(candidates, key=lambda lv: abs(radius(lv) - silhouette))
+    assert level == pytest.approx(nearest) and abs(radius(level) / silhouette - 1) < 0.03
+    # A hard-edged field: every candidate gives the same sphere; the level stays below the peak.
+    ball = lambda x: torch.where(x.norm(dim=-1) < 0.4, 3.0, 0.0)
+    assert silhouette_iso_level(ball, 1.0, step, distance=1.5, fov_deg=52.5) < 3.0
+
+
+def test_cpu_preset_exports_at_the_silhouette_level():
+    from shapegen.methods.text_to_3d import vsd_config
+
+    cfg = vsd_config("a chair", "cpu")
+    assert (cfg.export.iso_density, cfg.export.iso_mode) == (-1.0, "silhouette")
+    assert vsd_config("a chair", "tiny").export.iso_mode == "opacity"

@@ -20,3 +20,18 @@ def test_bench_vsd_child_times_every_step_after_the_warmup(tmp_path: Path) -> No
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert 0 < result["best"] <= result["median"] and result["threads"] == 1
     assert list(tmp_path.iterdir()) == []  # the run's checkpoint went to a temporary folder
+
+
+def test_vsd_prior_silhouettes_find_the_object_on_either_background():
+    import torch
+    from _scripts import load_script
+
+    silhouettes = load_script("bench_vsd_prior").silhouettes
+    img = torch.ones(2, 3, 8, 8)
+    img[0, :, 2:5, 3:6] = torch.tensor([0.6, 0.5, 0.4])[:, None, None]  # a muted object on white
+    img[1] = 0.0
+    img[1, :, 2:5, 3:6] = torch.tensor([0.5, 0.9, 0.5])[:, None, None]  # a normal map on black
+    img[1, :, 0, 0] = 0.05  # within the tolerance of the background
+    want = torch.zeros(8, 8)
+    want[2:5, 3:6] = 1
+    assert torch.equal(silhouettes(img), want.flatten()[None].expand(2, -1))
