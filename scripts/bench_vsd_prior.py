@@ -154,15 +154,17 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
     # steps, with the preset's step milestones scaled alike: every shape, a particle or an SDS seed,
     # gets args.steps updates on the same schedule.
     preset = OmegaConf.load(CPU_PRESET)
+
+    def schedule(steps: int) -> list[str]:
+        """``steps`` steps with the preset's annealing and shading milestones scaled to them."""
+        scale = steps / preset.steps
+        return [f"steps={steps}", f"guidance.anneal_step={round(preset.guidance.anneal_step * scale)}",
+                f"shading.start_step={round(preset.shading.start_step * scale)}"]
+
     k = args.particles
-    scale = k * args.steps / preset.steps
     modes = {
-        "VSD": [f"particles={k}", "guidance.mode=vsd", "guidance.guidance_scale=7.5", f"steps={k * args.steps}",
-                f"guidance.anneal_step={round(preset.guidance.anneal_step * scale)}",
-                f"shading.start_step={round(preset.shading.start_step * scale)}"],
-        "SDS": ["particles=1", "guidance.mode=sds", "guidance.guidance_scale=100", f"steps={args.steps}",
-                f"guidance.anneal_step={round(preset.guidance.anneal_step * args.steps / preset.steps)}",
-                f"shading.start_step={round(preset.shading.start_step * args.steps / preset.steps)}"],
+        "VSD": [f"particles={k}", "guidance.mode=vsd", "guidance.guidance_scale=7.5", *schedule(k * args.steps)],
+        "SDS": ["particles=1", "guidance.mode=sds", "guidance.guidance_scale=100", *schedule(args.steps)],
     }
     plan = []  # (class, mode, out, overrides), in the order of the table
     for cls in classes:

@@ -329,10 +329,15 @@ def iso_density_level(density_fn, radius: float, step_size: float, level: float,
     (opacity 0.5 per marching step, or half the peak density of a faint field)."""
     if level > 0:
         return level
+    return min(math.log(2.0) / step_size, 0.5 * _peak_density(density_fn, radius, resolution, device))
+
+
+@torch.no_grad()
+def _peak_density(density_fn, radius: float, resolution: int, device=None) -> float:
+    """The field's largest density on a grid of ``min(resolution, 64)`` samples per axis of the cube."""
     axis = torch.linspace(-radius, radius, min(resolution, 64), device=device)
     pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    peak = float(torch.cat([density_fn(c) for c in pts.split(1 << 16)]).max())
-    return min(math.log(2.0) / step_size, 0.5 * peak)
+    return float(torch.cat([density_fn(c).reshape(-1) for c in pts.split(1 << 16)]).max())
 
 
 @torch.no_grad()
@@ -378,9 +383,7 @@ def silhouette_iso_level(
         sigma.append(s.sum(-1))
     opacity = 1.0 - torch.exp(-torch.cat(sigma) * step_size)
     target = (opacity > 0.5).reshape(views, side, side)
-    axis = torch.linspace(-radius, radius, resolution, device=device)
-    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    peak = float(torch.cat([density_fn(c).reshape(-1) for c in pts.split(1 << 16)]).max())
+    peak = _peak_density(density_fn, radius, resolution, device)
     best, best_iou = min(math.log(2.0) / step_size, 0.5 * peak), -1.0
     for i in range(7):
         level = math.log(2.0) / step_size / 2**i
