@@ -50,6 +50,14 @@ class ViewClassifierConfig:
     average over positions loses."""
     categories: list[str] = field(default_factory=list)
     """One head per category (LAS knows the sketch's category); empty: one head for every sketch."""
+    convs_per_stage: int = 1
+    """3x3 convolutions per resolution (the first of each has stride 2; the others keep the size)."""
+    batch_norm: bool = False
+    """Batch normalisation after each convolution (before the ReLU)."""
+    dropout: float = 0.0
+    """Dropout on the features before the head (training only)."""
+    members: int = 1
+    """Independently initialised networks trained side by side; their log-probabilities are averaged."""
 
 
 @dataclass
@@ -88,38 +96,63 @@ class LASViewConfig:
     """Seed of the procedural set, the jitter and the loop."""
 
 
+class _ViewNet(nn.Module):
+    """One member of the classifier: the convolutions and the per-category heads."""
+
+    def __init__(self, config: ViewClassifierConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c in config.channels:
+            for k in range(max(1, config.convs_per_stage)):
+                layers.append(nn.Conv2d(c_in, c, 3, stride=2 if k == 0 else 1, padding=1, bias=not config.batch_norm))
+                if config.batch_norm:
+                    layers.append(nn.BatchNorm2d(c))
+                layers.append(nn.ReLU())
+                c_in = c
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout(config.dropout)
+        side = -(-config.image_size // 2 ** len(config.channels))  # stride-2 with padding 1 rounds up
+        self.heads = max(1, len(config.categories))
+        self.spatial = config.spatial
+        self.head = nn.Linear(c_in * (side * side if config.spatial else 1), 5 * self.heads)
+
+    def forward(self, x: Tensor, category: Tensor) -> Tensor:
+        h = self.features(x)
+        h = h.flatten(1) if self.spatial else h.mean(dim=(2, 3))
+        logits = self.head(self.drop(h)).view(-1, self.heads, 5)
+        if self.heads == 1:
+            return logits[:, 0]
+        mean = logits.log_softmax(-1).mean(1)
+        own = logits[torch.arange(logits.shape[0], device=logits.device), category.clamp(min=0)]
+        return torch.where((category >= 0)[:, None], own, mean)
+
+
 class ViewClassifier(nn.Module):
-    """Ink map -> logits over the five LAS views (see the module doc)."""
+    """Ink map -> logits over the five LAS views (see the module doc); with ``members > 1`` the
+    mean of the members' log-probabilities."""
 
     def __init__(self, config: ViewClassifierConfig | None = None) -> None:
         super().__init__()
         self.config = config or ViewClassifierConfig()
-        layers: list[nn.Module] = []
-        c_in = 1
-        for c in self.config.channels:
-            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.ReLU()]
-            c_in = c
-        self.features = nn.Sequential(*layers)
-        side = -(-self.config.image_size // 2 ** len(self.config.channels))  # stride-2 with padding 1 rounds up
-        self.heads = max(1, len(self.config.categories))
-        self.head = nn.Linear(c_in * (side * side if self.config.spatial else 1), 5 * self.heads)
+        self.nets = nn.ModuleList(_ViewNet(self.config) for _ in range(max(1, self.config.members)))
 
-    def forward(self, ink: Float[Tensor, "B H W"], category: Tensor | None = None) -> Float[Tensor, "B 5"]:
-        """View logits; ``category`` (``B``, indices into ``config.categories``; -1 or None: unknown)
-        picks each sketch's head, and an unknown category gets the mean of every head's log-probabilities."""
+    def member_logits(self, ink: Float[Tensor, "B H W"], category: Tensor | None = None) -> Float[Tensor, "M B 5"]:
+        """Each member's view logits; ``category`` (``B``, indices into ``config.categories``; -1 or
+        None: unknown) picks each sketch's head, and an unknown category gets the mean of every
+        head's log-probabilities."""
         size = self.config.image_size
         if self.config.spatial and ink.shape[-2:] != (size, size):
             raise ShapegenError(f"the view classifier reads {size}x{size} ink maps; binarise the sketch at that size first")
-        h = self.features(ink[:, None] * 2 - 1)
-        h = h.flatten(1) if self.config.spatial else h.mean(dim=(2, 3))
-        logits = self.head(h).view(-1, self.heads, 5)
-        if self.heads == 1:
-            return logits[:, 0]
         if category is None:
-            category = torch.full((logits.shape[0],), -1, dtype=torch.long, device=logits.device)
-        mean = logits.log_softmax(-1).mean(1)
-        own = logits[torch.arange(logits.shape[0], device=logits.device), category.clamp(min=0)]
-        return torch.where((category >= 0)[:, None], own, mean)
+            category = torch.full((ink.shape[0],), -1, dtype=torch.long, device=ink.device)
+        x = ink[:, None] * 2 - 1
+        return torch.stack([net(x, category) for net in self.nets])
+
+    def forward(self, ink: Float[Tensor, "B H W"], category: Tensor | None = None) -> Float[Tensor, "B 5"]:
+        """View logits (:meth:`member_logits`; several members: their mean log-probabilities)."""
+        logits = self.member_logits(ink, category)
+        return logits[0] if logits.shape[0] == 1 else logits.log_softmax(-1).mean(0)
 
     def category_index(self, category: str | None) -> int:
         """The head of ``category`` (-1: none given or one this classifier was not trained on)."""
@@ -143,7 +176,10 @@ def load_view_classifier(path: str | Path | None = None) -> ViewClassifier:
         raise ShapegenError(f"'{path}' is not a LAS view classifier; give the las_view.ckpt written by 'shapegen las-view'")
     # Classifiers saved before ``spatial`` existed averaged the last feature map.
     model = ViewClassifier(ViewClassifierConfig(**{"spatial": False, **state["view_classifier"]["config"]}))
-    model.load_state_dict(state["view_classifier"]["weights"])
+    weights = state["view_classifier"]["weights"]
+    # Files from before members existed hold one network's weights at the top level.
+    weights = {(k if k.startswith("nets.") else f"nets.0.{k}"): v for k, v in weights.items()}
+    model.load_state_dict(weights)
     return model.eval()
 
 
@@ -245,7 +281,8 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
         # Small shifts: a drawing is rarely centred like a render.
         dx, dy = torch.randint(-3, 4, (2,), generator=gen).tolist()
         x = torch.roll(x, (dy, dx), dims=(1, 2))
-        loss = F.cross_entropy(model(x, c_tr[idx]), y_tr[idx])
+        logits = model.member_logits(x, c_tr[idx])
+        loss = F.cross_entropy(logits.flatten(0, 1), y_tr[idx].repeat(logits.shape[0]))
         opt.zero_grad()
         loss.backward()
         opt.step()

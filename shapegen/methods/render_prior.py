@@ -34,9 +34,11 @@ each step draws its batch, caption dropout, timesteps and noise from a generator
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -140,6 +142,10 @@ class PriorRunConfig(RunConfig):
     """AdamW weight decay."""
     warmup_steps: int = 200
     """Linear learning-rate warm-up."""
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    """After warm-up: keep ``lr``, or decay it along a half cosine to ``lr * min_lr_ratio`` at ``max_steps``."""
+    min_lr_ratio: float = 0.0
+    """Where the cosine schedule ends, as a fraction of ``lr``."""
     ema_decay: float = 0.999
     """EMA decay (ramped, :func:`shapegen.nn.ema.ramped_decay`); previews and export use the EMA."""
     init_from: str = ""
@@ -178,6 +184,18 @@ class RenderPriorConfig:
 
 
 # --------------------------------------------------------------------------------- the parts
+def lr_factor(tc: PriorRunConfig, step: int) -> float:
+    """Learning rate at optimiser ``step`` as a fraction of ``tc.lr``: the linear warm-up, then
+    constant or a half cosine down to ``tc.min_lr_ratio`` at ``tc.max_steps``."""
+    warm = max(1, tc.warmup_steps)
+    if step + 1 < warm:
+        return (step + 1) / warm
+    if tc.lr_schedule == "constant":
+        return 1.0
+    t = min(1.0, (step + 1 - warm) / max(1, tc.max_steps - warm))
+    return tc.min_lr_ratio + (1.0 - tc.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
 def build_tokenizer(vocabulary: list[str], max_length: int):
     """A word-level ``PreTrainedTokenizerFast``: lower-cased ``\\w+`` words and punctuation runs,
     ``<s> words </s>`` padded with ``[PAD]`` to ``max_length``; unknown words become ``[UNK]``.
@@ -352,8 +370,7 @@ class RenderPrior(pl.LightningModule):
         tc = self.config.train
         params = [*self.unet.parameters(), *self.text_encoder.parameters()]
         opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
-        warm = max(1, tc.warmup_steps)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, tc))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # --- sampling ---------------------------------------------------------------------------

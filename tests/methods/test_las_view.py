@@ -55,8 +55,8 @@ def test_each_category_has_its_own_head_and_an_unknown_one_gets_their_mean():
 
     model = ViewClassifier(ViewClassifierConfig(image_size=16, channels=[4, 4], categories=["chair", "table"]))
     with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0, 0, 0, 0, 3.0, 0]))  # chair -> view 0, table -> view 3
+        model.nets[0].head.weight.zero_()
+        model.nets[0].head.bias.copy_(torch.tensor([5.0, 0, 0, 0, 0, 0, 0, 0, 3.0, 0]))  # chair -> view 0, table -> view 3
     ink = torch.rand(3, 16, 16).round()
     logits = model(ink, torch.tensor([0, 1, -1]))
     assert logits[0].argmax() == 0 and logits[1].argmax() == 3
@@ -66,6 +66,22 @@ def test_each_category_has_its_own_head_and_an_unknown_one_gets_their_mean():
     assert estimate_view(ink[0], model, "table")[0] == 3 and estimate_view(ink[0], model, "chair")[0] == 0
     with pytest.raises(ShapegenError, match="16x16"):
         model(torch.zeros(1, 32, 32))
+
+
+def test_members_are_averaged_in_log_probability_and_a_trained_ensemble_reloads(tmp_path):
+    from shapegen.methods.las_view import ViewClassifierConfig
+
+    torch.manual_seed(0)
+    model = ViewClassifier(ViewClassifierConfig(image_size=16, channels=[4, 4], categories=["chair"], members=3)).eval()
+    ink = torch.rand(4, 16, 16).round()
+    each = model.member_logits(ink, torch.zeros(4, dtype=torch.long))
+    assert each.shape == (3, 4, 5) and not torch.allclose(each[0], each[1])  # independently initialised
+    assert torch.allclose(model(ink, torch.zeros(4, dtype=torch.long)), each.log_softmax(-1).mean(0), atol=1e-6)
+    cfg = load_config(LASViewConfig, CONFIG_ROOT / "las_view" / "tiny.yaml")
+    cfg.model.members, cfg.steps = 2, 3
+    report = train_view_classifier(cfg, tmp_path, progress=False)
+    loaded = load_view_classifier(report.checkpoint)
+    assert len(loaded.nets) == 2 and report.parameters == sum(p.numel() for p in loaded.parameters())
 
 
 def test_a_class_without_a_head_is_refused(tmp_path):
@@ -84,8 +100,9 @@ def test_an_average_pooled_classifier_saved_before_spatial_heads_still_loads(tmp
 
     old = ViewClassifier(ViewClassifierConfig(image_size=32, channels=[8, 8], spatial=False))
     config = asdict(old.config)
-    del config["spatial"], config["categories"]  # the keys such a file lacks
-    save_checkpoint({"view_classifier": {"config": config, "weights": old.state_dict()}}, tmp_path / "old.ckpt")
+    config = {k: v for k, v in config.items() if k in ("image_size", "channels")}
+    weights = {k.removeprefix("nets.0."): v for k, v in old.state_dict().items()}  # one network at the top level
+    save_checkpoint({"view_classifier": {"config": config, "weights": weights}}, tmp_path / "old.ckpt")
     model = load_view_classifier(tmp_path / "old.ckpt")
     ink = torch.rand(2, 32, 32).round()
     assert not model.config.spatial and torch.equal(model(ink), old(ink))

@@ -3,6 +3,7 @@ loading by path and by name, ``train.init_from``, sampling."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -12,11 +13,12 @@ import torch
 from _cli import run
 
 from shapegen.checkpoints import load_checkpoint
+from shapegen.config import CONFIG_ROOT, load_config
 from shapegen.errors import ShapegenError
 from shapegen.guidance import prior as prior_module
 from shapegen.guidance.prior import RENDER_PRIOR, load_stable_diffusion
 from shapegen.methods import METHODS
-from shapegen.methods.render_prior import RenderPrior, build_tokenizer, sample_images
+from shapegen.methods.render_prior import PriorRunConfig, RenderPrior, RenderPriorConfig, build_tokenizer, lr_factor, sample_images
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _prior_fixtures import tiny_prior_folder, write_tiny_renders
@@ -42,6 +44,25 @@ def test_registered_and_keeps_its_promises():
     spec = METHODS["render_prior"]
     spec.check()
     assert spec.export.endswith(":export_pipeline") and not spec.generate
+
+
+def test_lr_schedule_warms_up_then_stays_or_follows_a_cosine_to_its_floor():
+    const = PriorRunConfig(max_steps=1000, warmup_steps=100)
+    assert lr_factor(const, 0) == pytest.approx(0.01) and lr_factor(const, 49) == pytest.approx(0.5)
+    assert lr_factor(const, 99) == 1.0 and lr_factor(const, 999) == 1.0
+    cos = PriorRunConfig(max_steps=1000, warmup_steps=100, lr_schedule="cosine", min_lr_ratio=0.1)
+    assert lr_factor(cos, 49) == pytest.approx(0.5)  # the same warm-up
+    assert lr_factor(cos, 99) == pytest.approx(1.0)
+    assert lr_factor(cos, 549) == pytest.approx(0.55)  # half way: the mean of 1 and the floor
+    assert lr_factor(cos, 999) == pytest.approx(0.1) and lr_factor(cos, 5000) == pytest.approx(0.1)
+    steps = [lr_factor(cos, s) for s in range(99, 1000)]
+    assert all(a >= b for a, b in itertools.pairwise(steps))
+
+    default = load_config(RenderPriorConfig, CONFIG_ROOT / "render_prior" / "default.yaml")
+    finetune = load_config(RenderPriorConfig, CONFIG_ROOT / "render_prior" / "finetune.yaml")
+    assert default.train.lr_schedule == "constant"
+    assert finetune.train.lr_schedule == "cosine" and finetune.train.init_from == "render-prior"
+    assert (finetune.unet, finetune.text) == (default.unet, default.text)  # init_from needs the same architecture
 
 
 def test_tokenizer_is_word_level_with_unknown_words_and_view_suffixes():
