@@ -3,9 +3,10 @@
 LAS-Diffusion (Zheng et al. 2023, arXiv 2305.04461) attends to the sketch through the camera of
 its view (azimuth 0, 45, 90, 135 or 180 degrees at elevation 20); without a view the model falls
 back to global attention, which it never trained on. This module adds a small classifier that
-picks the view from the sketch and its category (not in the paper): a 4-layer CNN (stride-2 3x3
-convolutions, ReLU) on the binarised ink map, its last feature map flattened (where strokes lie
-tells front from back) into one linear head of 5 logits per category.
+picks the view from the sketch and its category (not in the paper): a small CNN (3x3 convolutions,
+the first of each resolution with stride 2, optionally batch-normalised, ReLU) on the binarised ink
+map, its last feature map flattened (where strokes lie tells front from back) into one linear head
+of 5 logits per category. :func:`estimate_view` averages it over the sketch moved by a few pixels.
 
 Training data: synthetic sketches of procedural shapes (:mod:`shapegen.data.procedural`, the
 ``rich`` and ``classic`` variants of every class the LAS demo model knows) in every style of
@@ -14,8 +15,8 @@ Training data: synthetic sketches of procedural shapes (:mod:`shapegen.data.proc
 cross-entropy loop with AdamW. No real mesh or drawing is ever used: :func:`train_view_classifier`
 takes only the procedural generator's settings.
 
-The loop is a plain one on purpose: a classifier of under a quarter of a million parameters fits
-in memory with its whole data set and trains in minutes on one CPU core, so it needs none of ``shapegen train``'s
+The loop is a plain one on purpose: a classifier of about half a million parameters fits in memory
+with its whole data set and renders and trains in about half an hour on one CPU core, so it needs none of ``shapegen train``'s
 machinery (resume, previews, devices); it saves with :func:`shapegen.checkpoints.save_checkpoint`.
 """
 
@@ -74,6 +75,10 @@ class LASViewConfig:
     """Procedural shapes per class (indices ``first .. first + per_class - 1``)."""
     first: int = 300
     """First shape index (above the LAS demo set's 0..219, so none of its held-out shapes is used)."""
+    more_sets: list[list[int]] = field(default_factory=list)
+    """Further blocks of ``per_class`` shapes per class as ``[first, seed]`` pairs, each with its own
+    shape indices and seed (of the procedural shapes and of the camera jitter); the first block is
+    ``first`` and ``seed``."""
     styles: list[str] = field(default_factory=lambda: ["contour", "canny", "hand"])
     """Sketch styles rendered."""
     sketches_per_view: int = 2
@@ -185,7 +190,7 @@ def load_view_classifier(path: str | Path | None = None) -> ViewClassifier:
 
 @torch.no_grad()
 def estimate_view(ink: Float[Tensor, "H W"], model: ViewClassifier | None = None,
-                  category: str | None = None) -> tuple[int, Float[Tensor, " 5"]]:
+                  category: str | None = None, shift: int = 2) -> tuple[int, Float[Tensor, " 5"]]:
     """The most likely LAS view index of a sketch and the probabilities of all five.
 
     Args:
@@ -193,12 +198,17 @@ def estimate_view(ink: Float[Tensor, "H W"], model: ViewClassifier | None = None
         model: a classifier; None: the shipped one.
         category: the sketch's category (a classifier with one head per category uses its head;
             None or a category it does not know: the mean of its heads).
+        shift: average the log-probabilities over the ink map moved by ``-shift``, 0 and ``shift``
+            pixels in x and y (nine passes; training moves its sketches by up to 3); 0: one pass.
     """
     from shapegen.data.sketches import binarize_sketch
 
     model = model or load_view_classifier()
     x = binarize_sketch(ink.float().cpu(), model.config.image_size)
-    p = model(x[None], torch.tensor([model.category_index(category)])).softmax(-1)[0]
+    moves = [(dy, dx) for dy in (-shift, 0, shift) for dx in (-shift, 0, shift)] if shift else [(0, 0)]
+    batch = torch.stack([torch.roll(x, m, dims=(0, 1)) for m in moves])
+    cat = torch.full((len(moves),), model.category_index(category))
+    p = model(batch, cat).log_softmax(-1).mean(0).softmax(-1)
     return int(p.argmax()), p
 
 
@@ -210,18 +220,20 @@ def render_view_set(cfg: LASViewConfig, progress: bool = True) -> tuple[Tensor, 
     from shapegen.data.sketches import LAS_AZIMUTHS, LAS_ELEVATION, render_sketch
     from shapegen.geometry.mesh_io import normalize_mesh
 
-    gen = torch.Generator().manual_seed(cfg.seed)
     inks, labels, shape_ids = [], [], []
-    items = [(cls, cfg.first + i) for cls in cfg.classes for i in range(cfg.per_class)]
-    for sid, (cls, index) in enumerate(tqdm(items, desc="view sketches", unit="shape", disable=not progress)):
+    blocks = [(cfg.first, cfg.seed), *((int(f), int(sd)) for f, sd in cfg.more_sets)]
+    gens = [torch.Generator().manual_seed(seed) for _, seed in blocks]  # each block's camera jitter
+    items = [(k, cls, first + i) for k, (first, _) in enumerate(blocks) for cls in cfg.classes for i in range(cfg.per_class)]
+    for sid, (k, cls, index) in enumerate(tqdm(items, desc="view sketches", unit="shape", disable=not progress)):
+        gen, seed = gens[k], blocks[k][1]
         variant = cfg.variants[index % len(cfg.variants)]
-        mesh = normalize_mesh(to_mesh(generate(cls, index, cfg.seed, variant=variant), cfg.resolution), "cube", 0.8)[0]
+        mesh = normalize_mesh(to_mesh(generate(cls, index, seed, variant=variant), cfg.resolution), "cube", 0.8)[0]
         for view, az in enumerate(LAS_AZIMUTHS):
             for style in cfg.styles:
                 for _ in range(cfg.sketches_per_view):
                     daz, d_el = ((torch.rand(2, generator=gen) * 2 - 1) * torch.tensor([cfg.azimuth_jitter, cfg.elevation_jitter])).tolist()
-                    seed = int(torch.randint(0, 2**31 - 1, (), generator=gen))
-                    ink = render_sketch(mesh, az + daz, style=style, size=cfg.model.image_size, elevation_deg=LAS_ELEVATION + d_el, seed=seed)  # type: ignore[arg-type]
+                    seed_k = int(torch.randint(0, 2**31 - 1, (), generator=gen))
+                    ink = render_sketch(mesh, az + daz, style=style, size=cfg.model.image_size, elevation_deg=LAS_ELEVATION + d_el, seed=seed_k)  # type: ignore[arg-type]
                     inks.append(ink > 0.5)
                     labels.append(view)
                     shape_ids.append(sid)
@@ -267,9 +279,9 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
     is_val = torch.isin(sids, val_shapes)
     torch.manual_seed(cfg.seed)
     model = ViewClassifier(cfg.model)
-    # Sketches are rendered class by class, per_class shapes each: a sketch's head is its class's
-    # (a one-head classifier ignores it).
-    heads = torch.tensor([model.category_index(c) for c in cfg.classes])[sids // cfg.per_class]
+    # Sketches are rendered block by block and class by class, per_class shapes each: a sketch's
+    # head is its class's (a one-head classifier ignores it).
+    heads = torch.tensor([model.category_index(c) for c in cfg.classes])[sids // cfg.per_class % len(cfg.classes)]
     x_tr, y_tr, c_tr = inks[~is_val].float(), labels[~is_val], heads[~is_val]
     x_va, y_va, c_va = inks[is_val].float(), labels[is_val], heads[is_val]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)

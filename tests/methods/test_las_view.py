@@ -50,6 +50,36 @@ def test_training_writes_a_loadable_classifier(tiny_view):
         assert view == int(probs.argmax())
 
 
+def test_estimates_average_the_shifted_ink_map_or_take_one_pass(tiny_view):
+    from shapegen.data.sketches import binarize_sketch
+
+    _, report = tiny_view
+    model = load_view_classifier(report.checkpoint)
+    ink = torch.zeros(32, 32)
+    ink[8:24, 6:26] = 1.0
+    x = binarize_sketch(ink, 32)
+    cat = torch.tensor([model.category_index("chair")])
+    one = model(x[None], cat).softmax(-1)[0]
+    assert torch.allclose(estimate_view(ink, model, "chair", shift=0)[1], one, atol=1e-6)
+    rolled = [torch.roll(x, (dy, dx), dims=(0, 1)) for dy in (-2, 0, 2) for dx in (-2, 0, 2)]
+    mean = torch.stack([model(r[None], cat).log_softmax(-1)[0] for r in rolled]).mean(0).softmax(-1)
+    view, probs = estimate_view(ink, model, "chair")
+    assert torch.allclose(probs, mean, atol=1e-6) and view == int(mean.argmax())
+
+
+def test_more_sets_add_blocks_of_shapes_with_their_own_seed():
+    from shapegen.methods.las_view import render_view_set
+
+    cfg = load_config(LASViewConfig, CONFIG_ROOT / "las_view" / "tiny.yaml")
+    cfg.classes, cfg.model.categories, cfg.per_class, cfg.styles = ["mug"], ["mug"], 1, ["contour"]
+    one, _, _ = render_view_set(cfg, progress=False)
+    cfg.more_sets = [[400, 7]]
+    two, labels, sids = render_view_set(cfg, progress=False)
+    assert torch.equal(two[:5], one) and sids.tolist() == [0] * 5 + [1] * 5 and labels.tolist() == [0, 1, 2, 3, 4] * 2
+    cfg.first, cfg.seed, cfg.more_sets = 400, 7, []
+    assert torch.equal(render_view_set(cfg, progress=False)[0], two[5:])  # the block is shapes 400.. with seed 7
+
+
 def test_each_category_has_its_own_head_and_an_unknown_one_gets_their_mean():
     from shapegen.methods.las_view import ViewClassifierConfig
 
@@ -133,7 +163,7 @@ def test_shipped_classifier_beats_chance_on_unseen_procedural_shapes():
     from shapegen.geometry.mesh_io import normalize_mesh
 
     model = load_view_classifier()
-    assert sum(p.numel() for p in model.parameters()) < 250_000  # small: the file stays under 1 MB
+    assert sum(p.numel() for p in model.parameters()) < 600_000  # small: the file stays under 2.5 MB
     hits = total = 0
     for cls, index in (("chair", 900), ("table", 901), ("shelf", 902)):  # never sketched in its training
         mesh = normalize_mesh(to_mesh(generate(cls, index, 0, variant="rich"), 48), "cube", 0.8)[0]
@@ -141,10 +171,10 @@ def test_shipped_classifier_beats_chance_on_unseen_procedural_shapes():
             guess, _ = estimate_view(render_sketch(mesh, az, style="contour", size=64), model, cls)
             hits += guess == view
             total += 1
-    # Chance is 3 of 15; this classifier gets 62% of held-out synthetic sketches and 8 of these 15
-    # (all five of the shelf's; this table is round, so every view draws it alike): the margin
-    # allows for another CPU's rounding flipping a near tie or two.
-    assert hits >= 6
+    # Chance is 3 of 15; this classifier gets 73% of held-out synthetic sketches and 11 of these 15
+    # (all five of the chair's and of the shelf's; this table is round, so every view draws it
+    # alike): the margin allows for another CPU's rounding flipping a near tie or two.
+    assert hits >= 9
 
 
 def test_sketch_to_3d_estimates_the_view_when_none_is_given(las_data, las_trained, tiny_view):
