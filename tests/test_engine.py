@@ -165,7 +165,12 @@ def test_las_trains_on_two_processes_like_one(tmp_path):
               "--set", "train.log_every=1", "--set", "data.repeat=4"]
     _train([*common, "-o", "one", "--set", "data.batch_size=4"], tmp_path)
     _train([*common, "-o", "two", "--set", "data.batch_size=2", "--devices", "2", "--strategy", "ddp"], tmp_path)
-    assert _losses(tmp_path / "one") == pytest.approx(_losses(tmp_path / "two"), rel=1e-5)
+    # The first loss is of the same weights (only the order of float32 sums differs). Later ones
+    # follow weights that may differ as described below: measured 1.5e-5 relative at step 4 on an
+    # AMD EPYC (1e-5 had held on Intel Xeons); the bound is about 6 times that.
+    la, lb = _losses(tmp_path / "one"), _losses(tmp_path / "two")
+    assert la[0] == pytest.approx(lb[0], rel=1e-5)
+    assert la == pytest.approx(lb, rel=1e-4)
     # Adam divides by the root of the squared gradient, so a weight whose gradient is ~0 moves by
     # up to lr per step in the direction of that gradient's sign, which rounding can flip: such
     # weights may differ by at most 2 lr per step. In the first steps the time-embedding MLPs'
