@@ -265,6 +265,8 @@ def train_view_classifier(cfg: LASViewConfig, out_dir: str | Path, progress: boo
 
     if cfg.per_class < 2 or not cfg.classes or not cfg.styles or cfg.steps < 1:
         raise ShapegenError("las-view needs per_class >= 2, at least one class and style, and steps >= 1")
+    if any(len(block) != 2 for block in cfg.more_sets):
+        raise ShapegenError(f"more_sets takes [first, seed] pairs, e.g. [[500, 1]]; got {cfg.more_sets}")
     missing = [c for c in cfg.classes if cfg.model.categories and c not in cfg.model.categories]
     if missing:
         raise ShapegenError(f"model.categories has no head for {', '.join(missing)}; list every class there or leave it empty")

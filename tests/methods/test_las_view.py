@@ -149,6 +149,8 @@ def test_load_errors_are_one_line(tmp_path):
         load_view_classifier(tmp_path / "other.ckpt")
     with pytest.raises(ShapegenError, match="unknown sketch style"):
         train_view_classifier(LASViewConfig(styles=["pencil"]), tmp_path)
+    with pytest.raises(ShapegenError, match=r"\[first, seed\] pairs"):
+        train_view_classifier(LASViewConfig(more_sets=[[400]]), tmp_path)
 
 
 def test_command_trains_the_tiny_preset(tmp_path, capsys):
