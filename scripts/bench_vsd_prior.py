@@ -14,9 +14,16 @@ trained on, ``shapegen data renders -o data/render_prior --config render_prior``
   centred and scaled to a unit bounding-box diagonal, sampled (2048 points), and classified by
   its Chamfer-nearest held-out procedural shape (``split == test`` of the render set's settings:
   shapes never trained on) of the benchmarked classes; a run without a surface is a miss.
+  A second judge ("any yaw") takes the nearest shape over the mesh turned about the up axis in
+  ``--yaws`` equal steps, since a chair distilled side-on is still a chair (the procedural
+  shapes all face the same way, the distilled ones face where the views' captions put them).
   Diversity: mean pairwise Chamfer-L2 between the meshes of one class (VSD: its particles; SDS:
   its seeds, ``--particles`` of them);
 * a sheet of renders (one row per class and guidance) in ``--out``.
+
+A finished run leaves ``RUN.json`` (its settings, time and peak memory) beside its folder, and a
+rerun of the same command reuses it, so a killed benchmark resumes where it stopped; ``--fresh``
+runs everything again.
 
     python scripts/bench_vsd_prior.py --data data/render_prior --out runs/bench_vsd_prior
     OMP_NUM_THREADS=1 python scripts/bench_vsd_prior.py --data data/render_prior --jobs 2   # two runs at once on 2 cores
@@ -40,6 +47,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shapegen.geometry.metrics import chamfer_distance_matrix
+
 CLASSES = ("chair", "table", "lamp", "mug", "vase")
 CPU_PRESET = Path(__file__).resolve().parents[1] / "configs" / "vsd" / "cpu.yaml"
 
@@ -52,6 +61,27 @@ def _normalised_points(vertices: torch.Tensor, faces: torch.Tensor, n: int, seed
     lo, hi = v.amin(0), v.amax(0)
     v = (v - (lo + hi) / 2) / max(float((hi - lo).norm()), 1e-9)
     return sample_surface(Mesh(v, faces), n, generator=torch.Generator().manual_seed(seed)).points.float()
+
+
+def yaw_turns(vertices: torch.Tensor, yaws: int) -> list[torch.Tensor]:
+    """``vertices`` turned about the up (y) axis by ``2 pi k / yaws``, ``k = 0 .. yaws - 1``."""
+    out = []
+    for k in range(max(1, yaws)):
+        a = 2 * np.pi * k / max(1, yaws)
+        c, s = float(np.cos(a)), float(np.sin(a))
+        turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=vertices.dtype)
+        out.append(vertices @ turn.T)
+    return out
+
+
+def judge(clouds_per_yaw: torch.Tensor, ref: torch.Tensor, ref_names: list[str]) -> tuple[list[str], list[str]]:
+    """Classes of ``(B, Y, N, 3)`` clouds (``Y`` yaw turns, turn 0 as posed): the Chamfer-nearest
+    reference as posed, and the nearest over all turns."""
+    b, y = clouds_per_yaw.shape[:2]
+    d = chamfer_distance_matrix(clouds_per_yaw.flatten(0, 1), ref, pair_chunk=8).view(b, y, -1)
+    posed = [ref_names[int(j)] for j in d[:, 0].argmin(1)]
+    any_yaw = [ref_names[int(j)] for j in d.amin(1).argmin(1)]
+    return posed, any_yaw
 
 
 def silhouettes(images: torch.Tensor, tol: float = 0.1) -> torch.Tensor:
@@ -116,8 +146,17 @@ def held_out_shapes(data: str, classes: list[str], points: int) -> tuple[torch.T
     return torch.stack(clouds), names
 
 
-def _child_run(prompt: str, out: Path, overrides: list[str]) -> dict:
-    """``shapegen text-to-3d`` in a fresh process: its wall seconds and its own peak RSS (MiB)."""
+def _child_run(prompt: str, out: Path, overrides: list[str], fresh: bool = False) -> dict:
+    """``shapegen text-to-3d`` in a fresh process: its wall seconds and its own peak RSS (MiB).
+
+    The result is kept in ``out.json`` and reused by a later call with the same prompt and
+    overrides (unless ``fresh``)."""
+    record = out.parent / f"{out.name}.json"
+    if not fresh and record.is_file():
+        kept = json.loads(record.read_text())
+        if kept.get("prompt") == prompt and kept.get("overrides") == overrides and kept.get("ok"):
+            print(f"reusing {out} ({kept['seconds']:.0f} s)", flush=True)
+            return kept
     cmd = [sys.executable, "-m", "shapegen.cli", "text-to-3d", prompt, "--method", "vsd", "--preset", "cpu", "-o", str(out),
            "--no-progress", "--fresh"]
     for o in overrides:
@@ -134,7 +173,13 @@ def _child_run(prompt: str, out: Path, overrides: list[str]) -> dict:
     if proc.returncode != 0:
         tail = log.read_text().strip().splitlines()[-1:]
         print(f"note: {prompt} {overrides} failed ({log}): {tail}", flush=True)
-    return {"seconds": seconds, "peak_mib": usage.ru_maxrss / 1024, "ok": proc.returncode == 0}
+    result = {"prompt": prompt, "overrides": overrides, "seconds": seconds, "peak_mib": usage.ru_maxrss / 1024,
+              "ok": proc.returncode == 0, "load": list(os.getloadavg())}
+    tmp = record.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(record)
+    print(f"{out}: {seconds:.0f} s", flush=True)
+    return result
 
 
 def _meshes(out: Path) -> list[Path]:
@@ -148,7 +193,6 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
     from omegaconf import OmegaConf
 
     from renderers.preview import render_mesh
-    from shapegen.geometry.metrics import chamfer_distance_matrix
 
     # One particle is updated per step (Algorithm 1), so a VSD run of K particles takes K times the
     # steps, with the preset's step milestones scaled alike: every shape, a particle or an SDS seed,
@@ -174,12 +218,12 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
             for out, seed in runs:
                 plan.append((cls, mode, out, [*overrides, f"model={args.model}", f"seed={seed}"]))
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda job: _child_run(f"a {job[0]}", job[2], job[3]), plan))
+        results = list(pool.map(lambda job: _child_run(f"a {job[0]}", job[2], job[3], args.fresh), plan))
     rows, sheet = [], []
     for cls in classes:
         for mode in modes:
             done = [(job[2], r) for job, r in zip(plan, results) if job[0] == cls and job[1] == mode]
-            seconds, peak, clouds, tiles, misses = 0.0, 0.0, [], [], 0
+            seconds, peak, clouds, turned, tiles, misses = 0.0, 0.0, [], [], [], 0
             for out, r in done:
                 seconds += r["seconds"]
                 peak = max(peak, r["peak_mib"])
@@ -189,18 +233,21 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
                     m = trimesh.load(path, force="mesh")
                     v, f = torch.as_tensor(np.asarray(m.vertices)), torch.as_tensor(np.asarray(m.faces))
                     clouds.append(_normalised_points(v, f, ref.shape[1], 0))
+                    turned.append(torch.stack([_normalised_points(t, f, ref.shape[1], 0) for t in yaw_turns(v.float(), args.yaws)]))
                     tiles.append(render_mesh(v.float(), f.long(), width=96, height=96))
-            hits = 0
+            hits, hits_yaw, got = 0, 0, []
             if clouds:
-                d = chamfer_distance_matrix(torch.stack(clouds), ref)
-                hits = sum(ref_names[int(j)] == cls for j in d.argmin(1))
+                posed, any_yaw = judge(torch.stack(turned), ref, ref_names)
+                hits, hits_yaw = sum(g == cls for g in posed), sum(g == cls for g in any_yaw)
+                got = [f"{a}/{b}" for a, b in zip(posed, any_yaw)]
                 pair = chamfer_distance_matrix(torch.stack(clouds), torch.stack(clouds))
                 k = len(clouds)
                 diversity = float(pair.sum() / (k * (k - 1))) if k > 1 else float("nan")
             else:
                 diversity = float("nan")
             total = args.particles
-            rows.append([cls, mode, f"{hits}/{total}", hits / total, diversity, seconds / len(done), peak, misses])
+            rows.append([cls, mode, f"{hits}/{total}", hits / total, f"{hits_yaw}/{total}", hits_yaw / total, " ".join(got) or "-",
+                         diversity, seconds / len(done), peak, misses])
             blank = np.full((96, 96, 3), 255, np.uint8)
             sheet.append(np.concatenate(tiles + [blank] * (total - len(tiles)), 1))
             print(rows[-1], flush=True)
@@ -219,6 +266,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/bench_vsd_prior", help="run folders and the sheets")
     p.add_argument("--prior-only", action="store_true", help="only the prior's sample accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--yaws", type=int, default=8, help="turns about the up axis tried by the any-yaw judge")
+    p.add_argument("--fresh", action="store_true", help="run every text-to-3d process again instead of reusing finished ones")
     p.add_argument("--jobs", type=int, default=1,
                    help="text-to-3d processes at once (give each one thread: OMP_NUM_THREADS=1 with --jobs 2 on 2 cores)")
     p.add_argument("--no-write", action="store_true", help="print the tables without updating docs/benchmarks.md")
@@ -247,15 +296,20 @@ def main() -> None:
         save_image(out / "distillation.png", np.concatenate(sheet, 0))
         vsd = [r[3] for r in drows if r[1] == "VSD"]
         sds = [r[3] for r in drows if r[1] == "SDS"]
+        vsd_yaw = [r[5] for r in drows if r[1] == "VSD"]
+        sds_yaw = [r[5] for r in drows if r[1] == "SDS"]
         body += (f"\n\nText to 3D, `configs/vsd/cpu.yaml` with `--model {args.model}`, {args.steps} NeRF updates per shape (a VSD run of "
                  f"{args.particles} particles: {args.particles * args.steps} steps, one particle per step, milestones scaled), prompt `a CLASS`: "
                  f"VSD with {args.particles} particles (guidance 7.5) and SDS with guidance 100 ({args.particles} seeds). "
-                 f"Class: Chamfer-nearest of {len(ref_names)} held-out procedural shapes of these classes; diversity: mean "
+                 f"Class: Chamfer-nearest of {len(ref_names)} held-out procedural shapes of these classes, as posed and over "
+                 f"{args.yaws} turns about the up axis (any yaw; the judged classes per mesh are listed as posed/any yaw); diversity: mean "
                  f"pairwise Chamfer-L2 (unit bounding-box diagonal) of the class's meshes. Time: wall seconds per "
                  f"text-to-3d process, {args.jobs} at once on {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s) each; peak: "
-                 f"the largest RSS of the class's processes. Mean class accuracy: VSD {np.mean(vsd):.2f}, "
-                 f"SDS {np.mean(sds):.2f}. Sheet: `{out / 'distillation.png'}` (rows: each class's VSD then SDS).\n\n"
-                 + table(["class", "guidance", "right", "accuracy", "diversity", "s per run", "peak MiB", "no surface"], drows))
+                 f"the largest RSS of the class's processes. Mean class accuracy as posed: VSD {np.mean(vsd):.2f}, "
+                 f"SDS {np.mean(sds):.2f}; any yaw: VSD {np.mean(vsd_yaw):.2f}, SDS {np.mean(sds_yaw):.2f}. "
+                 f"Sheet: `{out / 'distillation.png'}` (rows: each class's VSD then SDS).\n\n"
+                 + table(["class", "guidance", "right (posed)", "accuracy (posed)", "right (any yaw)", "accuracy (any yaw)",
+                          "judged (posed/any yaw)", "diversity", "s per run", "peak MiB", "no surface"], drows))
     body += f"\n\nLoad average at the start (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}."
     write_section("vsd_prior", "Text to 3D from the render prior (VSD vs SDS)", body, dry_run=args.no_write)
     (out / "summary.json").write_text(json.dumps({"body": body}, indent=1))

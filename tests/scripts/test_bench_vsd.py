@@ -35,3 +35,54 @@ def test_vsd_prior_silhouettes_find_the_object_on_either_background():
     want = torch.zeros(8, 8)
     want[2:5, 3:6] = 1
     assert torch.equal(silhouettes(img), want.flatten()[None].expand(2, -1))
+
+
+def test_vsd_prior_any_yaw_judge_recognises_a_shape_turned_side_on():
+    import math
+
+    import numpy as np
+    import torch
+    import trimesh
+    from _scripts import load_script
+
+    bench = load_script("bench_vsd_prior")
+
+    def box(extents):
+        m = trimesh.creation.box(extents=extents)
+        return torch.as_tensor(np.asarray(m.vertices)).float(), torch.as_tensor(np.asarray(m.faces))
+
+    v, _ = box((3, 1, 1))
+    turns = bench.yaw_turns(v, 4)
+    assert torch.allclose(turns[0], v)
+    # a quarter turn about the up axis sends +x to -z and keeps heights
+    assert torch.allclose(turns[1][:, 1], v[:, 1]) and torch.allclose(turns[1][:, 2], -v[:, 0] * math.sin(math.pi / 2), atol=1e-5)
+    refs = torch.stack([bench._normalised_points(*box(e), 512, 0) for e in ((3, 1, 1), (1, 1, 1))])
+    clouds = torch.stack([torch.stack([bench._normalised_points(t, faces, 512, 0) for t in bench.yaw_turns(verts, 4)])
+                          for verts, faces in (box((3, 1, 1)), box((1, 1, 3)))])  # the bar, and the bar turned side-on
+    posed, any_yaw = bench.judge(clouds, refs, ["bar", "cube"])
+    assert posed == ["bar", "cube"]  # as posed, the side-on bar is nearer the cube
+    assert any_yaw == ["bar", "bar"]
+    # turn 0 is the plain, as-posed judge
+    assert posed == [["bar", "cube"][int(j)] for j in bench.chamfer_distance_matrix(clouds[:, 0], refs).argmin(1)]
+
+
+def test_vsd_prior_reuses_a_finished_run_and_reruns_a_changed_one(tmp_path: Path, monkeypatch):
+    from _scripts import load_script
+
+    bench = load_script("bench_vsd_prior")
+    out = tmp_path / "chair_vsd"
+    kept = {"prompt": "a chair", "overrides": ["steps=10"], "seconds": 12.0, "peak_mib": 900.0, "ok": True}
+    (tmp_path / "chair_vsd.json").write_text(json.dumps(kept))
+
+    def no_process(*args, **kwargs):
+        raise RuntimeError("started a process")
+
+    monkeypatch.setattr(bench.subprocess, "Popen", no_process)
+    assert bench._child_run("a chair", out, ["steps=10"]) == kept
+    for prompt, overrides, fresh in (("a chair", ["steps=20"], False), ("a lamp", ["steps=10"], False), ("a chair", ["steps=10"], True)):
+        try:
+            bench._child_run(prompt, out, overrides, fresh)
+        except RuntimeError as e:
+            assert "started a process" in str(e)
+        else:
+            raise AssertionError(f"{prompt} {overrides} fresh={fresh} reused a run it should redo")
