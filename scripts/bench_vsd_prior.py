@@ -126,8 +126,9 @@ def prior_accuracy(model: str, data: str, classes: list[str], samples: int, seed
     return rows, np.kron(grid, np.ones((2, 2, 1), np.uint8))
 
 
-def held_out_shapes(data: str, classes: list[str], points: int) -> tuple[torch.Tensor, list[str]]:
-    """Point clouds of the held-out (test) procedural shapes of ``classes`` and their class names."""
+def held_out_shapes(data: str, classes: list[str], points: int, yaws: int = 1) -> tuple[torch.Tensor, list[str]]:
+    """Point clouds of the held-out (test) procedural shapes of ``classes`` and their class names;
+    ``(N, P, 3)``, or ``(N, yaws, P, 3)`` (the shapes turned as by ``yaw_turns``) when ``yaws > 1``."""
     from omegaconf import OmegaConf
 
     from shapegen.data.procedural import generate, to_mesh
@@ -141,9 +142,26 @@ def held_out_shapes(data: str, classes: list[str], points: int) -> tuple[torch.T
             if split_of(splits, settings["seed"], cls, i) != "test":
                 continue
             mesh = to_mesh(generate(cls, i, settings["seed"], extent=settings["extent"]), 48)
-            clouds.append(_normalised_points(mesh.vertices, mesh.faces, points, i))
+            if yaws > 1:
+                clouds.append(torch.stack([_normalised_points(t, mesh.faces, points, i) for t in yaw_turns(mesh.vertices.float(), yaws)]))
+            else:
+                clouds.append(_normalised_points(mesh.vertices, mesh.faces, points, i))
             names.append(cls)
     return torch.stack(clouds), names
+
+
+def judge_ceiling(data: str, classes: list[str], points: int, yaws: int) -> dict[str, list[float]]:
+    """The judge on real shapes: each held-out shape classified by its nearest *other* held-out
+    shape (leave one out), as posed and over ``yaws`` turns; per class ``[posed, any yaw]`` accuracy
+    and ``"all"``."""
+    turned, names = held_out_shapes(data, classes, points, yaws)
+    n = len(names)
+    d = chamfer_distance_matrix(turned.flatten(0, 1), turned[:, 0], pair_chunk=8).view(n, yaws, n)
+    d[torch.arange(n), :, torch.arange(n)] = float("inf")
+    got = [[names[int(j)] for j in dd.argmin(1)] for dd in (d[:, 0], d.amin(1))]
+    out = {c: [float(np.mean([g[k] == c for k, t in enumerate(names) if t == c])) for g in got] for c in classes}
+    out["all"] = [float(np.mean([g[k] == t for k, t in enumerate(names)])) for g in got]
+    return out
 
 
 def _child_run(prompt: str, out: Path, overrides: list[str], fresh: bool = False) -> dict:
@@ -293,6 +311,7 @@ def main() -> None:
         # The judge always chooses among the benchmark's classes, so a run of fewer classes is scored alike.
         ref, ref_names = held_out_shapes(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points)
         drows, sheet = distillation(args, classes, ref, ref_names)
+        ceiling = judge_ceiling(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points // 2, args.yaws)
         save_image(out / "distillation.png", np.concatenate(sheet, 0))
         vsd = [r[3] for r in drows if r[1] == "VSD"]
         sds = [r[3] for r in drows if r[1] == "SDS"]
@@ -307,10 +326,16 @@ def main() -> None:
                  f"text-to-3d process, {args.jobs} at once on {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s) each; peak: "
                  f"the largest RSS of the class's processes. Mean class accuracy as posed: VSD {np.mean(vsd):.2f}, "
                  f"SDS {np.mean(sds):.2f}; any yaw: VSD {np.mean(vsd_yaw):.2f}, SDS {np.mean(sds_yaw):.2f}. "
-                 f"Sheet: `{out / 'distillation.png'}` (rows: each class's VSD then SDS).\n\n"
+                 f"Sheet: `{out / 'distillation.png'}` (rows: each class's VSD then SDS). The judge on real shapes (each held-out "
+                 f"shape by its nearest other one, {args.points // 2} points), as posed / any yaw: all {ceiling['all'][0]:.2f} / "
+                 f"{ceiling['all'][1]:.2f}; " + ", ".join(f"{c} {ceiling[c][0]:.2f} / {ceiling[c][1]:.2f}" for c in classes) + ".\n\n"
                  + table(["class", "guidance", "right (posed)", "accuracy (posed)", "right (any yaw)", "accuracy (any yaw)",
                           "judged (posed/any yaw)", "diversity", "s per run", "peak MiB", "no surface"], drows))
     body += f"\n\nLoad average at the start (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}."
+    if not args.prior_only:
+        loads = [json.loads(p.read_text()).get("load", [float("nan")])[0] for p in sorted(out.glob("*.json")) if p.name != "summary.json"]
+        if loads:
+            body += f" 1-min load average at the end of each text-to-3d run (runs reused from an earlier call keep theirs): {min(loads):.2f}-{max(loads):.2f}."
     write_section("vsd_prior", "Text to 3D from the render prior (VSD vs SDS)", body, dry_run=args.no_write)
     (out / "summary.json").write_text(json.dumps({"body": body}, indent=1))
 
