@@ -126,9 +126,9 @@ def prior_accuracy(model: str, data: str, classes: list[str], samples: int, seed
     return rows, np.kron(grid, np.ones((2, 2, 1), np.uint8))
 
 
-def held_out_shapes(data: str, classes: list[str], points: int, yaws: int = 1) -> tuple[torch.Tensor, list[str]]:
-    """Point clouds of the held-out (test) procedural shapes of ``classes`` and their class names;
-    ``(N, P, 3)``, or ``(N, yaws, P, 3)`` (the shapes turned as by ``yaw_turns``) when ``yaws > 1``."""
+def held_out_meshes(data: str, classes: list[str]) -> list[tuple[str, int, object]]:
+    """``(class, index, mesh)`` of the held-out (test) procedural shapes of ``classes`` in the
+    render set ``data`` (its ``renders.yaml`` settings)."""
     from omegaconf import OmegaConf
 
     from shapegen.data.procedural import generate, to_mesh
@@ -136,25 +136,23 @@ def held_out_shapes(data: str, classes: list[str], points: int, yaws: int = 1) -
 
     settings = OmegaConf.to_container(OmegaConf.load(Path(data) / "renders.yaml"))
     splits = parse_splits(settings["split"])
-    clouds, names = [], []
-    for cls in classes:
-        for i in range(settings["per_class"]):
-            if split_of(splits, settings["seed"], cls, i) != "test":
-                continue
-            mesh = to_mesh(generate(cls, i, settings["seed"], extent=settings["extent"]), 48)
-            if yaws > 1:
-                clouds.append(torch.stack([_normalised_points(t, mesh.faces, points, i) for t in yaw_turns(mesh.vertices.float(), yaws)]))
-            else:
-                clouds.append(_normalised_points(mesh.vertices, mesh.faces, points, i))
-            names.append(cls)
-    return torch.stack(clouds), names
+    return [(cls, i, to_mesh(generate(cls, i, settings["seed"], extent=settings["extent"]), 48))
+            for cls in classes for i in range(settings["per_class"]) if split_of(splits, settings["seed"], cls, i) == "test"]
 
 
-def judge_ceiling(data: str, classes: list[str], points: int, yaws: int) -> dict[str, list[float]]:
+def held_out_shapes(shapes: list[tuple[str, int, object]], points: int, yaws: int = 1) -> tuple[torch.Tensor, list[str]]:
+    """``(N, yaws, P, 3)`` point clouds of ``held_out_meshes``' shapes turned as by ``yaw_turns``
+    (turn 0: as posed) and their class names."""
+    clouds = [torch.stack([_normalised_points(t, mesh.faces, points, i) for t in yaw_turns(mesh.vertices.float(), yaws)])
+              for _, i, mesh in shapes]
+    return torch.stack(clouds), [cls for cls, _, _ in shapes]
+
+
+def judge_ceiling(shapes: list[tuple[str, int, object]], classes: list[str], points: int, yaws: int) -> dict[str, list[float]]:
     """The judge on real shapes: each held-out shape classified by its nearest *other* held-out
     shape (leave one out), as posed and over ``yaws`` turns; per class ``[posed, any yaw]`` accuracy
     and ``"all"``."""
-    turned, names = held_out_shapes(data, classes, points, yaws)
+    turned, names = held_out_shapes(shapes, points, yaws)
     n = len(names)
     d = chamfer_distance_matrix(turned.flatten(0, 1), turned[:, 0], pair_chunk=8).view(n, yaws, n)
     d[torch.arange(n), :, torch.arange(n)] = float("inf")
@@ -241,7 +239,7 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
     for cls in classes:
         for mode in modes:
             done = [(job[2], r) for job, r in zip(plan, results) if job[0] == cls and job[1] == mode]
-            seconds, peak, clouds, turned, tiles, misses = 0.0, 0.0, [], [], [], 0
+            seconds, peak, turned, tiles, misses = 0.0, 0.0, [], [], 0
             for out, r in done:
                 seconds += r["seconds"]
                 peak = max(peak, r["peak_mib"])
@@ -250,15 +248,15 @@ def distillation(args, classes: list[str], ref: torch.Tensor, ref_names: list[st
                 for path in meshes:
                     m = trimesh.load(path, force="mesh")
                     v, f = torch.as_tensor(np.asarray(m.vertices)), torch.as_tensor(np.asarray(m.faces))
-                    clouds.append(_normalised_points(v, f, ref.shape[1], 0))
                     turned.append(torch.stack([_normalised_points(t, f, ref.shape[1], 0) for t in yaw_turns(v.float(), args.yaws)]))
                     tiles.append(render_mesh(v.float(), f.long(), width=96, height=96))
             hits, hits_yaw, got = 0, 0, []
-            if clouds:
+            if turned:
                 posed, any_yaw = judge(torch.stack(turned), ref, ref_names)
                 hits, hits_yaw = sum(g == cls for g in posed), sum(g == cls for g in any_yaw)
                 got = [f"{a}/{b}" for a, b in zip(posed, any_yaw)]
-                pair = chamfer_distance_matrix(torch.stack(clouds), torch.stack(clouds))
+                clouds = torch.stack(turned)[:, 0]  # as posed
+                pair = chamfer_distance_matrix(clouds, clouds)
                 k = len(clouds)
                 diversity = float(pair.sum() / (k * (k - 1))) if k > 1 else float("nan")
             else:
@@ -309,9 +307,10 @@ def main() -> None:
                      "held-out renders (silhouette)"], rows))
     if not args.prior_only:
         # The judge always chooses among the benchmark's classes, so a run of fewer classes is scored alike.
-        ref, ref_names = held_out_shapes(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points)
-        drows, sheet = distillation(args, classes, ref, ref_names)
-        ceiling = judge_ceiling(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points // 2, args.yaws)
+        shapes = held_out_meshes(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)])
+        ref, ref_names = held_out_shapes(shapes, args.points)
+        drows, sheet = distillation(args, classes, ref[:, 0], ref_names)
+        ceiling = judge_ceiling(shapes, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points // 2, args.yaws)
         save_image(out / "distillation.png", np.concatenate(sheet, 0))
         vsd = [r[3] for r in drows if r[1] == "VSD"]
         sds = [r[3] for r in drows if r[1] == "SDS"]
