@@ -66,8 +66,8 @@ def _normalised_points(vertices: torch.Tensor, faces: torch.Tensor, n: int, seed
 def yaw_turns(vertices: torch.Tensor, yaws: int) -> list[torch.Tensor]:
     """``vertices`` turned about the up (y) axis by ``2 pi k / yaws``, ``k = 0 .. yaws - 1``."""
     out = []
-    for k in range(max(1, yaws)):
-        a = 2 * np.pi * k / max(1, yaws)
+    for k in range(yaws):
+        a = 2 * np.pi * k / yaws
         c, s = float(np.cos(a)), float(np.sin(a))
         turn = torch.tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]], dtype=vertices.dtype)
         out.append(vertices @ turn.T)
@@ -288,6 +288,10 @@ def main() -> None:
                    help="text-to-3d processes at once (give each one thread: OMP_NUM_THREADS=1 with --jobs 2 on 2 cores)")
     p.add_argument("--no-write", action="store_true", help="print the tables without updating docs/benchmarks.md")
     args = p.parse_args()
+    if args.yaws < 1 or args.particles < 1 or args.steps < 1 or args.points < 2:
+        p.error("--yaws, --particles and --steps take 1 or more, --points 2 or more")
+    if not all((Path(args.data) / f).is_file() for f in ("renders.csv", "renders.yaml")):
+        p.error(f"{args.data} has no renders.csv and renders.yaml; write them with 'shapegen data renders -o {args.data} --config render_prior'")
     from renderers.preview import save_image
     from shapegen.testing.bench import table, write_section
 
