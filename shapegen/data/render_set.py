@@ -387,6 +387,19 @@ def read_render_set(root: str | os.PathLike, split: str = "train", looks: list[s
     return tensor, [r["caption"] for r in rows], [r["class"] for r in rows]
 
 
+def read_render_cameras(root: str | os.PathLike, split: str = "train", looks: list[str] | None = None):
+    """``(N, 2)`` float32 azimuth and elevation (degrees) of the rows :func:`read_render_set` reads
+    with the same arguments, in its order."""
+    import torch
+
+    index = Path(root) / "renders.csv"
+    if not index.is_file():
+        raise ShapegenError(f"'{root}' has no renders.csv; write the renders with 'shapegen data renders -o {root} --config render_prior'")
+    with open(index, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if split in ("", "all", r["split"]) and (looks is None or r["look"] in looks)]
+    return torch.tensor([[float(r["azimuth"]), float(r["elevation"])] for r in rows], dtype=torch.float32).reshape(-1, 2)
+
+
 def caption_vocabulary(captions: list[str]) -> list[str]:
     """Sorted distinct lower-case tokens (words and punctuation) of ``captions``, split as the
     render prior's tokenizer splits them (``\\w+`` and runs of other non-space characters)."""
@@ -395,5 +408,6 @@ def caption_vocabulary(captions: list[str]) -> list[str]:
     return sorted({t for c in captions for t in re.findall(r"\w+|[^\w\s]+", c.lower())})
 
 
-__all__ = ["COLUMNS", "LOOKS", "RenderSetConfig", "RenderSetSummary", "caption_vocabulary", "read_render_set", "render_views",
+__all__ = ["COLUMNS", "LOOKS", "RenderSetConfig", "RenderSetSummary", "caption_vocabulary", "read_render_cameras", "read_render_set",
+           "render_views",
            "view_caption", "write_render_set"]

@@ -8,6 +8,11 @@ of :mod:`shapegen.guidance.tiny` (for tests and CPU smoke runs); ``render-prior`
 pixel-space prior trained on renders of the procedural shapes (``assets/models/render_prior``,
 :mod:`shapegen.methods.render_prior`).
 
+Camera-conditioned priors: a UNet with a ``projection`` class embedding of
+:data:`CAMERA_FEATURES` inputs is told the camera it renders from (:func:`camera_features` of its
+azimuth and elevation, added to the timestep embedding, as MVDream conditions on the camera); the
+guidance passes it the camera of every render (:func:`is_camera_prior`).
+
 Pixel-space models: a diffusers folder without a ``vae`` subfolder is a model whose UNet works
 on images in [-1, 1] directly (``vae=None``, :attr:`StableDiffusion.vae_scale_factor` 1); the
 guidance then uses the images as the "latents".
@@ -25,7 +30,8 @@ from torch import nn
 
 from shapegen.errors import ShapegenError
 
-__all__ = ["RENDER_PRIOR", "SHIPPED_MODELS", "TINY_RANDOM", "StableDiffusion", "load_stable_diffusion", "resolve_model_name"]
+__all__ = ["CAMERA_FEATURES", "RENDER_PRIOR", "SHIPPED_MODELS", "TINY_RANDOM", "StableDiffusion", "camera_angles", "camera_features",
+           "is_camera_prior", "load_stable_diffusion", "resolve_model_name"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,32 @@ RENDER_PRIOR = "render-prior"
 """Model name of the shipped pixel-space prior."""
 SHIPPED_MODELS = {RENDER_PRIOR: "assets/models/render_prior"}
 """Model name -> its diffusers folder in the repository (repository-relative)."""
+CAMERA_FEATURES = 4
+"""Inputs of a camera-conditioned prior's class embedding: sin and cos of azimuth and elevation."""
+
+
+def camera_features(azimuth_deg: torch.Tensor, elevation_deg: torch.Tensor) -> torch.Tensor:
+    """``(B, 4)`` camera inputs of a camera-conditioned prior: sin, cos of the azimuth (0 on the
+    +Z side, the front) and of the elevation, in degrees."""
+    az, el = torch.deg2rad(azimuth_deg.float()), torch.deg2rad(elevation_deg.float())
+    return torch.stack([az.sin(), az.cos(), el.sin(), el.cos()], dim=-1)
+
+
+def camera_angles(c2w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Azimuth and elevation (degrees) of cameras ``(B, 4, 4)`` looking at the origin, from their
+    positions: +Y up, azimuth 0 on the +Z side (:func:`renderers.cameras.orbit_pose`)."""
+    p = c2w[:, :3, 3].float()
+    azimuth = torch.rad2deg(torch.atan2(p[:, 0], p[:, 2]))
+    elevation = torch.rad2deg(torch.asin((p[:, 1] / p.norm(dim=-1).clamp_min(1e-9)).clamp(-1, 1)))
+    return azimuth, elevation
+
+
+def is_camera_prior(unet: nn.Module) -> bool:
+    """Whether a prior's UNet takes the camera (a ``projection`` class embedding of
+    :data:`CAMERA_FEATURES` inputs)."""
+    cfg = getattr(unet, "config", None)
+    return (getattr(cfg, "class_embed_type", None) == "projection"
+            and getattr(cfg, "projection_class_embeddings_input_dim", None) == CAMERA_FEATURES)
 
 
 @dataclass

@@ -21,7 +21,11 @@ pixel-space prior, ``sd.vae is None``, ``z = 2 g(theta, c) - 1``, the render its
   embedding through the UNet's class-embedding slot; trained by the denoising loss (Eq. 10) on
   the detached latents with ``t ~ U{0..T-1}`` (never annealed) and the camera zeroed with
   probability 0.1; a v-prediction UNet is converted with ``eps = alpha_t v + sigma_t x_t``;
-* time annealing: ``t ~ U(0.02, 0.98) T`` until ``anneal_step``, then ``U(0.02, 0.5) T``.
+* time annealing: ``t ~ U(0.02, 0.98) T`` until ``anneal_step``, then ``U(0.02, 0.5) T``;
+* a camera-conditioned prior (:func:`shapegen.guidance.prior.is_camera_prior`, e.g. a render prior
+  trained with ``camera: true``) gets each render's azimuth and elevation, read from ``c2w``, in
+  both branches of classifier-free guidance; the LoRA model adds its own camera embedding to the
+  prior's, so it still starts equal to the prior.
 
 Deviations: the camera MLP's last layer starts at zero (with the zero LoRA this makes the
 variational model equal the prior exactly at initialisation; threestudio initialises it
@@ -43,7 +47,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from shapegen.guidance.prior import StableDiffusion
+from shapegen.guidance.prior import StableDiffusion, camera_angles, camera_features, is_camera_prior
 from shapegen.nn.mlp import MLP
 
 __all__ = [
@@ -195,6 +199,20 @@ def _class_embedding(unet: nn.Module, module: nn.Module | None) -> Iterator[None
         unet.class_embedding = old
 
 
+class _PriorAndCamera(nn.Module):
+    """Class embedding of the LoRA model over a camera-conditioned prior: the LoRA camera embedding
+    of the flattened ``c2w`` (first 16 inputs) plus the prior's own camera embedding of its camera
+    features (the rest), so the LoRA model starts equal to the prior there too."""
+
+    def __init__(self, camera: CameraEmbedding, prior: nn.Module) -> None:
+        super().__init__()
+        self.camera = camera
+        object.__setattr__(self, "_prior", prior)  # the frozen prior's module, not registered twice
+
+    def forward(self, labels: Tensor) -> Tensor:
+        return self.camera(labels[:, :16]) + self._prior(labels[:, 16:])
+
+
 class ScoreDistillation(nn.Module):
     """VSD or SDS guidance for renders of one prompt.
 
@@ -232,6 +250,9 @@ class ScoreDistillation(nn.Module):
         )
         if cfg.attention_slicing:
             self.unet.set_attention_slice("auto")
+        # A camera-conditioned prior (shapegen.guidance.prior.is_camera_prior) is told each render's camera.
+        self.camera_prior = is_camera_prior(self.unet)
+        object.__setattr__(self, "_prior_class_embedding", self.unet.class_embedding if self.camera_prior else None)
         self.lora_unet: nn.Module | None = None
         self.camera_embedding: CameraEmbedding | None = None
         if cfg.mode == "vsd":
@@ -282,16 +303,20 @@ class ScoreDistillation(nn.Module):
     def _unet_dtype(self) -> torch.dtype:
         return next(self.unet.parameters()).dtype
 
-    def prior_epsilon(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor) -> Tensor:
-        """Classifier-free-guided noise prediction of the frozen prior (LoRA disabled)."""
+    def prior_epsilon(self, x_t: Tensor, t: Tensor, cond: Tensor, uncond: Tensor, views: Tensor | None = None) -> Tensor:
+        """Classifier-free-guided noise prediction of the frozen prior (LoRA disabled); ``views``:
+        the cameras' :func:`~shapegen.guidance.prior.camera_features`, for a camera-conditioned prior."""
+        if self.camera_prior and views is None:
+            raise ValueError("a camera-conditioned prior needs the cameras' features")
+        labels = {"class_labels": torch.cat([views, views]).to(self._unet_dtype())} if self.camera_prior else {}
         shared = self.camera_embedding is not None and self.lora_unet is None
         dt = self._unet_dtype()
         if shared:
             self.unet.disable_adapters()
         try:
-            with _class_embedding(self.unet, None):
+            with _class_embedding(self.unet, self._prior_class_embedding):
                 out = self.unet(
-                    torch.cat([x_t, x_t]).to(dt), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond]).to(dt)
+                    torch.cat([x_t, x_t]).to(dt), torch.cat([t, t]), encoder_hidden_states=torch.cat([uncond, cond]).to(dt), **labels
                 ).sample.float()
         finally:
             if shared:
@@ -300,14 +325,20 @@ class ScoreDistillation(nn.Module):
         eps_u, eps_c = out.chunk(2)
         return eps_u + self.config.guidance_scale * (eps_c - eps_u)
 
-    def lora_output(self, x_t: Tensor, t: Tensor, cond: Tensor, cameras: Float[Tensor, "B 16"]) -> Tensor:
-        """Raw output (epsilon or v, as the scheduler predicts) of the camera-conditioned LoRA model."""
+    def lora_output(self, x_t: Tensor, t: Tensor, cond: Tensor, cameras: Float[Tensor, "B 16"], views: Tensor | None = None) -> Tensor:
+        """Raw output (epsilon or v, as the scheduler predicts) of the camera-conditioned LoRA model
+        (``views`` as in :meth:`prior_epsilon`)."""
         if self.camera_embedding is None:
             raise RuntimeError("SDS has no LoRA model")
         unet = self._lora_model()
         dt = next(unet.parameters()).dtype
-        with _class_embedding(unet, self.camera_embedding):
-            return unet(x_t.to(dt), t, encoder_hidden_states=cond.to(dt), class_labels=cameras).sample.float()
+        embedding: nn.Module = self.camera_embedding
+        if self.camera_prior:
+            if views is None:
+                raise ValueError("a camera-conditioned prior needs the cameras' features")
+            embedding, cameras = _PriorAndCamera(self.camera_embedding, self._prior_class_embedding), torch.cat([cameras, views.to(cameras)], 1)
+        with _class_embedding(unet, embedding):
+            return unet(x_t.to(dt), t, encoder_hidden_states=cond.to(dt), class_labels=cameras.to(dt)).sample.float()
 
     def _alpha_sigma(self, t: Tensor) -> tuple[Tensor, Tensor]:
         abar = self.alphas_cumprod[t]
@@ -330,7 +361,7 @@ class ScoreDistillation(nn.Module):
         dist = self.vae.encode((images * 2.0 - 1.0).to(next(self.vae.parameters()).dtype)).latent_dist
         return (dist.sample() * self.vae.config.scaling_factor).float()
 
-    def lora_loss(self, latents: Float[Tensor, "B C h w"], cameras: Float[Tensor, "B 16"]) -> Tensor:
+    def lora_loss(self, latents: Float[Tensor, "B C h w"], cameras: Float[Tensor, "B 16"], views: Tensor | None = None) -> Tensor:
         """Eq. 10: denoising loss of the LoRA model on detached latents, t over the full range."""
         z = latents.detach()
         t = torch.randint(0, self.num_train_timesteps, (z.shape[0],), device=z.device)
@@ -339,7 +370,7 @@ class ScoreDistillation(nn.Module):
         x_t = alpha * z + sigma * noise
         target = alpha * noise - sigma * z if self.prediction_type == "v_prediction" else noise
         cams = CameraEmbedding.drop(cameras, self.config.camera_dropout)
-        return F.mse_loss(self.lora_output(x_t, t, self.text_embeddings[1:2].expand(z.shape[0], -1, -1), cams), target)
+        return F.mse_loss(self.lora_output(x_t, t, self.text_embeddings[1:2].expand(z.shape[0], -1, -1), cams, views), target)
 
     def forward(
         self,
@@ -361,6 +392,7 @@ class ScoreDistillation(nn.Module):
         b = latents.shape[0]
         t = sample_timesteps(b, step, cfg, self.num_train_timesteps, device=latents.device)
         cameras = c2w.reshape(b, 16).to(latents)
+        feats = camera_features(*camera_angles(c2w)).to(latents) if self.camera_prior else None
         if cfg.view_dependent_prompting and azimuth_deg is not None and elevation_deg is not None:
             views = 1 + view_index(azimuth_deg.to(latents.device), elevation_deg.to(latents.device), cfg)
         else:
@@ -375,15 +407,15 @@ class ScoreDistillation(nn.Module):
             noise = torch.randn_like(latents)
             alpha, sigma = self._alpha_sigma(t)
             x_t = alpha.reshape(-1, 1, 1, 1) * latents + sigma.reshape(-1, 1, 1, 1) * noise
-            eps_prior = self.prior_epsilon(x_t, t, cond, uncond)
+            eps_prior = self.prior_epsilon(x_t, t, cond, uncond, feats)
             if cfg.mode == "vsd":
                 plain = self.text_embeddings[1:2].expand(b, -1, -1)
-                eps_var = self._to_epsilon(self.lora_output(x_t, t, plain, cameras), x_t, t)
+                eps_var = self._to_epsilon(self.lora_output(x_t, t, plain, cameras, feats), x_t, t)
             else:
                 eps_var = noise
             grad = vsd_gradient(eps_prior, eps_var, 1.0 - self.alphas_cumprod[t])
             if cfg.grad_clip > 0:
                 grad = grad.clamp(-cfg.grad_clip, cfg.grad_clip)
         loss = score_distillation_loss(latents, grad)
-        loss_lora = self.lora_loss(latents, cameras) if cfg.mode == "vsd" else latents.new_zeros(())
+        loss_lora = self.lora_loss(latents, cameras, feats) if cfg.mode == "vsd" else latents.new_zeros(())
         return GuidanceOutput(loss, loss_lora, grad.flatten(1).norm(dim=1).mean(), t)

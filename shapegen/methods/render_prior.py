@@ -23,6 +23,11 @@ Implemented:
   one network gives both branches of classifier-free guidance ``eps_u + s (eps_c - eps_u)``;
 * the text encoder ``tau`` (a small ``CLIPTextModel``) is trained jointly with the UNet, from a
   word-level tokenizer over the training captions' words (unknown words map to ``[UNK]``);
+* ``camera: true``: the image's camera, ``(sin az, cos az, sin el, cos el)`` of its azimuth and
+  elevation (``renders.csv``), enters through the UNet's ``projection`` class embedding, added to
+  the timestep embedding and kept in both guidance branches (MVDream, Shi et al., arXiv
+  2308.16512, conditions on the camera the same way); its last layer starts at zero, so a plain
+  prior is fine-tuned into a camera prior from where it stands;
 * an exponential moving average of both networks (:mod:`shapegen.nn.ema`) is what previews,
   sampling and export use.
 
@@ -48,6 +53,7 @@ from torch import Tensor, nn
 
 from shapegen.config import from_dict, to_dict
 from shapegen.errors import ShapegenError
+from shapegen.guidance.prior import CAMERA_FEATURES, camera_features, is_camera_prior
 from shapegen.methods.base import RunConfig
 
 __all__ = [
@@ -148,6 +154,10 @@ class PriorRunConfig(RunConfig):
     """Where the cosine schedule ends, as a fraction of ``lr``."""
     ema_decay: float = 0.999
     """EMA decay (ramped, :func:`shapegen.nn.ema.ramped_decay`); previews and export use the EMA."""
+    camera_lr: float = 0.0
+    """AdamW rate of the camera embedding (``camera: true``; 0: ``lr``). It starts at zero under a
+    trained UNet, and at ``lr`` its output stayed a few percent of the timestep embedding's over a
+    fine-tune; with the same warm-up and schedule as the rest."""
     init_from: str = ""
     """Start from these weights: an exported diffusers folder (``render-prior`` names the shipped
     one) or a training checkpoint of this method. Its vocabulary and architecture are kept."""
@@ -171,6 +181,15 @@ class RenderPriorConfig:
     """Min-SNR loss weighting (Hang et al., arXiv 2303.09556): each image's loss is weighted by
     ``min(SNR_t, gamma) / SNR_t`` (epsilon) or ``min(SNR_t, gamma) / (SNR_t + 1)`` (v), so the
     nearly clean steps stop dominating; 0: the plain mean."""
+    x0_loss_weight: float = 0.0
+    """Add this times the error of the predicted clean image, ``||x0_hat - x0||^2`` (the epsilon error
+    over ``SNR_t``): it weighs the noisy end, where the prompt and the camera decide the layout of the
+    image and the (min-SNR) epsilon loss gives almost no weight. 0: the plain objective."""
+    camera: bool = False
+    """Tell the UNet the camera of each image: sin and cos of its azimuth and elevation through a
+    ``projection`` class embedding added to the timestep embedding (zero-initialised, so a prior
+    trained without it starts unchanged). View suffixes in captions are four coarse bins a small
+    prior may not learn; the camera itself says which side of the object an image shows."""
     unet: PriorUNetConfig = field(default_factory=PriorUNetConfig)
     """The UNet."""
     text: PriorTextConfig = field(default_factory=PriorTextConfig)
@@ -235,13 +254,18 @@ def _build_unet(cfg: RenderPriorConfig) -> nn.Module:
                             f"{len(u.block_out_channels)}; give one per level")
     if cfg.image_size % 2 ** (len(u.block_out_channels) - 1):
         raise ShapegenError(f"image_size {cfg.image_size} is not divisible by 2^{len(u.block_out_channels) - 1} (the UNet's levels)")
-    return UNet2DConditionModel(
-        sample_size=cfg.image_size, in_channels=3, out_channels=3, block_out_channels=tuple(u.block_out_channels),
+    camera = {"class_embed_type": "projection", "projection_class_embeddings_input_dim": CAMERA_FEATURES} if cfg.camera else {}
+    unet = UNet2DConditionModel(
+        **camera, sample_size=cfg.image_size, in_channels=3, out_channels=3, block_out_channels=tuple(u.block_out_channels),
         layers_per_block=u.layers_per_block,
         down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in u.cross_attention),
         up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(u.cross_attention)),
         cross_attention_dim=cfg.text.hidden_size, attention_head_dim=u.attention_head_dim, norm_num_groups=u.norm_num_groups,
     )
+    if cfg.camera:  # zero: the camera adds nothing until trained
+        nn.init.zeros_(unet.class_embedding.linear_2.weight)
+        nn.init.zeros_(unet.class_embedding.linear_2.bias)
+    return unet
 
 
 def build_scheduler(cfg: RenderPriorConfig):
@@ -284,6 +308,7 @@ class RenderPrior(pl.LightningModule):
         self.scheduler = build_scheduler(cfg)
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.clone().float(), persistent=False)
         self.images: Tensor | None = None
+        self.views: Tensor | None = None
         self.token_ids: Tensor | None = None
         self.empty_ids: Tensor | None = None
 
@@ -293,9 +318,10 @@ class RenderPrior(pl.LightningModule):
     def for_training(cls, config: RenderPriorConfig) -> tuple[RenderPrior, None]:
         """Read the renders, fill ``image_size`` and ``vocabulary`` into ``config``, build the system
         (from ``train.init_from`` when set). The system draws its own batches: no datamodule."""
-        from shapegen.data.render_set import caption_vocabulary, read_render_set
+        from shapegen.data.render_set import caption_vocabulary, read_render_cameras, read_render_set
 
         images, captions, _ = read_render_set(config.data.root, config.data.split)
+        cameras = read_render_cameras(config.data.root, config.data.split) if config.camera else None
         if images.shape[-1] != images.shape[-2]:
             raise ShapegenError(f"the renders in {config.data.root} are not square ({tuple(images.shape[-2:])})")
         config.image_size = int(images.shape[-1])
@@ -307,11 +333,15 @@ class RenderPrior(pl.LightningModule):
         model = cls(config)
         if init is not None:
             init.load_into(model)
-        model.set_data(images, captions)
+        model.set_data(images, captions, cameras)
         return model, None
 
-    def set_data(self, images: Tensor, captions: list[str]) -> None:
-        """Keep the training images (``N 3 H W`` uint8) and tokenise their captions once."""
+    def set_data(self, images: Tensor, captions: list[str], cameras: Tensor | None = None) -> None:
+        """Keep the training images (``N 3 H W`` uint8) and their cameras (``N 2`` azimuth, elevation
+        in degrees; needed with ``camera``), and tokenise their captions once."""
+        if self.config.camera and (cameras is None or len(cameras) != len(images)):
+            raise ShapegenError("a camera-conditioned render prior needs each image's azimuth and elevation (renders.csv)")
+        self.views = camera_features(cameras[:, 0], cameras[:, 1]) if self.config.camera else None
         self.images = images
         self.token_ids = self.tokenize(captions)
         self.empty_ids = self.tokenize([""])
@@ -346,13 +376,20 @@ class RenderPrior(pl.LightningModule):
         x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
         target = abar.sqrt() * noise - (1 - abar).sqrt() * x0 if cfg.prediction_type == "v_prediction" else noise
         states = self.text_encoder(ids)[0]
-        pred = self.unet(x_t, t, encoder_hidden_states=states).sample
+        labels = {"class_labels": self.views[idx].to(self.device)} if self.views is not None else {}
+        pred = self.unet(x_t, t, encoder_hidden_states=states, **labels).sample
         per_image = (pred - target).square().mean(dim=(1, 2, 3))
         if cfg.snr_gamma > 0:
             snr = abar.flatten() / (1 - abar.flatten())
             denom = snr + 1 if cfg.prediction_type == "v_prediction" else snr
             per_image = per_image * snr.clamp(max=cfg.snr_gamma) / denom
         loss = per_image.mean()
+        if cfg.x0_loss_weight > 0:
+            if cfg.prediction_type == "v_prediction":
+                x0_hat = abar.sqrt() * x_t - (1 - abar).sqrt() * pred
+            else:
+                x0_hat = (x_t - (1 - abar).sqrt() * pred) / abar.sqrt()
+            loss = loss + cfg.x0_loss_weight * (x0_hat - x0).square().mean()
         self.log("loss", loss, prog_bar=True)
         return loss
 
@@ -368,8 +405,11 @@ class RenderPrior(pl.LightningModule):
 
     def configure_optimizers(self):
         tc = self.config.train
-        params = [*self.unet.parameters(), *self.text_encoder.parameters()]
-        opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+        camera = list(self.unet.class_embedding.parameters()) if self.config.camera and tc.camera_lr > 0 else []
+        ids = {id(p) for p in camera}
+        rest = [p for p in [*self.unet.parameters(), *self.text_encoder.parameters()] if id(p) not in ids]
+        groups = [{"params": rest}, *([{"params": camera, "lr": tc.camera_lr}] if camera else [])]
+        opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, tc))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -399,7 +439,8 @@ class RenderPrior(pl.LightningModule):
 
 @torch.no_grad()
 def sample_images(sd, prompts: list[str], *, steps: int = 50, guidance_scale: float = 5.0, seed: int = 0,
-                  negative_prompt: str = "", eta: float = 0.0) -> Tensor:
+                  negative_prompt: str = "", eta: float = 0.0, azimuth_deg: float | Tensor = 45.0,
+                  elevation_deg: float | Tensor = 20.0) -> Tensor:
     """DDIM samples of a pixel-space prior, one per prompt, as ``B 3 H W`` images in [0, 1].
 
     Args:
@@ -410,6 +451,8 @@ def sample_images(sd, prompts: list[str], *, steps: int = 50, guidance_scale: fl
         seed: seed of the initial noise (and of the DDIM noise when ``eta > 0``).
         negative_prompt: prompt of the unconditional branch.
         eta: DDIM's eta (0: deterministic).
+        azimuth_deg, elevation_deg: the camera of every sample, or ``B`` cameras, for a
+            camera-conditioned prior (ignored otherwise; default a three-quarter view from the front).
 
     Raises:
         ShapegenError: ``sd`` is a latent model.
@@ -430,9 +473,15 @@ def sample_images(sd, prompts: list[str], *, steps: int = 50, guidance_scale: fl
     side = int(sd.unet.config.sample_size)
     x = torch.randn(b, 3, side, side, generator=gen).to(device)
     dtype = next(sd.unet.parameters()).dtype
+    labels = {}
+    if is_camera_prior(sd.unet):
+        az, el = (torch.as_tensor(v, dtype=torch.float32).expand(b) for v in (azimuth_deg, elevation_deg))
+        views = camera_features(az, el).to(device=device, dtype=dtype)
+        labels = {"class_labels": torch.cat([views, views])}
     for t in ddim.timesteps:
         tt = torch.full((2 * b,), int(t), device=device)
-        out = sd.unet(torch.cat([x, x]).to(dtype), tt, encoder_hidden_states=torch.cat([uncond, cond]).to(dtype)).sample.float()
+        out = sd.unet(torch.cat([x, x]).to(dtype), tt, encoder_hidden_states=torch.cat([uncond, cond]).to(dtype),
+                      **labels).sample.float()
         out_u, out_c = out.chunk(2)
         x = ddim.step(out_u + guidance_scale * (out_c - out_u), t, x, eta=eta, generator=gen).prev_sample
     return ((x.clamp(-1, 1) + 1) / 2).cpu()
@@ -491,8 +540,13 @@ class _InitSource:
                 pairs = [(model.unet, unet), (model.text_encoder, text), (model.ema_unet, part("ema_unet.") or unet),
                          (model.ema_text_encoder, part("ema_text_encoder.") or text)]
             for module, weights in pairs:
-                if module is not None:
-                    module.load_state_dict(weights)
+                if module is None:
+                    continue
+                # A camera-conditioned prior may start from one without the camera (its embedding stays zero).
+                missing, unexpected = module.load_state_dict(weights, strict=False)
+                missing = [k for k in missing if not (model.config.camera and k.startswith("class_embedding."))]
+                if missing or unexpected:
+                    raise RuntimeError(f"missing {missing[:3]}, unexpected {unexpected[:3]}")
         except (RuntimeError, OSError, ValueError, KeyError) as exc:
             first = str(exc).strip().splitlines()[0][:160]
             raise ShapegenError(f"train.init_from '{self.path}' does not fit this config ({first}); use the architecture it was "

@@ -18,12 +18,13 @@ def write_tiny_renders(folder: Path) -> list[str]:
     return [f"data.root={folder}", "train.accelerator=cpu"]
 
 
-def tiny_prior_folder(root: Path, steps: int = 2) -> Path:
-    """Train the tiny preset ``steps`` steps on the tiny renders and export it as a diffusers folder."""
+def tiny_prior_folder(root: Path, steps: int = 2, overrides: tuple[str, ...] = ()) -> Path:
+    """Train the tiny preset ``steps`` steps on the tiny renders (with ``--set overrides``) and export
+    it as a diffusers folder."""
     from shapegen.methods import METHODS
     from shapegen.methods.render_prior import export_pipeline
     from shapegen.methods.training import train
 
     data = write_tiny_renders(root / "renders")
-    last = train(METHODS["render_prior"], "tiny", [*data, f"train.max_steps={steps}"], root / "run", progress=False)
+    last = train(METHODS["render_prior"], "tiny", [*data, f"train.max_steps={steps}", *overrides], root / "run", progress=False)
     return export_pipeline(last, root / "model").path

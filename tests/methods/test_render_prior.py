@@ -118,6 +118,78 @@ def test_init_from_the_exported_folder_starts_from_its_weights(tiny_run, tmp_pat
         RenderPrior.for_training(cfg)
 
 
+def test_camera_prior_starts_from_a_plain_one_and_learns_from_the_cameras(tiny_run, tmp_path, monkeypatch):
+    root, folder = tiny_run
+    from shapegen.data.render_set import read_render_cameras
+    from shapegen.guidance.prior import camera_features, is_camera_prior
+    from shapegen.methods.training import load_method_config
+
+    cfg = load_method_config(METHODS["render_prior"], "tiny", [f"data.root={root / 'renders'}", f"train.init_from={folder}", "camera=true"])
+    model, _ = RenderPrior.for_training(cfg)
+    assert is_camera_prior(model.unet)
+    cams = read_render_cameras(root / "renders", "train")
+    assert torch.equal(model.views, camera_features(cams[:, 0], cams[:, 1])) and len(model.views) == len(model.images)
+    sd = load_stable_diffusion(str(folder))
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10, 800])
+    states = sd.text_encoder(sd.tokenizer(["chair", "mug"], padding="max_length", max_length=sd.tokenizer.model_max_length,
+                                          return_tensors="pt").input_ids)[0]
+    with torch.no_grad():  # the zero camera embedding: the plain prior's output for any camera
+        plain = sd.unet(x, t, encoder_hidden_states=states).sample
+        for az in (0.0, 90.0):
+            views = camera_features(torch.tensor([az, az]), torch.tensor([20.0, 20.0]))
+            out = model.unet(x, t, encoder_hidden_states=states, class_labels=views).sample
+            assert torch.allclose(out, plain, atol=1e-5)
+    opt = model.configure_optimizers()["optimizer"]
+    assert len(opt.param_groups) == 1  # camera_lr 0: one rate for all
+    cfg.train.camera_lr = 7e-3
+    groups = model.configure_optimizers()["optimizer"].param_groups
+    assert [g["initial_lr"] for g in groups] == [cfg.train.lr, 7e-3]  # before the warm-up factor
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in model.unet.class_embedding.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len([*model.unet.parameters(), *model.text_encoder.parameters()])
+    labels = []
+    model.unet.register_forward_pre_hook(lambda _m, args, kwargs: labels.append(kwargs["class_labels"]), with_kwargs=True)
+    model.training_step(None, 0)
+    assert labels and labels[0].shape == (cfg.data.batch_size, 4)
+    assert all(any(torch.equal(row, v) for v in model.views) for row in labels[0])
+    # Trained and exported, it loads as a camera prior whose samples depend on the camera.
+    last = tmp_path / "run"
+    from shapegen.methods.render_prior import export_pipeline
+    from shapegen.methods.training import train
+
+    ckpt = train(METHODS["render_prior"], "tiny", [f"data.root={root / 'renders'}", "train.accelerator=cpu", "camera=true",
+                                                    "train.max_steps=2", f"train.init_from={folder}"], last, progress=False)
+    camera_sd = load_stable_diffusion(str(export_pipeline(ckpt, tmp_path / "m", use_ema=False).path))
+    assert is_camera_prior(camera_sd.unet) and not is_camera_prior(sd.unet)
+    torch.nn.init.normal_(camera_sd.unet.class_embedding.linear_2.weight, std=0.5)
+    front, side = (sample_images(camera_sd, ["chair"], steps=3, azimuth_deg=a) for a in (0.0, 90.0))
+    assert not torch.allclose(front, side, atol=1e-3)
+    assert torch.equal(front, sample_images(camera_sd, ["chair"], steps=3, azimuth_deg=0.0))
+    with pytest.raises(ShapegenError, match="azimuth and elevation"):
+        model.set_data(model.images, ["chair"] * len(model.images), None)
+
+
+def test_x0_loss_weight_adds_the_clean_image_error(tiny_run):
+    root, _ = tiny_run
+    from shapegen.methods.training import load_method_config
+
+    cfg = load_method_config(METHODS["render_prior"], "tiny", [f"data.root={root / 'renders'}"])
+    model, _ = RenderPrior.for_training(cfg)
+    model.eval()
+    seen = []
+    model.unet.register_forward_hook(lambda _m, args, out: seen.append((args[0], args[1], out.sample)))
+    with torch.no_grad():
+        plain = model.training_step(None, 0)
+        x_t, t, eps = seen[-1]
+        model.config.x0_loss_weight = 0.5
+        weighted = model.training_step(None, 0)  # the same batch: it is drawn from (seed, step)
+    abar = model.alphas_cumprod[t].reshape(-1, 1, 1, 1)
+    gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003)
+    idx = torch.randint(len(model.images), (cfg.data.batch_size,), generator=gen)
+    x0 = model.images[idx].float() / 127.5 - 1.0
+    x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+    assert float(weighted - plain) == pytest.approx(0.5 * float((x0_hat - x0).square().mean()), rel=1e-4)
+
+
 def test_loss_falls_on_the_tiny_set(tmp_path):
     from shapegen.methods.training import train
 
