@@ -6,6 +6,9 @@ trained on, ``shapegen data renders -o data/render_prior --config render_prior``
 * prior alone: ``--samples`` DDIM samples (50 steps, guidance 5) per class from the class word,
   each classified by its nearest training render (all classes and looks) by L2 over the 32x32 RGB
   pixels and by L2 over the foreground silhouettes; class accuracy per class;
+* whether the prior knows the view suffix (``view_accuracy``): held-out renders denoised from the
+  noisy end under each suffix, the least error picks the view. A prior blind to it gives every
+  camera the same image to match, and the distilled object looks like one side from all sides;
 * VSD (``--particles`` particles, guidance 7.5) and SDS (one particle per seed, guidance 100) on
   ``configs/vsd/cpu.yaml`` with prompt ``a CLASS``, each run as a fresh ``shapegen text-to-3d``
   process (wall time; peak RSS of the child; ``--jobs`` of them at once). Every particle and every
@@ -27,7 +30,7 @@ runs everything again.
 
     python scripts/bench_vsd_prior.py --data data/render_prior --out runs/bench_vsd_prior
     OMP_NUM_THREADS=1 python scripts/bench_vsd_prior.py --data data/render_prior --jobs 2   # two runs at once on 2 cores
-    python scripts/bench_vsd_prior.py ... --prior-only          # the first table alone (minutes)
+    python scripts/bench_vsd_prior.py ... --prior-only          # the prior's two tables alone (minutes), in their own section
 
 Every torch command of the benchmark runs on the calling process's threads; run it under one
 thread for figures comparable with the presets' timings.
@@ -124,6 +127,79 @@ def prior_accuracy(model: str, data: str, classes: list[str], samples: int, seed
         sheet.append(torch.cat(list(x.permute(0, 2, 3, 1)), 1))
     grid = (torch.cat(sheet, 0) * 255).round().to(torch.uint8).numpy()
     return rows, np.kron(grid, np.ones((2, 2, 1), np.uint8))
+
+
+def view_accuracy(model: str, data: str, classes: list[str], per_class: int = 48, seed: int = 0,
+                  timesteps: tuple[int, ...] = (300, 500, 700, 900), split: str = "test") -> list[list]:
+    """Rows ``[class, renders, suffix accuracy, suffix chance, camera accuracy, camera chance]``: does
+    the prior know which side of the object an image shows, from the view suffix of its prompt (what
+    tells VSD's prior the camera) and, for a camera-conditioned prior, from the camera itself?
+
+    Each held-out (``split``) render captioned with a view suffix is noised at ``timesteps`` and
+    denoised under each of the four suffixes in turn; the suffix with the least error of the
+    predicted clean image is the prior's view (a tie is a miss). Chance: the share of the class's most common view.
+    A camera-conditioned prior is also given the render's camera and the camera turned by 90, 180
+    and 270 degrees about the up axis (its own suffix kept); chance 1/4. (NaN: no camera input.)"""
+    from shapegen.data.render_set import read_render_cameras, read_render_set
+    from shapegen.guidance.prior import camera_features, is_camera_prior, load_stable_diffusion
+    from shapegen.guidance.vsd import VIEW_SUFFIXES
+
+    sd = load_stable_diffusion(model)
+    images, captions, names = read_render_set(data, split)
+    cameras = read_render_cameras(data, split)
+    suffixes = list(VIEW_SUFFIXES[1:])
+    abar = sd.scheduler.alphas_cumprod.float()
+    v_pred = sd.scheduler.config.prediction_type == "v_prediction"
+    with_camera = is_camera_prior(sd.unet)
+
+    def states(texts: list[str]) -> torch.Tensor:
+        ids = sd.tokenizer(texts, padding="max_length", max_length=sd.tokenizer.model_max_length, truncation=True,
+                           return_tensors="pt").input_ids
+        return sd.text_encoder(ids)[0].float()
+
+    def errors(x0: torch.Tensor, candidates: list[dict], gen: torch.Generator) -> torch.Tensor:
+        """``(N, K)`` summed error of the clean image predicted under each candidate's inputs."""
+        err = torch.zeros(len(x0), len(candidates))
+        for t in timesteps:
+            a = abar[t]
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=gen)
+            for k, inputs in enumerate(candidates):
+                out = sd.unet(xt, torch.full((len(x0),), t), **inputs).sample.float()
+                x0_hat = a.sqrt() * xt - (1 - a).sqrt() * out if v_pred else (xt - (1 - a).sqrt() * out) / a.sqrt()
+                err[:, k] += (x0_hat - x0).square().mean((1, 2, 3))
+        return err
+
+    def hits(err: torch.Tensor, truth: torch.Tensor) -> float:
+        """Share of rows whose true candidate has strictly the least error (a tie is a miss)."""
+        mine = err.gather(1, truth[:, None])
+        others = err.scatter(1, truth[:, None], float("inf"))
+        return float((mine[:, 0] < others.amin(1)).float().mean())
+
+    rows = []
+    for cls in classes:
+        pick = [i for i, (c, n) in enumerate(zip(captions, names)) if n == cls and c.endswith(tuple(suffixes))]
+        gen = torch.Generator().manual_seed(seed)
+        pick = [pick[int(j)] for j in torch.randperm(len(pick), generator=gen)[:per_class]]
+        if not pick:
+            rows.append([cls, 0, *[float("nan")] * 4])
+            continue
+        truth = torch.tensor([next(k for k, s in enumerate(suffixes) if captions[i].endswith(s)) for i in pick])
+        bare = [captions[i][: captions[i].rfind(",")] for i in pick]
+        x0 = images[pick].float() / 127.5 - 1.0
+        az, el = cameras[pick, 0], cameras[pick, 1]
+        own = {"class_labels": camera_features(az, el)} if with_camera else {}
+        with torch.no_grad():
+            err = errors(x0, [{"encoder_hidden_states": states([b + s for b in bare]), **own} for s in suffixes], gen)
+            accuracy = hits(err, truth)
+            chance = float(torch.bincount(truth, minlength=len(suffixes)).max() / len(truth))
+            cam_accuracy = cam_chance = float("nan")
+            if with_camera:
+                cond = states([captions[i] for i in pick])
+                turns = [{"encoder_hidden_states": cond, "class_labels": camera_features(az + 90.0 * k, el)} for k in range(4)]
+                cam_accuracy = hits(errors(x0, turns, gen), torch.zeros_like(truth))
+                cam_chance = 0.25
+        rows.append([cls, len(pick), accuracy, chance, cam_accuracy, cam_chance])
+    return rows
 
 
 def held_out_meshes(data: str, classes: list[str]) -> list[tuple[str, int, object]]:
@@ -280,7 +356,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=1000, help="NeRF updates per shape (cpu.yaml: 1000); a VSD run of K particles takes K times the steps")
     p.add_argument("--points", type=int, default=2048, help="surface points per shape for the Chamfer distances")
     p.add_argument("--out", default="runs/bench_vsd_prior", help="run folders and the sheets")
-    p.add_argument("--prior-only", action="store_true", help="only the prior's sample accuracy")
+    p.add_argument("--prior-only", action="store_true", help="only the prior's checks (samples and views)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--yaws", type=int, default=8, help="turns about the up axis tried by the any-yaw judge")
     p.add_argument("--fresh", action="store_true", help="run every text-to-3d process again instead of reusing finished ones")
@@ -309,6 +385,15 @@ def main() -> None:
             f"{', '.join(classes)}). {time.perf_counter() - t0:.0f} s.\n\n"
             + table(["class", "accuracy (pixels)", "accuracy (silhouette)", "confused with (silhouette)", "held-out renders (pixels)",
                      "held-out renders (silhouette)"], rows))
+    t0 = time.perf_counter()
+    views = view_accuracy(args.model, args.data, classes, seed=args.seed)
+    body += ("\n\nDoes the prior know the view? Held-out renders with a view suffix (up to 48 per class), each noised at t = 300, "
+             "500, 700, 900 and denoised under each of the four suffixes (front, side, back, overhead); the prior's view is the "
+             "suffix with the least error of its predicted clean image (chance: the share of the class's most common view). A "
+             "camera-conditioned prior is also given the render's camera and the camera turned by 90, 180, 270 degrees about the "
+             "up axis (chance 1/4; NaN: the prior takes no camera). "
+             f"{time.perf_counter() - t0:.0f} s.\n\n"
+             + table(["class", "renders", "suffix accuracy", "chance", "camera accuracy", "chance"], views))
     if not args.prior_only:
         # The judge always chooses among the benchmark's classes, so a run of fewer classes is scored alike.
         shapes = held_out_meshes(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)])
@@ -339,7 +424,10 @@ def main() -> None:
         loads = [json.loads(p.read_text()).get("load", [float("nan")])[0] for p in sorted(out.glob("*.json")) if p.name != "summary.json"]
         if loads:
             body += f" 1-min load average at the end of each text-to-3d run (runs reused from an earlier call keep theirs): {min(loads):.2f}-{max(loads):.2f}."
-    write_section("vsd_prior", "Text to 3D from the render prior (VSD vs SDS)", body, dry_run=args.no_write)
+    if args.prior_only:  # its own section: checking a prior leaves the distillation table of the shipped one alone
+        write_section("vsd_prior_alone", "The render prior alone (samples and views)", body, dry_run=args.no_write)
+    else:
+        write_section("vsd_prior", "Text to 3D from the render prior (VSD vs SDS)", body, dry_run=args.no_write)
     (out / "summary.json").write_text(json.dumps({"body": body}, indent=1))
 
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -86,3 +88,48 @@ def test_vsd_prior_reuses_a_finished_run_and_reruns_a_changed_one(tmp_path: Path
             assert "started a process" in str(e)
         else:
             raise AssertionError(f"{prompt} {overrides} fresh={fresh} reused a run it should redo")
+
+
+def test_vsd_prior_view_accuracy_of_a_prompt_blind_prior_is_nil_and_of_a_trained_one_is_measured(tmp_path: Path, monkeypatch):
+    """With the cross-attention's output zeroed the UNet cannot read the prompt: every suffix gives the
+    same error, and a tie is no hit."""
+    import copy
+    import csv
+
+    import torch
+    from _scripts import load_script
+
+    from shapegen.guidance import prior as prior_module
+
+    sys.path.insert(0, str(REPO / "tests" / "methods"))
+    from _prior_fixtures import tiny_prior_folder
+
+    torch.set_num_threads(1)
+    folder = tiny_prior_folder(tmp_path, steps=1)
+    sd = prior_module.load_stable_diffusion(str(folder))
+    blinded = 0
+    for name, module in sd.unet.named_modules():
+        if name.endswith("attn2"):
+            torch.nn.init.zeros_(module.to_out[0].weight)
+            torch.nn.init.zeros_(module.to_out[0].bias)
+            blinded += 1
+    assert blinded
+    monkeypatch.setattr(prior_module, "load_stable_diffusion", lambda model: sd)
+    view_accuracy = load_script("bench_vsd_prior").view_accuracy
+    rows = view_accuracy("tiny", str(tmp_path / "renders"), ["chair", "mug"], split="train", timesteps=(700,))
+    with open(tmp_path / "renders" / "renders.csv", newline="") as fh:
+        records = list(csv.DictReader(fh))
+    for cls, count, accuracy, chance, camera_accuracy, _ in rows:
+        assert camera_accuracy != camera_accuracy  # NaN: the tiny prior takes no camera
+        views = [next(v for v in ("front", "side", "back", "overhead") if r["caption"].endswith(f", {v} view"))
+                 for r in records if r["class"] == cls and r["caption"].endswith(" view")]
+        assert count == len(views) > 0
+        assert accuracy == 0.0
+        assert chance == pytest.approx(max(views.count(v) for v in set(views)) / len(views))
+    monkeypatch.setattr(prior_module, "load_stable_diffusion", lambda model: prior_module.StableDiffusion(**{**vars(sd), "unet": unet}))
+    unet = copy.deepcopy(sd.unet)
+    for name, module in unet.named_modules():  # the prompt read again: some views now win
+        if name.endswith("attn2"):
+            torch.nn.init.normal_(module.to_out[0].weight, std=0.3)
+    seeing = view_accuracy("tiny", str(tmp_path / "renders"), ["chair", "mug"], split="train", timesteps=(700,))
+    assert [r[1] for r in seeing] == [r[1] for r in rows] and sum(r[2] for r in seeing) > 0
