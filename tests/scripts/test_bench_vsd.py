@@ -90,6 +90,7 @@ def test_vsd_prior_reuses_a_finished_run_and_reruns_a_changed_one(tmp_path: Path
             raise AssertionError(f"{prompt} {overrides} fresh={fresh} reused a run it should redo")
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_vsd_prior_view_accuracy_of_a_prompt_blind_prior_is_nil_and_of_a_trained_one_is_measured(tmp_path: Path, monkeypatch):
     """With the cross-attention's output zeroed the UNet cannot read the prompt: every suffix gives the
     same error, and a tie is no hit."""
@@ -104,7 +105,6 @@ def test_vsd_prior_view_accuracy_of_a_prompt_blind_prior_is_nil_and_of_a_trained
     sys.path.insert(0, str(REPO / "tests" / "methods"))
     from _prior_fixtures import tiny_prior_folder
 
-    torch.set_num_threads(1)
     folder = tiny_prior_folder(tmp_path, steps=1)
     sd = prior_module.load_stable_diffusion(str(folder))
     blinded = 0
