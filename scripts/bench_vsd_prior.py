@@ -143,13 +143,13 @@ def view_accuracy(model: str, data: str, classes: list[str], per_class: int = 48
     from shapegen.data.render_set import read_render_cameras, read_render_set
     from shapegen.guidance.prior import camera_features, is_camera_prior, load_stable_diffusion
     from shapegen.guidance.vsd import VIEW_SUFFIXES
+    from shapegen.methods.render_prior import predicted_x0
 
     sd = load_stable_diffusion(model)
     images, captions, names = read_render_set(data, split)
     cameras = read_render_cameras(data, split)
     suffixes = list(VIEW_SUFFIXES[1:])
     abar = sd.scheduler.alphas_cumprod.float()
-    v_pred = sd.scheduler.config.prediction_type == "v_prediction"
     with_camera = is_camera_prior(sd.unet)
 
     def states(texts: list[str]) -> torch.Tensor:
@@ -165,7 +165,7 @@ def view_accuracy(model: str, data: str, classes: list[str], per_class: int = 48
             xt = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn(x0.shape, generator=gen)
             for k, inputs in enumerate(candidates):
                 out = sd.unet(xt, torch.full((len(x0),), t), **inputs).sample.float()
-                x0_hat = a.sqrt() * xt - (1 - a).sqrt() * out if v_pred else (xt - (1 - a).sqrt() * out) / a.sqrt()
+                x0_hat = predicted_x0(out, xt, a, sd.scheduler.config.prediction_type)
                 err[:, k] += (x0_hat - x0).square().mean((1, 2, 3))
         return err
 
@@ -396,10 +396,11 @@ def main() -> None:
              + table(["class", "renders", "suffix accuracy", "chance", "camera accuracy", "chance"], views))
     if not args.prior_only:
         # The judge always chooses among the benchmark's classes, so a run of fewer classes is scored alike.
-        shapes = held_out_meshes(args.data, [*CLASSES, *(c for c in classes if c not in CLASSES)])
+        judged = [*CLASSES, *(c for c in classes if c not in CLASSES)]
+        shapes = held_out_meshes(args.data, judged)
         ref, ref_names = held_out_shapes(shapes, args.points)
         drows, sheet = distillation(args, classes, ref[:, 0], ref_names)
-        ceiling = judge_ceiling(shapes, [*CLASSES, *(c for c in classes if c not in CLASSES)], args.points // 2, args.yaws)
+        ceiling = judge_ceiling(shapes, judged, args.points // 2, args.yaws)
         save_image(out / "distillation.png", np.concatenate(sheet, 0))
         vsd = [r[3] for r in drows if r[1] == "VSD"]
         sds = [r[3] for r in drows if r[1] == "SDS"]
@@ -420,13 +421,12 @@ def main() -> None:
                  + table(["class", "guidance", "right (posed)", "accuracy (posed)", "right (any yaw)", "accuracy (any yaw)",
                           "judged (posed/any yaw)", "diversity", "s per run", "peak MiB", "no surface"], drows))
     body += f"\n\nLoad average at the start (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}."
-    if not args.prior_only:
-        loads = [json.loads(p.read_text()).get("load", [float("nan")])[0] for p in sorted(out.glob("*.json")) if p.name != "summary.json"]
-        if loads:
-            body += f" 1-min load average at the end of each text-to-3d run (runs reused from an earlier call keep theirs): {min(loads):.2f}-{max(loads):.2f}."
     if args.prior_only:  # its own section: checking a prior leaves the distillation table of the shipped one alone
         write_section("vsd_prior_alone", "The render prior alone (samples and views)", body, dry_run=args.no_write)
     else:
+        loads = [json.loads(p.read_text()).get("load", [float("nan")])[0] for p in sorted(out.glob("*.json")) if p.name != "summary.json"]
+        if loads:
+            body += f" 1-min load average at the end of each text-to-3d run (runs reused from an earlier call keep theirs): {min(loads):.2f}-{max(loads):.2f}."
         write_section("vsd_prior", "Text to 3D from the render prior (VSD vs SDS)", body, dry_run=args.no_write)
     (out / "summary.json").write_text(json.dumps({"body": body}, indent=1))
 

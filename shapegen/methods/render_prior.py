@@ -268,6 +268,14 @@ def _build_unet(cfg: RenderPriorConfig) -> nn.Module:
     return unet
 
 
+def predicted_x0(out: Tensor, x_t: Tensor, abar: Tensor, prediction_type: str) -> Tensor:
+    """The clean image a UNet output (epsilon or v, ``prediction_type``) at ``x_t`` implies, with
+    ``abar`` the noise level ``abar_t`` (broadcast against ``x_t``)."""
+    if prediction_type == "v_prediction":
+        return abar.sqrt() * x_t - (1 - abar).sqrt() * out
+    return (x_t - (1 - abar).sqrt() * out) / abar.sqrt()
+
+
 def build_scheduler(cfg: RenderPriorConfig):
     """The ``DDPMScheduler`` of the config."""
     from diffusers import DDPMScheduler
@@ -385,11 +393,7 @@ class RenderPrior(pl.LightningModule):
             per_image = per_image * snr.clamp(max=cfg.snr_gamma) / denom
         loss = per_image.mean()
         if cfg.x0_loss_weight > 0:
-            if cfg.prediction_type == "v_prediction":
-                x0_hat = abar.sqrt() * x_t - (1 - abar).sqrt() * pred
-            else:
-                x0_hat = (x_t - (1 - abar).sqrt() * pred) / abar.sqrt()
-            loss = loss + cfg.x0_loss_weight * (x0_hat - x0).square().mean()
+            loss = loss + cfg.x0_loss_weight * (predicted_x0(pred, x_t, abar, cfg.prediction_type) - x0).square().mean()
         self.log("loss", loss, prog_bar=True)
         return loss
 
